@@ -1,0 +1,147 @@
+// Command socket-server runs a Socket.IO-compatible server whose behaviour
+// is declared in one HCL file.
+//
+//	socket-server run      [--config FILE]   start the server (default ./config.hcl)
+//	socket-server validate [--config FILE]   check the config and exit
+//	socket-server version                    print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/sirupsen/logrus"
+
+	"github.com/socketfleet/socketfleet/core/config"
+	"github.com/socketfleet/socketfleet/core/server"
+)
+
+// version is set at build time: go build -ldflags "-X main.version=1.2.3".
+var version = "dev"
+
+const usage = `usage:
+  socket-server run      [--config FILE]   start the server (default ./config.hcl)
+  socket-server validate [--config FILE]   check the config file and exit
+  socket-server version                    print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		path, ok := configFlag("run", args, stderr)
+		if !ok {
+			return 2
+		}
+		return serve(path, stderr)
+	case "validate":
+		path, ok := configFlag("validate", args, stderr)
+		if !ok {
+			return 2
+		}
+		cfg, diags := config.Load(path)
+		_ = config.WriteDiagnostics(stderr, nil, diags)
+		if diags.HasErrors() {
+			return 1
+		}
+		fmt.Fprintf(stdout, "config OK: %d namespaces\n", len(cfg.Namespaces))
+		return 0
+	case "version":
+		fmt.Fprintln(stdout, version)
+		return 0
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n%s", cmd, usage)
+		return 2
+	}
+}
+
+func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "config.hcl", "path of the HCL config file")
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unexpected arguments: %v\n%s", fs.Args(), usage)
+		return "", false
+	}
+	return *path, true
+}
+
+func serve(path string, stderr io.Writer) int {
+	cfg, diags := config.Load(path)
+	if diags.HasErrors() {
+		_ = config.WriteDiagnostics(stderr, nil, diags)
+		return 1
+	}
+	log := newLogger(cfg, stderr)
+	for _, d := range diags { // warnings only at this point
+		log.WithField("config", rangeOf(d)).Warnf("%s: %s", d.Summary, d.Detail)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.WithFields(logrus.Fields{"version": version, "config": path, "listen": cfg.Server.Listen}).Info("starting")
+	if err := server.Run(ctx, cfg, log, version); err != nil && !errors.Is(err, context.Canceled) {
+		log.WithError(err).Error("server stopped")
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func rangeOf(d *hcl.Diagnostic) string {
+	if d.Subject == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d:%d", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
+}
+
+// newLogger builds the process logger from the config; every entry carries
+// service and instance_id.
+func newLogger(cfg *config.Config, out io.Writer) *logrus.Logger {
+	log := logrus.New()
+	log.SetOutput(out)
+	if lvl, err := logrus.ParseLevel(cfg.Server.LogLevel); err == nil {
+		log.SetLevel(lvl)
+	}
+	if cfg.Server.LogFormat == "text" {
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	} else {
+		log.SetFormatter(&logrus.JSONFormatter{})
+	}
+	log.AddHook(fieldsHook{"service": "socket-server", "instance_id": cfg.Server.InstanceID})
+	return log
+}
+
+// fieldsHook adds fixed fields to every log entry that does not set them.
+type fieldsHook logrus.Fields
+
+func (h fieldsHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h fieldsHook) Fire(e *logrus.Entry) error {
+	for k, v := range h {
+		if _, ok := e.Data[k]; !ok {
+			e.Data[k] = v
+		}
+	}
+	return nil
+}

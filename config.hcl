@@ -1,0 +1,183 @@
+# socketfleet server configuration (HCL v2) — the reference for every block
+# and attribute. Validate with:  socket-server validate --config config.hcl
+#
+# Values are fixed when the file is loaded, except the attributes marked
+# RUNTIME below, which are expressions evaluated for every event.
+#
+# Functions available everywhere:
+#   env("NAME")            value of an environment variable; error if unset or empty
+#   env("NAME", "default") ... or the default when unset or empty
+#   try, can, lower, upper, format, join, split, replace, trimspace, substr,
+#   concat, contains, length, coalesce, tostring, tonumber, tobool
+#
+# Durations are strings with a unit: "300ms", "25s", "1m30s".
+# Sizes are a number of bytes (1000000) or a string with a unit:
+#   "512B", "16KB" (=16000), "1MB" (=1000000), "1KiB" (=1024), "1MiB" (=1048576).
+#
+# Variables in RUNTIME expressions:
+#   auth    - the client's CONNECT payload (an object, {} when it sent none)
+#   query   - handshake query parameters (map of string)
+#   headers - handshake request headers, lower-case names (map of string)
+#   socket  - { id = "<socket id>", namespace = "/..." }
+#   args    - the event's arguments, a list (event rules only); a binary
+#             attachment appears as { _placeholder = true, num = N }
+
+# The server block is optional; every attribute has the default shown.
+server {
+  # Address to listen on, "host:port". Default ":8081".
+  listen = env("LISTEN_ADDR", ":8081")
+
+  # Socket.IO endpoint path. Default "/socket.io/"; a trailing "/" is added.
+  path = "/socket.io/"
+
+  # Allowed transports: a non-empty subset of "polling" and "websocket".
+  transports = ["polling", "websocket"]
+
+  # Engine.IO heartbeat: the server pings every ping_interval and closes the
+  # connection when no pong arrives within ping_timeout.
+  ping_interval = "25s"
+  ping_timeout  = "20s"
+
+  # Time allowed to complete a polling -> websocket upgrade.
+  upgrade_timeout = "10s"
+
+  # Time a new Engine.IO session has to send its Socket.IO CONNECT packet.
+  connect_timeout = "45s"
+
+  # Default timeout for acknowledgements the server asks from clients.
+  ack_timeout = "10s"
+
+  # Largest accepted message (a whole polling payload or one WebSocket frame).
+  max_payload = "1MB"
+
+  # Binary attachments allowed in one packet.
+  max_attachments = 10
+
+  # Packets queued per connection; a client that falls further behind is
+  # disconnected as a slow consumer.
+  send_queue = 1024
+
+  # Optional raw Engine.IO echo endpoint (for the Engine.IO test suite).
+  # Omitted or "" = off.
+  # engineio_echo = "/engine.io/"
+
+  # Name of this instance (logs, instance cookie). Empty or omitted = the
+  # INSTANCE_ID environment variable, else "instance-" + 8 random hex digits.
+  instance_id = env("INSTANCE_ID", "")
+
+  # Logging: level trace|debug|info|warn|error (the LOG_LEVEL environment
+  # variable overrides it) and format "json" or "text".
+  log_level  = "info"
+  log_format = "json"
+
+  # Cross-origin requests (polling) and the WebSocket Origin check.
+  cors {
+    # Exact origins such as "https://chat.example.com", or "*" for any.
+    # Empty = same-origin and non-browser clients only.
+    allowed_origins = ["*"]
+    # Allow credentialed (cookie) requests.
+    credentials = false
+  }
+
+  # Optional: set the "io" cookie carrying the session id on the handshake.
+  # Omit the block to send no cookie. Shown with its defaults.
+  # session_cookie {
+  #   name      = "io"
+  #   path      = "/"
+  #   http_only = true
+  #   secure    = false
+  #   same_site = "lax"     # "lax" | "strict" | "none" (needs secure = true)
+  #   max_age   = "0s"      # "0s" = a session cookie
+  # }
+
+  # Optional: a cookie whose value is this instance's id, so a stock load
+  # balancer can route a client back to the same instance. Same attributes
+  # as session_cookie; default name "sf_instance".
+  # instance_cookie {
+  #   name = "sf_instance"
+  # }
+}
+
+# A namespace block declares a Socket.IO namespace and what its events do.
+# The label is the namespace name and starts with "/". Namespace "/" exists
+# even when not declared (with no event rules). Clients may connect only to
+# declared namespaces.
+namespace "/" {
+  # What to do with events that have no event block: "drop" (ignore them,
+  # the default) or "disconnect" (disconnect the socket).
+  unknown_events = "drop"
+
+  # Optional, at most once: packets sent to a socket right after it connects.
+  # on_connect {
+  #   # Zero or more emit blocks, sent in order. The label is the event name;
+  #   # args (RUNTIME, a list; default []) are its arguments. May use auth,
+  #   # query, headers and socket.
+  #   emit "welcome" {
+  #     args = [{ id = socket.id }]
+  #   }
+  # }
+
+  # An event block handles one event name (unique per namespace). Its
+  # actions run in the order join, leave, broadcast(s), reply, ack.
+  # Optional attributes of every event block:
+  #   max_size   = "4KB"   largest accepted packet for this event
+  #   rate_limit = "10/s"  per socket, "N/s" or "N/m"; excess events are dropped
+  #   rate_burst = 20      bucket size (default: the per-second rate, rounded up, min 1)
+  #   ack        = args    RUNTIME: arguments of the acknowledgement sent when
+  #                        the client asked for one; `args` = the received
+  #                        arguments unchanged
+  #
+  # join / leave (each at most once):
+  #   room  - RUNTIME, required: a room name or a list of room names
+  #   allow - RUNTIME, optional: list of glob templates ('*' any run of
+  #           characters, '?' one character) the room must match; omitted =
+  #           any room. Each template is evaluated per socket, so it can name
+  #           the user, e.g. "user:${auth.user}".
+  #   When the client asked for an acknowledgement (and there is no ack
+  #   attribute) it gets {"ok": true}, or {"ok": false, "error": "..."}.
+  #
+  # broadcast (any number):
+  #   to             - RUNTIME: room name or list of names; omitted = the whole namespace
+  #   event          - event name to send; default = the received event name
+  #   args           - RUNTIME: list of arguments; default (or `args`) = the
+  #                    received arguments unchanged, binary included
+  #   except_sender  - do not send to the sender; default false
+  #   require_member - the sender must be in the target room(s); default true
+  #                    (no effect when `to` is omitted)
+  #
+  # reply (at most once): emit an event back to the sender only.
+  #   event - required: event name
+  #   args  - RUNTIME: default (or `args`) = the received arguments unchanged
+
+  # join: the client sends a room name or {room = "..."}.
+  event "join" {
+    max_size   = "1KB"
+    rate_limit = "5/s"
+    join {
+      room = try(args[0].room, args[0])
+      # Any room name may be joined. To restrict, list patterns, e.g.
+      # allow = ["lobby", "room:*", "user:${try(auth.user, "-")}"]
+      allow = ["*"]
+    }
+  }
+
+  # leave: the client sends a room name or {room = "..."}.
+  event "leave" {
+    max_size = "1KB"
+    leave {
+      room = try(args[0].room, args[0])
+    }
+  }
+
+  # A chat message {room = "...", ...} goes to everyone in that room,
+  # including the sender, who must have joined it first.
+  event "chat:message" {
+    max_size   = "16KB"
+    rate_limit = "20/s"
+    broadcast {
+      to             = args[0].room
+      except_sender  = false
+      require_member = true
+    }
+  }
+}

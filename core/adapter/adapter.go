@@ -1,0 +1,252 @@
+// Package adapter keeps the room membership of one namespace and delivers
+// broadcasts to the sockets that match. The in-memory Adapter here is the
+// single-instance default; a cluster adapter (the Redis plugin) wraps the
+// same contract and adds the traffic to and from other instances.
+package adapter
+
+import (
+	"sync"
+
+	"github.com/socketfleet/socketfleet/core/engineio"
+)
+
+// Member is a local socket as the adapter sees it.
+type Member interface {
+	ID() string
+	// Deliver queues already encoded messages (a packet and its binary
+	// attachments) for the socket's client.
+	Deliver(msgs []*engineio.Message)
+}
+
+// Options selects the recipients of a broadcast. Rooms empty means every
+// socket of the namespace; a socket in any Except room (socket ids are rooms
+// too) is skipped.
+type Options struct {
+	Rooms  []string
+	Except []string
+}
+
+// Interface is what a namespace needs from its adapter.
+type Interface interface {
+	Add(m Member)
+	Join(id string, rooms ...string)
+	Leave(id string, rooms ...string)
+	Remove(id string)
+	// Rooms returns the rooms a socket is in, its own id first.
+	Rooms(id string) []string
+	// Broadcast delivers msgs to the local sockets matching opts and returns
+	// how many received them.
+	Broadcast(msgs []*engineio.Message, opts Options) int
+	// Sockets returns the ids of the sockets in any of rooms (all when empty).
+	Sockets(rooms []string) []string
+	// AllRooms returns every room that has a member (socket-id rooms excluded).
+	AllRooms() []string
+}
+
+type entry struct {
+	m     Member
+	rooms []string // joined rooms, not counting the socket's own id
+}
+
+// Memory is the in-memory adapter. A socket's own-id room is implicit (the
+// socket table answers for it), so a socket that joins nothing costs one map
+// entry, not a room of its own.
+type Memory struct {
+	mu      sync.RWMutex
+	sockets map[string]*entry
+	rooms   map[string]map[string]Member
+}
+
+// NewMemory returns an empty in-memory adapter.
+func NewMemory() *Memory {
+	return &Memory{sockets: make(map[string]*entry), rooms: make(map[string]map[string]Member)}
+}
+
+var _ Interface = (*Memory)(nil)
+
+// Add registers a socket; it is in its own room from now on.
+func (a *Memory) Add(m Member) {
+	a.mu.Lock()
+	a.sockets[m.ID()] = &entry{m: m}
+	a.mu.Unlock()
+}
+
+// Join adds a socket to rooms. Joining one's own id is a no-op.
+func (a *Memory) Join(id string, rooms ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := a.sockets[id]
+	if e == nil {
+		return
+	}
+	for _, r := range rooms {
+		if r == id || contains(e.rooms, r) {
+			continue
+		}
+		e.rooms = append(e.rooms, r)
+		set := a.rooms[r]
+		if set == nil {
+			set = make(map[string]Member)
+			a.rooms[r] = set
+		}
+		set[id] = e.m
+	}
+}
+
+// Leave removes a socket from rooms.
+func (a *Memory) Leave(id string, rooms ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := a.sockets[id]
+	if e == nil {
+		return
+	}
+	for _, r := range rooms {
+		if i := index(e.rooms, r); i >= 0 {
+			e.rooms = append(e.rooms[:i], e.rooms[i+1:]...)
+			a.leaveLocked(id, r)
+		}
+	}
+}
+
+func (a *Memory) leaveLocked(id, room string) {
+	set := a.rooms[room]
+	delete(set, id)
+	if len(set) == 0 {
+		delete(a.rooms, room)
+	}
+}
+
+// Remove forgets a socket and all its rooms.
+func (a *Memory) Remove(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := a.sockets[id]
+	if e == nil {
+		return
+	}
+	for _, r := range e.rooms {
+		a.leaveLocked(id, r)
+	}
+	delete(a.sockets, id)
+}
+
+// Rooms returns the socket's rooms, its own id first; nil if unknown.
+func (a *Memory) Rooms(id string) []string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	e := a.sockets[id]
+	if e == nil {
+		return nil
+	}
+	out := make([]string, 0, 1+len(e.rooms))
+	return append(append(out, id), e.rooms...)
+}
+
+// Broadcast delivers msgs to every matching local socket exactly once.
+func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options) int {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	n := 0
+	if len(opts.Rooms) == 0 {
+		for id, e := range a.sockets {
+			if !a.exceptedLocked(id, e, opts.Except) {
+				e.m.Deliver(msgs)
+				n++
+			}
+		}
+		return n
+	}
+	if len(opts.Rooms) == 1 {
+		a.eachInRoomLocked(opts.Rooms[0], func(id string, m Member) {
+			if e := a.sockets[id]; e != nil && !a.exceptedLocked(id, e, opts.Except) {
+				m.Deliver(msgs)
+				n++
+			}
+		})
+		return n
+	}
+	seen := make(map[string]struct{})
+	for _, r := range opts.Rooms {
+		a.eachInRoomLocked(r, func(id string, m Member) {
+			if _, dup := seen[id]; dup {
+				return
+			}
+			seen[id] = struct{}{}
+			if e := a.sockets[id]; e != nil && !a.exceptedLocked(id, e, opts.Except) {
+				m.Deliver(msgs)
+				n++
+			}
+		})
+	}
+	return n
+}
+
+// eachInRoomLocked visits the members of a room, including the implicit
+// own-id room of a socket.
+func (a *Memory) eachInRoomLocked(room string, fn func(id string, m Member)) {
+	if set, ok := a.rooms[room]; ok {
+		for id, m := range set {
+			fn(id, m)
+		}
+		return
+	}
+	if e := a.sockets[room]; e != nil {
+		fn(room, e.m)
+	}
+}
+
+func (a *Memory) exceptedLocked(id string, e *entry, except []string) bool {
+	for _, x := range except {
+		if x == id || contains(e.rooms, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// Sockets returns the ids of sockets in any of rooms (all sockets when empty).
+func (a *Memory) Sockets(rooms []string) []string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	var out []string
+	if len(rooms) == 0 {
+		out = make([]string, 0, len(a.sockets))
+		for id := range a.sockets {
+			out = append(out, id)
+		}
+		return out
+	}
+	seen := make(map[string]struct{})
+	for _, r := range rooms {
+		a.eachInRoomLocked(r, func(id string, _ Member) {
+			if _, dup := seen[id]; !dup {
+				seen[id] = struct{}{}
+				out = append(out, id)
+			}
+		})
+	}
+	return out
+}
+
+// AllRooms returns the named rooms that have members.
+func (a *Memory) AllRooms() []string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	out := make([]string, 0, len(a.rooms))
+	for r := range a.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+func index(list []string, s string) int {
+	for i, v := range list {
+		if v == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func contains(list []string, s string) bool { return index(list, s) >= 0 }

@@ -1,0 +1,122 @@
+// Package config is the schema of config.hcl: it parses the file, reports
+// problems as HCL diagnostics with file:line:col, and hands the rest of the
+// core plain Go values (plus the HCL expressions event rules evaluate per event).
+package config
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Config is a whole, validated config.hcl.
+type Config struct {
+	Filename   string
+	Server     Server
+	Namespaces []*Namespace // in file order; "/" is always present (added if not declared)
+}
+
+// Namespace returns the declared namespace with that name, or nil.
+func (c *Config) Namespace(name string) *Namespace {
+	for _, n := range c.Namespaces {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// Server holds the transport-level settings of one instance.
+type Server struct {
+	Listen         string        // "host:port"; default ":8081", LISTEN_ADDR when set
+	Path           string        // Socket.IO endpoint, default "/socket.io/" (always with leading and trailing slash)
+	EngineIOEcho   string        // optional raw Engine.IO echo endpoint path ("" = off), e.g. "/engine.io/"
+	Transports     []string      // subset of "polling", "websocket"; default both
+	PingInterval   time.Duration // default 25s
+	PingTimeout    time.Duration // default 20s
+	UpgradeTimeout time.Duration // default 10s
+	ConnectTimeout time.Duration // default 45s
+	AckTimeout     time.Duration // default timeout of server->client acks, default 10s
+	MaxPayload     int64         // bytes, default 1MB (1e6 like Node's maxHttpBufferSize)
+	MaxAttachments int           // binary attachments per packet, default 10
+	SendQueue      int           // packets queued per connection before it is closed as a slow consumer, default 1024
+
+	CORS           CORS
+	SessionCookie  *Cookie // the optional "io" cookie carrying the sid; nil = off
+	InstanceCookie *Cookie // optional cookie naming the instance, value = InstanceID; nil = off
+	InstanceID     string  // INSTANCE_ID or config; else generated "instance-" + 8 hex
+
+	LogLevel  string // "info" default, LOG_LEVEL overrides
+	LogFormat string // "json" (default) | "text"
+}
+
+// CORS configures cross-origin polling requests and the WebSocket Origin check.
+type CORS struct {
+	AllowedOrigins []string // exact origins or "*"; empty = same-origin and non-browser clients only
+	Credentials    bool
+}
+
+// Cookie configures a cookie the handshake sets.
+type Cookie struct {
+	Name     string
+	Path     string // default "/"
+	HTTPOnly bool   // default true
+	Secure   bool
+	SameSite string        // "lax" (default) | "strict" | "none"
+	MaxAge   time.Duration // 0 = session cookie
+}
+
+// Namespace is a `namespace "/name" { ... }` block.
+type Namespace struct {
+	Name          string
+	UnknownEvents string // "drop" (default; counted) | "disconnect"
+	OnConnect     []*Emit
+	Events        map[string]*EventRule // by event name
+	DeclRange     hcl.Range
+}
+
+// Emit is an `emit "event" { args = [...] }` block.
+type Emit struct {
+	Event string
+	Args  Args
+}
+
+// Args is a list of values computed per use. When Passthrough is true the
+// received arguments are sent on unchanged (byte-exact, binary included) and
+// Expr is nil; otherwise Expr evaluates to a tuple/list whose elements become
+// the arguments.
+type Args struct {
+	Passthrough bool
+	Expr        hcl.Expression
+}
+
+// EventRule is an `event "name" { ... }` block; its actions run in this order:
+// join, leave, broadcasts, reply, ack.
+type EventRule struct {
+	Name      string
+	MaxSize   int64   // 0 = no per-event limit (max_payload still applies)
+	RateLimit float64 // events per second per socket; 0 = unlimited
+	RateBurst int     // bucket size; default = ceil(RateLimit)
+
+	Join       *RoomAction
+	Leave      *RoomAction
+	Broadcasts []*Broadcast
+	Reply      *Emit
+	Ack        *Args // nil = no explicit ack (join/leave answer {"ok":true} / {"ok":false,"error":...} when the client asked)
+	DeclRange  hcl.Range
+}
+
+// RoomAction is a `join { ... }` or `leave { ... }` block.
+type RoomAction struct {
+	Room  hcl.Expression   // string (or list of strings) naming the room(s)
+	Allow []hcl.Expression // templates evaluated per socket then matched as globs ('*' any run, '?' one char); empty = allow any
+}
+
+// Broadcast is a `broadcast { ... }` block: relay to rooms.
+type Broadcast struct {
+	To            hcl.Expression // room name or list of names; omitted = whole namespace
+	Event         string         // default: the received event name
+	Args          Args           // default: passthrough
+	ExceptSender  bool
+	RequireMember bool // sender must be in the room(s) it broadcasts to (default true)
+}

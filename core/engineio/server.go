@@ -1,0 +1,383 @@
+// Package engineio is the Engine.IO v4 server: the WebSocket and HTTP
+// long-polling transports, sessions, the polling→WebSocket upgrade and
+// heartbeats. It hands whole Engine.IO messages to a Handler and knows
+// nothing of Socket.IO.
+package engineio
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/sirupsen/logrus"
+)
+
+// Options configures a Server. Zero durations and sizes take Node's defaults.
+type Options struct {
+	PingInterval   time.Duration
+	PingTimeout    time.Duration
+	UpgradeTimeout time.Duration
+	MaxPayload     int64
+	AllowPolling   bool
+	AllowWebSocket bool
+	// SendQueue bounds the packets waiting for one session's transport; a
+	// session whose queue is full is closed ("slow consumer") rather than
+	// buffered without limit.
+	SendQueue int
+
+	AllowedOrigins []string // "*" allows any; empty allows same-origin and non-browser clients
+	Credentials    bool
+	SessionCookie  *Cookie // the "io" cookie carrying the sid
+	InstanceCookie *Cookie // a cookie whose value names this instance
+	InstanceID     string
+
+	// Admit, when set, may refuse a new handshake (load shedding, draining):
+	// it returns 0 to accept, or an HTTP status and a Retry-After in seconds.
+	Admit func(r *http.Request) (status int, retryAfter int)
+
+	Log *logrus.Entry
+}
+
+// Cookie describes a cookie set on the handshake response.
+type Cookie struct {
+	Name     string
+	Path     string
+	HTTPOnly bool
+	Secure   bool
+	SameSite http.SameSite
+	MaxAge   time.Duration
+}
+
+// Handler receives new sessions. Open runs before the open packet is sent; it
+// must call s.SetHandler.
+type Handler interface {
+	Open(s *Session)
+}
+
+// Server is an http.Handler serving one Engine.IO endpoint.
+type Server struct {
+	opts     Options
+	handler  Handler
+	log      *logrus.Entry
+	upgrader websocket.Upgrader
+	openJSON []byte // the open packet after the sid, identical for every session
+
+	mu       sync.RWMutex
+	sessions map[string]*Session
+	closing  bool
+}
+
+// NewServer returns a Server that hands its sessions to h.
+func NewServer(opts Options, h Handler) *Server {
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 25 * time.Second
+	}
+	if opts.PingTimeout <= 0 {
+		opts.PingTimeout = 20 * time.Second
+	}
+	if opts.UpgradeTimeout <= 0 {
+		opts.UpgradeTimeout = 10 * time.Second
+	}
+	if opts.MaxPayload <= 0 {
+		opts.MaxPayload = 1e6
+	}
+	if opts.SendQueue <= 0 {
+		opts.SendQueue = 1024
+	}
+	if !opts.AllowPolling && !opts.AllowWebSocket {
+		opts.AllowPolling, opts.AllowWebSocket = true, true
+	}
+	if opts.Log == nil {
+		opts.Log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	s := &Server{opts: opts, handler: h, log: opts.Log, sessions: make(map[string]*Session)}
+	s.upgrader = websocket.Upgrader{
+		// Small read buffer, pooled write buffer: an idle connection holds
+		// 1 KiB here instead of the 8 KiB of the defaults.
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     func(*http.Request) bool { return true }, // checked in ServeHTTP
+	}
+	s.openJSON = []byte(`,"pingInterval":` + strconv.FormatInt(opts.PingInterval.Milliseconds(), 10) +
+		`,"pingTimeout":` + strconv.FormatInt(opts.PingTimeout.Milliseconds(), 10) +
+		`,"maxPayload":` + strconv.FormatInt(opts.MaxPayload, 10) + `}`)
+	return s
+}
+
+// Options returns the effective options (defaults filled in).
+func (s *Server) Options() Options { return s.opts }
+
+// Count returns the number of open sessions.
+func (s *Server) Count() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.sessions)
+}
+
+// Engine.IO error codes, as the protocol numbers them.
+const (
+	errTransportUnknown   = 0
+	errUnknownSID         = 1
+	errBadHandshakeMethod = 2
+	errBadRequest         = 3
+	errForbidden          = 4
+	errUnsupportedVersion = 5
+)
+
+var errMessages = [...]string{
+	"Transport unknown",
+	"Session ID unknown",
+	"Bad handshake method",
+	"Bad request",
+	"Forbidden",
+	"Unsupported protocol version",
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, code int) {
+	status := http.StatusBadRequest
+	if code == errForbidden {
+		status = http.StatusForbidden
+	}
+	if isWebSocket(r) {
+		// Node answers a refused WebSocket upgrade with a bare status line and
+		// the message as text.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(errMessages[code]))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(`{"code":` + strconv.Itoa(code) + `,"message":"` + errMessages[code] + `"}`))
+}
+
+func isWebSocket(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// ServeHTTP dispatches handshakes, polling requests and WebSocket upgrades.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin != "" {
+		if !s.originAllowed(origin, r.Host) {
+			s.writeError(w, r, errForbidden)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		if s.opts.Credentials {
+			h.Set("Access-Control-Allow-Credentials", "true")
+		}
+	}
+	if r.Method == http.MethodOptions {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", "GET, POST")
+		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+			h.Set("Access-Control-Allow-Headers", req)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+
+	q := r.URL.Query()
+	transport := q.Get("transport")
+	isWS := transport == "websocket"
+	if (transport != "polling" && !isWS) || (isWS && !s.opts.AllowWebSocket) ||
+		(!isWS && !s.opts.AllowPolling) {
+		s.writeError(w, r, errTransportUnknown)
+		return
+	}
+	sid := q.Get("sid")
+	if sid == "" {
+		if q.Get("EIO") != "4" {
+			s.writeError(w, r, errUnsupportedVersion)
+			return
+		}
+		if r.Method != http.MethodGet {
+			s.writeError(w, r, errBadHandshakeMethod)
+			return
+		}
+		if isWS && !isWebSocket(r) {
+			s.writeError(w, r, errBadRequest)
+			return
+		}
+		s.handshake(w, r, q, isWS)
+		return
+	}
+
+	sess := s.session(sid)
+	if sess == nil {
+		s.writeError(w, r, errUnknownSID)
+		return
+	}
+	if isWS {
+		if !isWebSocket(r) || r.Method != http.MethodGet {
+			s.writeError(w, r, errBadRequest)
+			return
+		}
+		sess.serveUpgrade(w, r)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		sess.servePollGet(w, r)
+	case http.MethodPost:
+		sess.servePollPost(w, r)
+	default:
+		s.writeError(w, r, errBadRequest)
+	}
+}
+
+func (s *Server) originAllowed(origin, host string) bool {
+	for _, o := range s.opts.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	if len(s.opts.AllowedOrigins) == 0 {
+		// Same-origin only.
+		if u, err := url.Parse(origin); err == nil && strings.EqualFold(u.Host, host) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) session(sid string) *Session {
+	s.mu.RLock()
+	sess := s.sessions[sid]
+	s.mu.RUnlock()
+	return sess
+}
+
+// newID returns a 20-character URL-safe random id, the length Socket.IO's
+// base64id has (the sharded Redis adapter tells socket ids by it).
+func newID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// NewID returns a fresh 20-character id (exported for Socket.IO socket ids).
+func NewID() string { return newID() }
+
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values, isWS bool) {
+	if s.opts.Admit != nil {
+		if status, retry := s.opts.Admit(r); status != 0 {
+			if retry > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(retry))
+			}
+			http.Error(w, http.StatusText(status), status)
+			return
+		}
+	}
+	s.mu.RLock()
+	closing := s.closing
+	s.mu.RUnlock()
+	if closing {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+
+	sess := newSession(s, newID(), r, q)
+	hdr := w.Header()
+	s.setCookies(hdr, sess.id)
+
+	var ws *websocket.Conn
+	if isWS {
+		var err error
+		ws, err = s.upgrader.Upgrade(w, r, hdr.Clone())
+		if err != nil {
+			s.log.WithError(err).Debug("websocket handshake failed")
+			return
+		}
+	}
+
+	s.mu.Lock()
+	s.sessions[sess.id] = sess
+	s.mu.Unlock()
+
+	s.handler.Open(sess)
+
+	upgrades := `["websocket"]`
+	if isWS || !s.opts.AllowWebSocket {
+		upgrades = `[]`
+	}
+	open := make([]byte, 0, 64+len(s.openJSON))
+	open = append(open, `0{"sid":"`...)
+	open = append(open, sess.id...)
+	open = append(open, `","upgrades":`...)
+	open = append(open, upgrades...)
+	open = append(open, s.openJSON...)
+
+	if isWS {
+		sess.startWebSocket(ws, &Message{Frame: open})
+		return
+	}
+	// Polling: the handshake response carries the open packet only.
+	sess.startPolling()
+	writePollResponse(w, open)
+}
+
+func (s *Server) setCookies(h http.Header, sid string) {
+	if c := s.opts.SessionCookie; c != nil {
+		h.Add("Set-Cookie", cookieString(c, sid))
+	}
+	if c := s.opts.InstanceCookie; c != nil {
+		h.Add("Set-Cookie", cookieString(c, s.opts.InstanceID))
+	}
+}
+
+func cookieString(c *Cookie, value string) string {
+	ck := http.Cookie{Name: c.Name, Value: value, Path: c.Path, HttpOnly: c.HTTPOnly, Secure: c.Secure, SameSite: c.SameSite}
+	if ck.Path == "" {
+		ck.Path = "/"
+	}
+	if c.MaxAge > 0 {
+		ck.MaxAge = int(c.MaxAge / time.Second)
+	}
+	return ck.String()
+}
+
+func (s *Server) remove(sess *Session) {
+	s.mu.Lock()
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+	}
+	s.mu.Unlock()
+}
+
+// Sessions returns a snapshot of the open sessions.
+func (s *Server) Sessions() []*Session {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*Session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		out = append(out, sess)
+	}
+	return out
+}
+
+// StopAccepting makes new handshakes answer 503 from now on.
+func (s *Server) StopAccepting() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+}
+
+// Close closes every session with the given reason.
+func (s *Server) Close(reason string) {
+	s.StopAccepting()
+	for _, sess := range s.Sessions() {
+		sess.Close(reason)
+	}
+}

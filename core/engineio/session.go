@@ -1,0 +1,588 @@
+package engineio
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
+)
+
+// Handshake is what the core keeps of the request that opened a session.
+type Handshake struct {
+	Time    time.Time
+	Address string
+	URL     string
+	Query   url.Values
+	Headers http.Header
+	Secure  bool
+}
+
+// Close reasons, as Socket.IO reports them to applications.
+const (
+	ReasonTransportClose = "transport close"
+	ReasonTransportError = "transport error"
+	ReasonPingTimeout    = "ping timeout"
+	ReasonParseError     = "parse error"
+	ReasonForcedClose    = "forced close"
+	ReasonSlowConsumer   = "slow consumer"
+	ReasonShuttingDown   = "server shutting down"
+)
+
+const (
+	transportPolling = iota
+	transportWebSocket
+)
+
+// writeWait bounds one WebSocket write batch; a peer that does not drain its
+// socket within it is disconnected.
+const writeWait = 10 * time.Second
+
+// Session is one Engine.IO connection, whichever transport carries it.
+type Session struct {
+	id  string
+	srv *Server
+	hs  *Handshake
+
+	onMessage func(eiop.Packet)
+	onClose   func(reason string)
+
+	mu        sync.Mutex
+	queue     []*Message
+	spare     []*Message // the previous batch's backing array, reused
+	transport uint8
+	closed    bool // no more packets are accepted
+	closing   bool // closed by the server: the transport flushes, then ends
+	probing   bool // a WebSocket probe is under way
+	upgrading bool // probe answered; polling GETs get noop until '5'
+	awaitPong bool
+
+	// polling
+	getActive  bool
+	postActive bool
+	wake       chan struct{}
+
+	// websocket
+	ws      *websocket.Conn
+	writing bool
+
+	heartbeat *time.Timer
+	closeOnce sync.Once
+}
+
+func newSession(srv *Server, id string, r *http.Request, q url.Values) *Session {
+	h := r.Header.Clone()
+	// Drop what only the transport needed; it is never read again.
+	for _, k := range []string{"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", "Upgrade", "Connection"} {
+		delete(h, k)
+	}
+	addr := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		addr = host
+	}
+	return &Session{
+		id:  id,
+		srv: srv,
+		hs: &Handshake{
+			Time:    time.Now(),
+			Address: addr,
+			URL:     r.URL.RequestURI(),
+			Query:   q,
+			Headers: h,
+			Secure:  r.TLS != nil,
+		},
+		onMessage: func(eiop.Packet) {},
+		onClose:   func(string) {},
+	}
+}
+
+// ID is the Engine.IO session id.
+func (s *Session) ID() string { return s.id }
+
+// Handshake returns the request data the session was opened with.
+func (s *Session) Handshake() *Handshake { return s.hs }
+
+// Transport names the current transport.
+func (s *Session) Transport() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.transport == transportWebSocket {
+		return "websocket"
+	}
+	return "polling"
+}
+
+// SetHandler installs the callbacks for received messages and for the end of
+// the session. Messages of one session are delivered one at a time.
+func (s *Session) SetHandler(onMessage func(eiop.Packet), onClose func(reason string)) {
+	s.onMessage, s.onClose = onMessage, onClose
+}
+
+func (s *Session) startPolling() {
+	s.transport = transportPolling
+	s.wake = make(chan struct{}, 1)
+	s.startHeartbeat()
+}
+
+func (s *Session) startWebSocket(ws *websocket.Conn, open *Message) {
+	s.transport = transportWebSocket
+	s.ws = ws
+	s.mu.Lock()
+	s.queue = append([]*Message{open}, s.queue...)
+	s.writing = true
+	s.mu.Unlock()
+	s.startHeartbeat()
+	go s.wsWrite()
+	go s.wsRead(ws)
+}
+
+func (s *Session) startHeartbeat() {
+	s.heartbeat = time.AfterFunc(s.srv.opts.PingInterval, s.onHeartbeat)
+}
+
+// onHeartbeat alternates between sending a ping and checking that its pong
+// arrived, on one timer per session.
+func (s *Session) onHeartbeat() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if s.awaitPong {
+		s.mu.Unlock()
+		s.closeNow(ReasonPingTimeout)
+		return
+	}
+	s.awaitPong = true
+	s.heartbeat.Reset(s.srv.opts.PingTimeout)
+	s.mu.Unlock()
+	s.Send(msgPing)
+}
+
+// Send queues messages for the client, in order and contiguously (a packet
+// and its binary attachments). It returns false when the session is closed
+// or its queue is full; a full queue closes the session.
+func (s *Session) Send(msgs ...*Message) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	if len(s.queue)+len(msgs) > s.srv.opts.SendQueue {
+		s.mu.Unlock()
+		s.srv.log.WithField("sid", s.id).Warn("send queue full: closing slow consumer")
+		s.closeNow(ReasonSlowConsumer)
+		return false
+	}
+	s.queue = append(s.queue, msgs...)
+	s.kickLocked()
+	s.mu.Unlock()
+	return true
+}
+
+// kickLocked makes the transport pick up the queue.
+func (s *Session) kickLocked() {
+	if s.transport == transportWebSocket {
+		if !s.writing {
+			s.writing = true
+			go s.wsWrite()
+		}
+		return
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeLocked hands out the queued messages and gives the queue a fresh
+// (recycled) backing array.
+func (s *Session) takeLocked() []*Message {
+	batch := s.queue
+	s.queue = s.spare[:0]
+	s.spare = nil
+	return batch
+}
+
+func (s *Session) recycleLocked(batch []*Message) {
+	clear(batch)
+	if cap(batch) <= 64 {
+		s.spare = batch[:0]
+	}
+}
+
+// Close ends the session from the server side: queued packets are still
+// delivered, then the transport is closed. The close handler runs at once.
+func (s *Session) Close(reason string) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed, s.closing = true, true
+	ws := s.transport == transportWebSocket
+	if !ws {
+		s.queue = append(s.queue, msgClose)
+	}
+	s.kickLocked()
+	s.mu.Unlock()
+	s.finish(reason)
+	if !ws {
+		// A polling client that never comes back for its close packet.
+		time.AfterFunc(s.srv.opts.PingTimeout, func() { s.closeNow(reason) })
+	}
+}
+
+// closeNow ends the session at once, dropping what is queued.
+func (s *Session) closeNow(reason string) {
+	s.mu.Lock()
+	s.closed = true
+	s.closing = false
+	ws := s.ws
+	s.queue = nil
+	if s.wake != nil {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	s.mu.Unlock()
+	if ws != nil {
+		_ = ws.Close()
+	}
+	s.finish(reason)
+}
+
+// finish runs once per session: unregisters it and tells the handler.
+func (s *Session) finish(reason string) {
+	s.closeOnce.Do(func() {
+		if s.heartbeat != nil {
+			s.heartbeat.Stop()
+		}
+		s.srv.remove(s)
+		s.onClose(reason)
+	})
+}
+
+// receive handles one packet from the client, whichever transport carried it.
+func (s *Session) receive(p eiop.Packet) bool {
+	switch p.Type {
+	case eiop.Message:
+		s.onMessage(p)
+	case eiop.Pong:
+		s.mu.Lock()
+		if s.awaitPong && !s.closed {
+			s.awaitPong = false
+			s.heartbeat.Reset(s.srv.opts.PingInterval)
+		}
+		s.mu.Unlock()
+	case eiop.Close:
+		s.closeNow(ReasonTransportClose)
+		return false
+	default:
+		// A client ping ("invalid heartbeat direction"), an upgrade on the
+		// active transport, open or noop: all protocol errors.
+		s.srv.log.WithField("sid", s.id).WithField("packet", p.Type.String()).Debug("unexpected packet; closing session")
+		s.closeNow(ReasonParseError)
+		return false
+	}
+	return true
+}
+
+func (s *Session) wsRead(ws *websocket.Conn) {
+	ws.SetReadLimit(s.srv.opts.MaxPayload)
+	for {
+		kind, data, err := ws.ReadMessage()
+		if err != nil {
+			reason := ReasonTransportClose
+			if err == websocket.ErrReadLimit {
+				reason = ReasonTransportError
+			}
+			s.closeNow(reason)
+			return
+		}
+		var p eiop.Packet
+		if kind == websocket.BinaryMessage {
+			p = eiop.Packet{Type: eiop.Message, Data: data, Binary: true}
+		} else if p, err = eiop.DecodeText(data); err != nil {
+			s.closeNow(ReasonParseError)
+			return
+		}
+		if !s.receive(p) {
+			return
+		}
+	}
+}
+
+// wsWrite drains the queue onto the WebSocket. It runs only while there is
+// something to write, so an idle connection has no writer goroutine.
+func (s *Session) wsWrite() {
+	ws := s.ws
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.writing = false
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				_ = ws.WriteControl(websocket.CloseMessage,
+					websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+				s.closeNow(ReasonForcedClose)
+			}
+			return
+		}
+		batch := s.takeLocked()
+		s.mu.Unlock()
+
+		_ = ws.SetWriteDeadline(time.Now().Add(writeWait))
+		var err error
+		for _, m := range batch {
+			if err = writeWS(ws, m); err != nil {
+				break
+			}
+		}
+		s.mu.Lock()
+		s.recycleLocked(batch)
+		s.mu.Unlock()
+		if err != nil {
+			s.mu.Lock()
+			s.writing = false
+			s.mu.Unlock()
+			s.closeNow(ReasonTransportError)
+			return
+		}
+	}
+}
+
+func writeWS(ws *websocket.Conn, m *Message) error {
+	if m.Shared {
+		pm, err := m.wsPrepared()
+		if err != nil {
+			return err
+		}
+		return ws.WritePreparedMessage(pm)
+	}
+	kind := websocket.TextMessage
+	if m.Binary {
+		kind = websocket.BinaryMessage
+	}
+	return ws.WriteMessage(kind, m.Frame)
+}
+
+// serveUpgrade runs the polling → WebSocket upgrade: probe, then '5'.
+func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.transport != transportPolling || s.probing || s.closed {
+		s.mu.Unlock()
+		s.srv.writeError(w, r, errBadRequest)
+		return
+	}
+	s.probing = true
+	s.mu.Unlock()
+
+	ws, err := s.srv.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.mu.Lock()
+		s.probing = false
+		s.mu.Unlock()
+		return
+	}
+	ws.SetReadLimit(s.srv.opts.MaxPayload)
+	_ = ws.SetReadDeadline(time.Now().Add(s.srv.opts.UpgradeTimeout))
+	fail := func() {
+		_ = ws.Close()
+		s.mu.Lock()
+		s.probing, s.upgrading = false, false
+		s.mu.Unlock()
+	}
+	for {
+		kind, data, err := ws.ReadMessage()
+		if err != nil || kind != websocket.TextMessage {
+			fail()
+			return
+		}
+		p, err := eiop.DecodeText(data)
+		if err != nil {
+			fail()
+			return
+		}
+		switch {
+		case p.Type == eiop.Ping && string(p.Data) == "probe":
+			if err := ws.WriteMessage(websocket.TextMessage, msgProbe.Frame); err != nil {
+				fail()
+				return
+			}
+			s.mu.Lock()
+			s.upgrading = true
+			s.kickLocked() // a pending GET answers noop
+			s.mu.Unlock()
+		case p.Type == eiop.Upgrade:
+			s.mu.Lock()
+			if !s.upgrading || s.closed {
+				s.mu.Unlock()
+				fail()
+				return
+			}
+			s.transport = transportWebSocket
+			s.ws = ws
+			s.upgrading, s.probing = false, false
+			s.kickLocked() // flush what polling had buffered
+			s.mu.Unlock()
+			_ = ws.SetReadDeadline(time.Time{})
+			s.wsRead(ws)
+			return
+		default:
+			fail()
+			return
+		}
+	}
+}
+
+func writePollResponse(w http.ResponseWriter, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	_, _ = w.Write(body)
+}
+
+func (s *Session) servePollGet(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.transport != transportPolling {
+		s.mu.Unlock()
+		s.srv.writeError(w, r, errBadRequest)
+		return
+	}
+	if s.getActive {
+		s.mu.Unlock()
+		s.srv.writeError(w, r, errBadRequest)
+		s.closeNow(ReasonTransportError)
+		return
+	}
+	s.getActive = true
+	for {
+		if s.upgrading {
+			s.getActive = false
+			s.mu.Unlock()
+			writePollResponse(w, msgNoop.Frame)
+			return
+		}
+		if len(s.queue) > 0 {
+			batch := s.takeLocked()
+			s.mu.Unlock()
+			var body []byte
+			sentClose := false
+			for _, m := range batch {
+				body = eiop.AppendPayload(body, m.packet())
+				sentClose = sentClose || m == msgClose
+			}
+			writePollResponse(w, body)
+			s.mu.Lock()
+			s.recycleLocked(batch)
+			s.getActive = false
+			s.mu.Unlock()
+			if sentClose {
+				s.closeNow(ReasonForcedClose)
+			}
+			return
+		}
+		if s.closed {
+			s.getActive = false
+			s.mu.Unlock()
+			writePollResponse(w, msgNoop.Frame)
+			return
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.wake:
+		case <-r.Context().Done():
+			// The client gave up on its pending GET: the session is gone.
+			s.closeNow(ReasonTransportClose)
+			return
+		}
+		s.mu.Lock()
+	}
+}
+
+func (s *Session) servePollPost(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.transport != transportPolling || s.closed {
+		s.mu.Unlock()
+		s.srv.writeError(w, r, errBadRequest)
+		return
+	}
+	if s.postActive {
+		s.mu.Unlock()
+		s.srv.writeError(w, r, errBadRequest)
+		s.closeNow(ReasonTransportError)
+		return
+	}
+	s.postActive = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.postActive = false
+		s.mu.Unlock()
+	}()
+
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/octet-stream") {
+		s.srv.writeError(w, r, errBadRequest)
+		return
+	}
+	max := s.srv.opts.MaxPayload
+	if r.ContentLength > max {
+		http.Error(w, "Payload Too Large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	body, err := readBody(r, max)
+	if err == errTooLarge {
+		http.Error(w, "Payload Too Large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if err != nil {
+		s.closeNow(ReasonTransportError)
+		return
+	}
+	if err := eiop.DecodePayload(body, func(p eiop.Packet) error {
+		if !s.receive(p) {
+			return errStop
+		}
+		return nil
+	}); err != nil {
+		if err != errStop {
+			s.closeNow(ReasonParseError)
+			s.srv.writeError(w, r, errBadRequest)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/html")
+	_, _ = w.Write([]byte("ok"))
+}
+
+var (
+	errTooLarge = errors.New("engineio: payload too large")
+	errStop     = errors.New("engineio: session ended")
+)
+
+// readBody reads at most max bytes of the request body.
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	size := r.ContentLength
+	if size < 0 || size > max {
+		size = 512
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+1))
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > max {
+		return nil, errTooLarge
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,406 @@
+// Package routing runs the event rules declared in config.hcl: for each
+// namespace a Router implements socketio.Handler, so what a client event does
+// (join, leave, broadcast, reply, ack, limits) is data, not Go code.
+package routing
+
+import (
+	"math"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/sirupsen/logrus"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/socketfleet/socketfleet/core/adapter"
+	"github.com/socketfleet/socketfleet/core/config"
+	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
+	"github.com/socketfleet/socketfleet/core/socketio"
+)
+
+// Stats counts what the rules refused or could not do.
+type Stats struct {
+	Events        atomic.Int64 // events a rule handled
+	Unknown       atomic.Int64 // events no rule names (dropped or disconnected)
+	TooLarge      atomic.Int64 // over a rule's max_size
+	RateLimited   atomic.Int64
+	RoomDenied    atomic.Int64 // join/leave/broadcast to a room the rule does not allow
+	RuleErrors    atomic.Int64 // an expression failed on this event's data
+	Disconnected  atomic.Int64 // sockets disconnected for unknown events
+	ConnectEmits  atomic.Int64
+	ConnectErrors atomic.Int64 // on_connect emits whose args failed to evaluate
+}
+
+// Router is the socketio.Handler of one namespace.
+type Router struct {
+	ns    *config.Namespace
+	rules map[string]*rule
+	log   *logrus.Entry
+	stats *Stats
+	now   func() time.Time
+}
+
+type rule struct {
+	cfg       *config.EventRule
+	index     int
+	needsArgs bool // some expression of the rule reads `args`
+	needsBase bool // some expression reads auth/query/headers/socket
+}
+
+// socketState is the router's per-socket data, created on first use.
+type socketState struct {
+	base    *hcl.EvalContext // auth, query, headers, socket
+	buckets []bucket         // by rule index
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// New returns the router for a namespace's rules.
+func New(ns *config.Namespace, stats *Stats, log *logrus.Entry) *Router {
+	r := &Router{ns: ns, rules: make(map[string]*rule, len(ns.Events)), log: log, stats: stats, now: time.Now}
+	i := 0
+	for name, ev := range ns.Events {
+		ru := &rule{cfg: ev, index: i}
+		i++
+		for _, e := range ruleExprs(ev) {
+			for _, t := range e.Variables() {
+				if t.RootName() == config.VarArgs {
+					ru.needsArgs = true
+				} else {
+					ru.needsBase = true
+				}
+			}
+		}
+		r.rules[name] = ru
+	}
+	return r
+}
+
+func ruleExprs(ev *config.EventRule) []hcl.Expression {
+	var out []hcl.Expression
+	add := func(e hcl.Expression) {
+		if e != nil {
+			out = append(out, e)
+		}
+	}
+	for _, ra := range []*config.RoomAction{ev.Join, ev.Leave} {
+		if ra != nil {
+			add(ra.Room)
+			for _, a := range ra.Allow {
+				add(a)
+			}
+		}
+	}
+	for _, b := range ev.Broadcasts {
+		add(b.To)
+		add(b.Args.Expr)
+	}
+	if ev.Reply != nil {
+		add(ev.Reply.Args.Expr)
+	}
+	if ev.Ack != nil {
+		add(ev.Ack.Expr)
+	}
+	return out
+}
+
+var _ socketio.Handler = (*Router)(nil)
+
+// Connect accepts every socket: authentication arrives with the auth plugin.
+func (r *Router) Connect(*socketio.Socket) error { return nil }
+
+// Connected sends the on_connect emits.
+func (r *Router) Connected(s *socketio.Socket) {
+	for _, em := range r.ns.OnConnect {
+		args, err := r.evalArgs(s, em.Args, nil)
+		if err != nil {
+			r.stats.ConnectErrors.Add(1)
+			r.log.WithError(err).WithField("event", em.Event).Warn("on_connect emit skipped")
+			continue
+		}
+		r.stats.ConnectEmits.Add(1)
+		s.Emit(em.Event, args, nil)
+	}
+}
+
+// Disconnected needs no work: the adapter already dropped the rooms.
+func (r *Router) Disconnected(*socketio.Socket, string) {}
+
+// Event runs the rule named by the event, if any.
+func (r *Router) Event(s *socketio.Socket, e *socketio.Event) {
+	ru := r.rules[e.Name]
+	if ru == nil {
+		r.stats.Unknown.Add(1)
+		if r.ns.UnknownEvents == "disconnect" {
+			r.stats.Disconnected.Add(1)
+			s.Disconnect(false)
+		}
+		return
+	}
+	ev := ru.cfg
+	if ev.MaxSize > 0 && int64(e.Size()) > ev.MaxSize {
+		r.stats.TooLarge.Add(1)
+		r.refuse(s, e, "payload too large")
+		return
+	}
+	st := state(s)
+	if ev.RateLimit > 0 && !r.allow(st, ru) {
+		r.stats.RateLimited.Add(1)
+		r.refuse(s, e, "rate limited")
+		return
+	}
+
+	var ctx *hcl.EvalContext
+	if ru.needsArgs || ru.needsBase {
+		var err error
+		if ctx, err = r.eventContext(s, st, e, ru.needsArgs); err != nil {
+			r.fail(s, e, err)
+			return
+		}
+	}
+
+	ok := true
+	for _, step := range []struct {
+		ra   *config.RoomAction
+		join bool
+	}{{ev.Join, true}, {ev.Leave, false}} {
+		if step.ra == nil {
+			continue
+		}
+		rooms, diags := config.EvalStrings(step.ra.Room, ctx)
+		if diags.HasErrors() {
+			r.fail(s, e, diags)
+			return
+		}
+		if !r.roomsAllowed(step.ra, ctx, rooms) {
+			r.stats.RoomDenied.Add(1)
+			r.refuse(s, e, "room not allowed")
+			return
+		}
+		if step.join {
+			s.Join(rooms...)
+		} else {
+			s.Leave(rooms...)
+		}
+	}
+
+	for _, b := range ev.Broadcasts {
+		var opts adapter.Options
+		if b.To != nil {
+			rooms, diags := config.EvalStrings(b.To, ctx)
+			if diags.HasErrors() {
+				r.fail(s, e, diags)
+				return
+			}
+			if b.RequireMember && !memberOfAll(s, rooms) {
+				r.stats.RoomDenied.Add(1)
+				ok = false
+				continue
+			}
+			opts.Rooms = rooms
+		}
+		if b.ExceptSender {
+			opts.Except = []string{s.ID()}
+		}
+		name := b.Event
+		if name == "" {
+			name = e.Name
+		}
+		if b.Args.Passthrough {
+			if name == e.Name {
+				s.Namespace().BroadcastData(opts, e.Data(), e.Attachments)
+			} else {
+				s.Namespace().Broadcast(opts, name, e.Args, e.Attachments)
+			}
+			continue
+		}
+		args, err := r.evalArgs(s, b.Args, ctx)
+		if err != nil {
+			r.fail(s, e, err)
+			return
+		}
+		s.Namespace().Broadcast(opts, name, args, nil)
+	}
+
+	if rp := ev.Reply; rp != nil {
+		if rp.Args.Passthrough {
+			s.Emit(rp.Event, e.Args, e.Attachments)
+		} else {
+			args, err := r.evalArgs(s, rp.Args, ctx)
+			if err != nil {
+				r.fail(s, e, err)
+				return
+			}
+			s.Emit(rp.Event, args, nil)
+		}
+	}
+
+	r.stats.Events.Add(1)
+	switch {
+	case !e.WantsAck():
+	case ev.Ack == nil:
+		if ok {
+			s.Ack(e, [][]byte{[]byte(`{"ok":true}`)}, nil)
+		} else {
+			r.refuse(s, e, "not a member of the room")
+		}
+	case ev.Ack.Passthrough:
+		s.AckRaw(e, siop.AppendArray(nil, e.Args...), e.Attachments)
+	default:
+		args, err := r.evalArgs(s, *ev.Ack, ctx)
+		if err != nil {
+			r.fail(s, e, err)
+			return
+		}
+		s.Ack(e, args, nil)
+	}
+}
+
+// refuse answers an ack the client asked for with {"ok":false,"error":...}.
+func (r *Router) refuse(s *socketio.Socket, e *socketio.Event, reason string) {
+	if e.WantsAck() {
+		b := siop.AppendString([]byte(`{"ok":false,"error":`), reason)
+		s.Ack(e, [][]byte{append(b, '}')}, nil)
+	}
+}
+
+func (r *Router) fail(s *socketio.Socket, e *socketio.Event, err error) {
+	r.stats.RuleErrors.Add(1)
+	r.log.WithField("event", e.Name).WithField("socket", s.ID()).WithError(err).Debug("event rule failed on this event")
+	r.refuse(s, e, "invalid event data")
+}
+
+func (r *Router) roomsAllowed(ra *config.RoomAction, ctx *hcl.EvalContext, rooms []string) bool {
+	for _, room := range rooms {
+		if ok, _ := ra.Allowed(ctx, room); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func memberOfAll(s *socketio.Socket, rooms []string) bool {
+	have := s.Rooms()
+	for _, r := range rooms {
+		found := false
+		for _, h := range have {
+			if h == r {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// allow takes a token from the rule's bucket for this socket.
+func (r *Router) allow(st *socketState, ru *rule) bool {
+	if st.buckets == nil {
+		st.buckets = make([]bucket, len(r.rules))
+	}
+	b := &st.buckets[ru.index]
+	now := r.now()
+	burst := float64(ru.cfg.RateBurst)
+	if burst < 1 {
+		burst = math.Max(1, math.Ceil(ru.cfg.RateLimit))
+	}
+	if b.last.IsZero() {
+		b.tokens = burst
+	} else {
+		b.tokens = math.Min(burst, b.tokens+now.Sub(b.last).Seconds()*ru.cfg.RateLimit)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+func state(s *socketio.Socket) *socketState {
+	if st, ok := s.State().(*socketState); ok {
+		return st
+	}
+	st := &socketState{}
+	s.SetState(st)
+	return st
+}
+
+// baseContext builds (once per socket) the variables that do not change
+// between events.
+func (r *Router) baseContext(s *socketio.Socket, st *socketState) (*hcl.EvalContext, error) {
+	if st.base != nil {
+		return st.base, nil
+	}
+	auth, err := config.ValueFromJSON(s.Auth())
+	if err != nil {
+		return nil, err
+	}
+	hs := s.Handshake()
+	sc := config.Scope{Auth: auth, SocketID: s.ID(), Namespace: s.Namespace().Name(),
+		Query: make(map[string]string, len(hs.Query)), Headers: make(map[string]string, len(hs.Headers))}
+	for k, v := range hs.Query {
+		if len(v) > 0 {
+			sc.Query[k] = v[0]
+		}
+	}
+	for k, v := range hs.Headers {
+		if len(v) > 0 {
+			sc.Headers[strings.ToLower(k)] = v[0]
+		}
+	}
+	st.base = sc.EvalContext()
+	return st.base, nil
+}
+
+func (r *Router) eventContext(s *socketio.Socket, st *socketState, e *socketio.Event, withArgs bool) (*hcl.EvalContext, error) {
+	base, err := r.baseContext(s, st)
+	if err != nil {
+		return nil, err
+	}
+	if !withArgs {
+		return base, nil
+	}
+	vals := make([]cty.Value, len(e.Args))
+	for i, a := range e.Args {
+		if vals[i], err = config.ValueFromJSON(a); err != nil {
+			return nil, err
+		}
+	}
+	ctx := base.NewChild()
+	ctx.Variables = map[string]cty.Value{config.VarArgs: cty.TupleVal(vals)}
+	return ctx, nil
+}
+
+// evalArgs evaluates an args list to raw JSON values.
+func (r *Router) evalArgs(s *socketio.Socket, a config.Args, ctx *hcl.EvalContext) ([][]byte, error) {
+	if a.Expr == nil {
+		return nil, nil
+	}
+	if ctx == nil {
+		var err error
+		if ctx, err = r.baseContext(s, state(s)); err != nil {
+			return nil, err
+		}
+	}
+	vals, diags := a.Eval(ctx)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	out := make([][]byte, len(vals))
+	for i, v := range vals {
+		b, err := config.ValueToJSON(v)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}

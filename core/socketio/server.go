@@ -1,0 +1,289 @@
+// Package socketio is the Socket.IO v5 layer over Engine.IO: namespaces,
+// sockets, rooms (through an adapter), events, acknowledgements in both
+// directions and binary attachments. What a namespace does with events is
+// decided by its Handler (the declarative router, in practice).
+package socketio
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/socketfleet/socketfleet/core/adapter"
+	"github.com/socketfleet/socketfleet/core/engineio"
+	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
+	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
+)
+
+// Disconnect reasons, as Socket.IO names them.
+const (
+	ReasonServerDisconnect = "server namespace disconnect"
+	ReasonClientDisconnect = "client namespace disconnect"
+	ReasonServerShutdown   = "server shutting down"
+	ReasonInvalidState     = "invalid state"
+)
+
+// Handler decides what a namespace does. Its methods run on the goroutine
+// that read the packet, one packet of a client at a time.
+type Handler interface {
+	// Connect may refuse a CONNECT with a *ConnectError (or any error: its
+	// text becomes the message).
+	Connect(s *Socket) error
+	// Connected runs right after the CONNECT reply was queued.
+	Connected(s *Socket)
+	Event(s *Socket, e *Event)
+	Disconnected(s *Socket, reason string)
+}
+
+// ConnectError is sent to the client as CONNECT_ERROR {message, data}.
+type ConnectError struct {
+	Message string
+	Data    []byte // raw JSON, optional
+}
+
+func (e *ConnectError) Error() string { return e.Message }
+
+// Options configures the Socket.IO layer.
+type Options struct {
+	ConnectTimeout time.Duration // close a client that joins no namespace in time
+	AckTimeout     time.Duration // default for EmitWithAck
+	MaxAttachments int
+	Log            *logrus.Entry
+}
+
+// Stats are cheap counters the core reads for health and metrics.
+type Stats struct {
+	Connections  atomic.Int64 // open Engine.IO sessions
+	Sockets      atomic.Int64 // connected namespace sockets
+	PacketsIn    atomic.Int64
+	PacketsOut   atomic.Int64 // per recipient
+	Broadcasts   atomic.Int64
+	ParseErrors  atomic.Int64
+	ConnectsDone atomic.Int64
+}
+
+// Server holds the namespaces and serves Engine.IO sessions.
+type Server struct {
+	opts  Options
+	log   *logrus.Entry
+	nsps  map[string]*Namespace // fixed after start: read without locks
+	Stats Stats
+}
+
+// NewServer returns a server with no namespaces.
+func NewServer(opts Options) *Server {
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 45 * time.Second
+	}
+	if opts.AckTimeout <= 0 {
+		opts.AckTimeout = 10 * time.Second
+	}
+	if opts.MaxAttachments <= 0 {
+		opts.MaxAttachments = 10
+	}
+	if opts.Log == nil {
+		opts.Log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	return &Server{opts: opts, log: opts.Log, nsps: make(map[string]*Namespace)}
+}
+
+// AddNamespace declares a namespace before the server starts serving.
+func (srv *Server) AddNamespace(name string, h Handler, a adapter.Interface) *Namespace {
+	if a == nil {
+		a = adapter.NewMemory()
+	}
+	n := &Namespace{name: name, srv: srv, handler: h, adapter: a}
+	srv.nsps[name] = n
+	return n
+}
+
+// Namespace returns a declared namespace or nil.
+func (srv *Server) Namespace(name string) *Namespace { return srv.nsps[name] }
+
+// Namespaces returns all namespaces.
+func (srv *Server) Namespaces() []*Namespace {
+	out := make([]*Namespace, 0, len(srv.nsps))
+	for _, n := range srv.nsps {
+		out = append(out, n)
+	}
+	return out
+}
+
+// Open implements engineio.Handler: a new client.
+func (srv *Server) Open(sess *engineio.Session) {
+	c := &client{srv: srv, sess: sess, dec: siop.NewDecoder(srv.opts.MaxAttachments)}
+	srv.Stats.Connections.Add(1)
+	c.connectTimer = time.AfterFunc(srv.opts.ConnectTimeout, c.onConnectTimeout)
+	sess.SetHandler(c.onMessage, c.onClose)
+}
+
+// client is one Engine.IO session and the namespace sockets on it.
+type client struct {
+	srv          *Server
+	sess         *engineio.Session
+	dec          *siop.Decoder
+	connectTimer *time.Timer
+
+	mu      sync.Mutex
+	sockets []*Socket // by namespace; usually one
+	closed  bool
+}
+
+func (c *client) onConnectTimeout() {
+	c.mu.Lock()
+	n := len(c.sockets)
+	c.mu.Unlock()
+	if n == 0 {
+		c.sess.Close(engineio.ReasonForcedClose)
+	}
+}
+
+func (c *client) socket(nsp string) *Socket {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.sockets {
+		if s.ns.name == nsp {
+			return s
+		}
+	}
+	return nil
+}
+
+func (c *client) onMessage(p eiop.Packet) {
+	var pkt *siop.Packet
+	var err error
+	if p.Binary {
+		pkt, err = c.dec.AddBinary(p.Data)
+	} else {
+		pkt, err = c.dec.AddText(p.Data)
+	}
+	if err != nil {
+		c.srv.Stats.ParseErrors.Add(1)
+		c.srv.log.WithField("sid", c.sess.ID()).WithError(err).Debug("invalid packet; closing connection")
+		c.sess.Close(engineio.ReasonParseError)
+		return
+	}
+	if pkt == nil {
+		return // waiting for attachments
+	}
+	c.srv.Stats.PacketsIn.Add(1)
+	c.dispatch(pkt)
+}
+
+func (c *client) dispatch(p *siop.Packet) {
+	if p.Type == siop.Connect {
+		c.connect(p)
+		return
+	}
+	s := c.socket(p.Namespace)
+	if s == nil {
+		// A packet for a namespace that is not connected: invalid state.
+		c.sess.Close(ReasonInvalidState)
+		return
+	}
+	switch p.Type {
+	case siop.Disconnect:
+		s.onClose(ReasonClientDisconnect, false)
+	case siop.Event, siop.BinaryEvent:
+		name, args, err := siop.EventName(p)
+		if err != nil {
+			c.sess.Close(engineio.ReasonParseError)
+			return
+		}
+		ev := &Event{Name: name, Args: args, Attachments: p.Attachments, packet: p}
+		s.ns.handler.Event(s, ev)
+	case siop.Ack, siop.BinaryAck:
+		s.resolveAck(p)
+	default:
+		c.sess.Close(ReasonInvalidState)
+	}
+}
+
+func (c *client) connect(p *siop.Packet) {
+	ns := c.srv.nsps[p.Namespace]
+	if ns == nil {
+		c.send(encode(&siop.Packet{Type: siop.ConnectError, Namespace: p.Namespace, Data: []byte(`{"message":"Invalid namespace"}`)}))
+		return
+	}
+	if c.socket(p.Namespace) != nil {
+		c.sess.Close(ReasonInvalidState)
+		return
+	}
+	auth := p.Data
+	if len(auth) == 0 {
+		auth = []byte("{}")
+	}
+	s := &Socket{id: engineio.NewID(), ns: ns, client: c, auth: auth}
+	if err := ns.handler.Connect(s); err != nil {
+		var ce *ConnectError
+		if !errors.As(err, &ce) {
+			ce = &ConnectError{Message: err.Error()}
+		}
+		data := siop.AppendString([]byte(`{"message":`), ce.Message)
+		if len(ce.Data) > 0 {
+			data = append(append(data, `,"data":`...), ce.Data...)
+		}
+		data = append(data, '}')
+		c.send(encode(&siop.Packet{Type: siop.ConnectError, Namespace: p.Namespace, Data: data}))
+		return
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.sockets = append(c.sockets, s)
+	c.mu.Unlock()
+	c.connectTimer.Stop()
+	ns.adapter.Add(s)
+	c.srv.Stats.Sockets.Add(1)
+	c.srv.Stats.ConnectsDone.Add(1)
+	c.send(encode(&siop.Packet{Type: siop.Connect, Namespace: ns.name, Data: []byte(`{"sid":"` + s.id + `"}`)}))
+	ns.handler.Connected(s)
+}
+
+func (c *client) send(msgs []*engineio.Message) bool {
+	c.srv.Stats.PacketsOut.Add(1)
+	return c.sess.Send(msgs...)
+}
+
+func (c *client) onClose(reason string) {
+	c.connectTimer.Stop()
+	c.mu.Lock()
+	c.closed = true
+	sockets := c.sockets
+	c.sockets = nil
+	c.mu.Unlock()
+	for _, s := range sockets {
+		s.finish(reason)
+	}
+	c.srv.Stats.Connections.Add(-1)
+}
+
+func (c *client) removeSocket(s *Socket) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, x := range c.sockets {
+		if x == s {
+			c.sockets = append(c.sockets[:i], c.sockets[i+1:]...)
+			return
+		}
+	}
+}
+
+// encode turns a packet into Engine.IO messages: the text frame and one
+// binary message per attachment.
+func encode(p *siop.Packet) []*engineio.Message {
+	frame := make([]byte, 0, 24+len(p.Namespace)+len(p.Data))
+	frame = append(frame, '4')
+	frame = siop.AppendHeader(frame, p.Type, p.Namespace, len(p.Attachments), p.ID, p.HasID)
+	frame = append(frame, p.Data...)
+	msgs := make([]*engineio.Message, 0, 1+len(p.Attachments))
+	msgs = append(msgs, engineio.NewMessage(frame))
+	for _, a := range p.Attachments {
+		msgs = append(msgs, engineio.NewBinary(a))
+	}
+	return msgs
+}

@@ -1,0 +1,283 @@
+package socketio
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/socketfleet/socketfleet/core/adapter"
+	"github.com/socketfleet/socketfleet/core/engineio"
+	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
+)
+
+// ErrAckTimeout is passed to an ack callback whose client did not answer in time.
+var ErrAckTimeout = errors.New("socketio: ack timeout")
+
+// ErrDisconnected is passed to pending ack callbacks when the socket goes away.
+var ErrDisconnected = errors.New("socketio: socket disconnected")
+
+// Event is one EVENT or BINARY_EVENT from a client.
+type Event struct {
+	Name        string
+	Args        [][]byte // raw JSON arguments, placeholders included
+	Attachments [][]byte
+	packet      *siop.Packet
+}
+
+// WantsAck reports whether the client asked for an acknowledgement.
+func (e *Event) WantsAck() bool { return e.packet.HasID }
+
+// Size is the event's size on the wire: JSON plus attachments.
+func (e *Event) Size() int {
+	n := len(e.packet.Data)
+	for _, a := range e.Attachments {
+		n += len(a)
+	}
+	return n
+}
+
+// Data returns the raw JSON array of the event as received.
+func (e *Event) Data() []byte { return e.packet.Data }
+
+// Socket is a client's connection to one namespace.
+type Socket struct {
+	id     string
+	ns     *Namespace
+	client *client
+	auth   []byte
+
+	state any // the handler's per-socket data; touched only from packet handling
+
+	mu     sync.Mutex
+	acks   map[uint64]*pendingAck
+	ackSeq uint64
+	gone   bool
+}
+
+type pendingAck struct {
+	cb    func(args [][]byte, attachments [][]byte, err error)
+	timer *time.Timer
+}
+
+var _ adapter.Member = (*Socket)(nil)
+
+// ID is the socket id (20 characters, not the Engine.IO sid).
+func (s *Socket) ID() string { return s.id }
+
+// State returns what the handler stored with SetState.
+func (s *Socket) State() any { return s.state }
+
+// SetState stores the handler's per-socket data. Handlers call it only from
+// their own callbacks, which never run concurrently for one client.
+func (s *Socket) SetState(v any) { s.state = v }
+
+// Namespace returns the socket's namespace.
+func (s *Socket) Namespace() *Namespace { return s.ns }
+
+// Auth returns the raw JSON auth object of the CONNECT packet ({} when none).
+func (s *Socket) Auth() []byte { return s.auth }
+
+// Handshake returns the Engine.IO handshake of the socket's client.
+func (s *Socket) Handshake() *engineio.Handshake { return s.client.sess.Handshake() }
+
+// Transport names the client's current transport.
+func (s *Socket) Transport() string { return s.client.sess.Transport() }
+
+// Deliver implements adapter.Member.
+func (s *Socket) Deliver(msgs []*engineio.Message) { s.client.sess.Send(msgs...) }
+
+// Join adds the socket to rooms.
+func (s *Socket) Join(rooms ...string) { s.ns.adapter.Join(s.id, rooms...) }
+
+// Leave removes the socket from rooms.
+func (s *Socket) Leave(rooms ...string) { s.ns.adapter.Leave(s.id, rooms...) }
+
+// Rooms lists the socket's rooms, its own id first.
+func (s *Socket) Rooms() []string { return s.ns.adapter.Rooms(s.id) }
+
+// Emit sends an event to this socket. args are raw JSON values.
+func (s *Socket) Emit(event string, args [][]byte, attachments [][]byte) bool {
+	p := &siop.Packet{Type: eventType(attachments), Namespace: s.ns.name, Data: EventData(event, args), Attachments: attachments}
+	return s.client.send(encode(p))
+}
+
+// EmitWithAck sends an event and calls cb with the client's ack arguments,
+// or with ErrAckTimeout after timeout (0 = the server's default), or
+// ErrDisconnected when the socket goes away first. cb runs once.
+func (s *Socket) EmitWithAck(event string, args, attachments [][]byte, timeout time.Duration,
+	cb func(args, attachments [][]byte, err error)) {
+	if timeout <= 0 {
+		timeout = s.ns.srv.opts.AckTimeout
+	}
+	s.mu.Lock()
+	if s.gone {
+		s.mu.Unlock()
+		cb(nil, nil, ErrDisconnected)
+		return
+	}
+	id := s.ackSeq
+	s.ackSeq++
+	pa := &pendingAck{cb: cb}
+	pa.timer = time.AfterFunc(timeout, func() {
+		if s.takeAck(id) != nil {
+			cb(nil, nil, ErrAckTimeout)
+		}
+	})
+	if s.acks == nil {
+		s.acks = make(map[uint64]*pendingAck)
+	}
+	s.acks[id] = pa
+	s.mu.Unlock()
+	p := &siop.Packet{Type: eventType(attachments), Namespace: s.ns.name, ID: id, HasID: true,
+		Data: EventData(event, args), Attachments: attachments}
+	s.client.send(encode(p))
+}
+
+func (s *Socket) takeAck(id uint64) *pendingAck {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pa := s.acks[id]
+	if pa != nil {
+		delete(s.acks, id)
+	}
+	return pa
+}
+
+func (s *Socket) resolveAck(p *siop.Packet) {
+	pa := s.takeAck(p.ID)
+	if pa == nil {
+		return // late or unknown: the callback already timed out
+	}
+	pa.timer.Stop()
+	args, err := siop.SplitArray(p.Data)
+	if err != nil {
+		pa.cb(nil, nil, err)
+		return
+	}
+	pa.cb(args, p.Attachments, nil)
+}
+
+// Ack answers a client's event acknowledgement. It does nothing if the
+// client asked for none.
+func (s *Socket) Ack(e *Event, args [][]byte, attachments [][]byte) {
+	if !e.packet.HasID {
+		return
+	}
+	t := siop.Ack
+	if len(attachments) > 0 {
+		t = siop.BinaryAck
+	}
+	p := &siop.Packet{Type: t, Namespace: s.ns.name, ID: e.packet.ID, HasID: true,
+		Data: siop.AppendArray(nil, args...), Attachments: attachments}
+	s.client.send(encode(p))
+}
+
+// AckRaw answers with a raw JSON array (byte-exact pass-through).
+func (s *Socket) AckRaw(e *Event, array []byte, attachments [][]byte) {
+	if !e.packet.HasID {
+		return
+	}
+	t := siop.Ack
+	if len(attachments) > 0 {
+		t = siop.BinaryAck
+	}
+	p := &siop.Packet{Type: t, Namespace: s.ns.name, ID: e.packet.ID, HasID: true, Data: array, Attachments: attachments}
+	s.client.send(encode(p))
+}
+
+// Disconnect sends DISCONNECT for this namespace; with close, the whole
+// Engine.IO connection is closed too.
+func (s *Socket) Disconnect(close bool) {
+	if close {
+		s.client.send(encode(&siop.Packet{Type: siop.Disconnect, Namespace: s.ns.name}))
+		s.client.sess.Close(engineio.ReasonForcedClose)
+		return
+	}
+	s.onClose(ReasonServerDisconnect, true)
+}
+
+// onClose leaves the namespace; notify sends DISCONNECT to the client.
+func (s *Socket) onClose(reason string, notify bool) {
+	if notify {
+		s.client.send(encode(&siop.Packet{Type: siop.Disconnect, Namespace: s.ns.name}))
+	}
+	s.client.removeSocket(s)
+	s.finish(reason)
+}
+
+// finish runs once: leaves all rooms, fails pending acks, tells the handler.
+func (s *Socket) finish(reason string) {
+	s.mu.Lock()
+	if s.gone {
+		s.mu.Unlock()
+		return
+	}
+	s.gone = true
+	acks := s.acks
+	s.acks = nil
+	s.mu.Unlock()
+	for _, pa := range acks {
+		pa.timer.Stop()
+		pa.cb(nil, nil, ErrDisconnected)
+	}
+	s.ns.adapter.Remove(s.id)
+	s.ns.srv.Stats.Sockets.Add(-1)
+	s.ns.handler.Disconnected(s, reason)
+}
+
+func eventType(attachments [][]byte) siop.PacketType {
+	if len(attachments) > 0 {
+		return siop.BinaryEvent
+	}
+	return siop.Event
+}
+
+// EventData builds the JSON array ["event", args...].
+func EventData(event string, args [][]byte) []byte {
+	n := len(event) + 4
+	for _, a := range args {
+		n += len(a) + 1
+	}
+	b := make([]byte, 0, n)
+	b = siop.AppendString(append(b, '['), event)
+	for _, a := range args {
+		b = append(append(b, ','), a...)
+	}
+	return append(b, ']')
+}
+
+// Namespace is a declared namespace with its adapter.
+type Namespace struct {
+	name    string
+	srv     *Server
+	handler Handler
+	adapter adapter.Interface
+}
+
+// Name returns the namespace name ("/" or "/admin").
+func (n *Namespace) Name() string { return n.name }
+
+// Adapter returns the namespace's adapter.
+func (n *Namespace) Adapter() adapter.Interface { return n.adapter }
+
+// Broadcast sends an event to the sockets matching opts. The packet is
+// encoded once; every recipient queues the same frames. It returns the
+// number of local recipients.
+func (n *Namespace) Broadcast(opts adapter.Options, event string, args, attachments [][]byte) int {
+	return n.BroadcastData(opts, EventData(event, args), attachments)
+}
+
+// BroadcastData broadcasts a ready JSON array (["event", ...]) as is.
+func (n *Namespace) BroadcastData(opts adapter.Options, data []byte, attachments [][]byte) int {
+	msgs := encode(&siop.Packet{Type: eventType(attachments), Namespace: n.name, Data: data, Attachments: attachments})
+	for _, m := range msgs {
+		m.Shared = true
+	}
+	n.srv.Stats.Broadcasts.Add(1)
+	cnt := n.adapter.Broadcast(msgs, opts)
+	n.srv.Stats.PacketsOut.Add(int64(cnt))
+	return cnt
+}
+
+// SocketCount returns the number of local sockets in the namespace.
+func (n *Namespace) SocketCount() int { return len(n.adapter.Sockets(nil)) }
