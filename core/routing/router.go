@@ -5,11 +5,13 @@ package routing
 
 import (
 	"math"
+	"math/big"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/sirupsen/logrus"
 	"github.com/zclconf/go-cty/cty"
 
@@ -116,7 +118,7 @@ func (r *Router) Connect(*socketio.Socket) error { return nil }
 // Connected sends the on_connect emits.
 func (r *Router) Connected(s *socketio.Socket) {
 	for _, em := range r.ns.OnConnect {
-		args, err := r.evalArgs(s, em.Args, nil)
+		args, err := r.evalArgs(s, em.Args, nil, nil)
 		if err != nil {
 			r.stats.ConnectErrors.Add(1)
 			r.log.WithError(err).WithField("event", em.Event).Warn("on_connect emit skipped")
@@ -218,7 +220,7 @@ func (r *Router) Event(s *socketio.Socket, e *socketio.Event) {
 			}
 			continue
 		}
-		args, err := r.evalArgs(s, b.Args, ctx)
+		args, err := r.evalArgs(s, b.Args, ctx, e.Args)
 		if err != nil {
 			r.fail(s, e, err)
 			return
@@ -230,7 +232,7 @@ func (r *Router) Event(s *socketio.Socket, e *socketio.Event) {
 		if rp.Args.Passthrough {
 			s.Emit(rp.Event, e.Args, e.Attachments)
 		} else {
-			args, err := r.evalArgs(s, rp.Args, ctx)
+			args, err := r.evalArgs(s, rp.Args, ctx, e.Args)
 			if err != nil {
 				r.fail(s, e, err)
 				return
@@ -251,7 +253,7 @@ func (r *Router) Event(s *socketio.Socket, e *socketio.Event) {
 	case ev.Ack.Passthrough:
 		s.AckRaw(e, siop.AppendArray(nil, e.Args...), e.Attachments)
 	default:
-		args, err := r.evalArgs(s, *ev.Ack, ctx)
+		args, err := r.evalArgs(s, *ev.Ack, ctx, e.Args)
 		if err != nil {
 			r.fail(s, e, err)
 			return
@@ -379,10 +381,55 @@ func (r *Router) eventContext(s *socketio.Socket, st *socketState, e *socketio.E
 	return ctx, nil
 }
 
+// rawArg reports whether an args element is a bare `auth` or `args[N]`,
+// which are sent as the bytes the client sent (key order and number
+// formatting kept) instead of a round trip through HCL values.
+func rawArg(e hclsyntax.Expression) (root string, index int, ok bool) {
+	st, isTrav := e.(*hclsyntax.ScopeTraversalExpr)
+	if !isTrav {
+		return "", 0, false
+	}
+	tr := st.Traversal
+	switch {
+	case len(tr) == 1 && tr.RootName() == config.VarAuth:
+		return config.VarAuth, 0, true
+	case len(tr) == 2 && tr.RootName() == config.VarArgs:
+		ix, isIndex := tr[1].(hcl.TraverseIndex)
+		if !isIndex || ix.Key.Type() != cty.Number {
+			return "", 0, false
+		}
+		bf := ix.Key.AsBigFloat()
+		if n, acc := bf.Int64(); acc == big.Exact && n >= 0 && n < 1<<16 {
+			return config.VarArgs, int(n), true
+		}
+	}
+	return "", 0, false
+}
+
 // evalArgs evaluates an args list to raw JSON values.
-func (r *Router) evalArgs(s *socketio.Socket, a config.Args, ctx *hcl.EvalContext) ([][]byte, error) {
+func (r *Router) evalArgs(s *socketio.Socket, a config.Args, ctx *hcl.EvalContext, eventArgs [][]byte) ([][]byte, error) {
 	if a.Expr == nil {
 		return nil, nil
+	}
+	if tup, ok := a.Expr.(*hclsyntax.TupleConsExpr); ok {
+		out := make([][]byte, 0, len(tup.Exprs))
+		for _, el := range tup.Exprs {
+			root, i, raw := rawArg(el)
+			switch {
+			case raw && root == config.VarAuth:
+				out = append(out, s.Auth())
+				continue
+			case raw && root == config.VarArgs && i < len(eventArgs):
+				out = append(out, eventArgs[i])
+				continue
+			}
+			b, err := r.evalOne(s, el, ctx)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, b)
+		}
+		return out, nil
 	}
 	if ctx == nil {
 		var err error
@@ -403,4 +450,19 @@ func (r *Router) evalArgs(s *socketio.Socket, a config.Args, ctx *hcl.EvalContex
 		out[i] = b
 	}
 	return out, nil
+}
+
+// evalOne evaluates one expression to JSON.
+func (r *Router) evalOne(s *socketio.Socket, e hcl.Expression, ctx *hcl.EvalContext) ([]byte, error) {
+	if ctx == nil {
+		var err error
+		if ctx, err = r.baseContext(s, state(s)); err != nil {
+			return nil, err
+		}
+	}
+	v, diags := e.Value(ctx)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return config.ValueToJSON(v)
 }

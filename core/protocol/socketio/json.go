@@ -27,8 +27,8 @@ var strSafe = func() (t [256]bool) {
 
 // scanner is a single-pass JSON validator over data. It never allocates on
 // success. Optionally it checks Socket.IO placeholders
-// ({"_placeholder":true,"num":N} needs 0 <= N < nAtt) and records the spans of
-// the top-level array elements.
+// ({"_placeholder":true,"num":N} needs 0 <= N < nAtt) and it records the span
+// of the first element of a top-level array.
 type scanner struct {
 	data []byte
 	// placeholder checking
@@ -36,9 +36,6 @@ type scanner struct {
 	nAtt    int
 	// span of the first element of a top-level array; firstS < 0 if none
 	firstS, firstE int
-	// when collect is set, the top-level array elements are appended to elems
-	collect bool
-	elems   [][]byte
 	esc     bool // last string scanned contained an escape sequence
 	err     error
 }
@@ -327,14 +324,9 @@ func (s *scanner) array(i, depth int) int {
 		if i = s.value(i, depth); i < 0 {
 			return -1
 		}
-		if depth == 1 {
-			if first {
-				s.firstS, s.firstE = vs, i
-				first = false
-			}
-			if s.collect {
-				s.elems = append(s.elems, d[vs:i:i])
-			}
+		if first && depth == 1 {
+			s.firstS, s.firstE = vs, i
+			first = false
 		}
 		i = s.ws(i)
 		if i >= len(d) {
@@ -365,20 +357,47 @@ func Valid(data []byte) bool {
 // capped, so appending to an element never overwrites raw). It returns an
 // error if raw is not a valid JSON array. An empty array yields a nil slice.
 func SplitArray(raw []byte) ([][]byte, error) {
-	var buf [16][]byte
-	s := scanner{data: raw, collect: true, elems: buf[:0]}
-	c, err := s.top()
-	if err != nil {
-		return nil, err
-	}
-	if c != '[' {
+	// The top level is parsed here rather than by the scanner so that the
+	// element buffer stays on the stack: one allocation, of the exact size.
+	s := scanner{data: raw}
+	i := s.ws(0)
+	if i >= len(raw) || raw[i] != '[' {
 		return nil, fmt.Errorf("%w: not an array", ErrInvalidJSON)
 	}
-	if len(s.elems) == 0 {
+	var buf [16][]byte
+	elems := buf[:0]
+	i = s.ws(i + 1)
+	if i < len(raw) && raw[i] == ']' {
+		i++
+	} else {
+		for {
+			vs := i
+			if i = s.value(i, 1); i < 0 {
+				return nil, s.err
+			}
+			elems = append(elems, raw[vs:i:i])
+			i = s.ws(i)
+			if i < len(raw) && raw[i] == ',' {
+				i = s.ws(i + 1)
+				continue
+			}
+			if i < len(raw) && raw[i] == ']' {
+				i++
+				break
+			}
+			s.fail(i, "expected ',' or ']'")
+			return nil, s.err
+		}
+	}
+	if i = s.ws(i); i != len(raw) {
+		s.fail(i, "trailing data")
+		return nil, s.err
+	}
+	if len(elems) == 0 {
 		return nil, nil
 	}
-	out := make([][]byte, len(s.elems))
-	copy(out, s.elems)
+	out := make([][]byte, len(elems))
+	copy(out, elems)
 	return out, nil
 }
 

@@ -1,0 +1,56 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+CHROMIUM_PATH ?= /usr/bin/chromium
+
+.PHONY: all build run test test-go test-e2e e2e-deps fuzz bench vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/socket-server ./cmd/socket-server
+
+## run: start one instance on embedded defaults (config.hcl, port 8081, no Redis)
+run: build
+	./bin/socket-server run --config config.hcl
+
+## test: vet, Go tests (race detector; fuzz seed corpora included), then the
+## Node socket.io-client and headless-Chromium end-to-end suites.
+test: vet test-go test-e2e
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+test-go: build
+	$(GO) test -race -count=1 ./...
+
+test-e2e: build e2e-deps
+	cd test/e2e && SOCKET_SERVER_BIN=$(CURDIR)/bin/socket-server CHROMIUM_PATH=$(CHROMIUM_PATH) node --test --test-concurrency=1
+
+# Node packages come from npm with their lockfiles; Debian's chromium is
+# installed when missing and we are root (CI is).
+e2e-deps:
+	cd test/e2e && npm ci --no-audit --no-fund --loglevel=error
+	cd examples/browser-chat && npm ci --no-audit --no-fund --loglevel=error
+	@if [ ! -x "$(CHROMIUM_PATH)" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: apt-get install chromium (or set CHROMIUM_PATH)"; exit 1; fi; fi
+
+## fuzz: run every fuzz target for FUZZTIME each (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in ./core/protocol/engineio ./core/protocol/socketio; do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done; done
+
+## bench: Go micro-benchmarks (codecs, broadcast, memory per connection)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./core/...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

@@ -1,0 +1,5 @@
+server {
+  cors {
+    shout = true
+  }
+}
