@@ -23,7 +23,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
-test-go: build
+test-go: build e2e-deps
 	$(GO) test -race -count=1 ./...
 
 test-e2e: build e2e-deps
