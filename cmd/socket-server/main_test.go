@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// buildBinary compiles the command once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "socket-server")
+	out, err := exec.Command("go", "build", "-ldflags", "-X main.version=9.9.9-test", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestVersionAndValidate(t *testing.T) {
+	bin := buildBinary(t)
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "9.9.9-test" {
+		t.Fatalf("version: %q %v", out, err)
+	}
+	for _, cfg := range []string{"../../config.hcl", "../../examples/conformance/config.hcl"} {
+		out, err := exec.Command(bin, "validate", "--config", cfg).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "config OK") {
+			t.Fatalf("validate %s: %v\n%s", cfg, err, out)
+		}
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.hcl")
+	src := "server {\n  ping_interval = \"soon\"\n  colour = \"blue\"\n}\n"
+	if err := os.WriteFile(bad, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "validate", "--config", bad)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("validate bad config: want exit 1, got %v", err)
+	}
+	msg := stderr.String()
+	for _, want := range []string{bad + ":2:19", bad + ":3:3", `colour = "blue"`, "soon"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("diagnostics lack %q:\n%s", want, msg)
+		}
+	}
+}
+
+// TestConformanceProfile runs the binary with examples/conformance/config.hcl
+// and checks the behaviours the public Engine.IO and Socket.IO suites rely on.
+func TestConformanceProfile(t *testing.T) {
+	bin := buildBinary(t)
+	addr := freePort(t)
+	cmd := exec.Command(bin, "run", "--config", "../../examples/conformance/config.hcl")
+	cmd.Env = append(os.Environ(), "LISTEN_ADDR="+addr)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("server exit after SIGTERM: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("server did not stop on SIGTERM")
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	}()
+	base := "http://" + addr
+	waitUp(t, base+"/socket.io/?EIO=4&transport=polling")
+
+	t.Run("engine.io echo over polling", func(t *testing.T) {
+		open := httpGet(t, base+"/engine.io/?EIO=4&transport=polling")
+		if !strings.Contains(open, `"pingInterval":300,"pingTimeout":200,"maxPayload":1000000}`) {
+			t.Fatalf("open %q", open)
+		}
+		url := base + "/engine.io/?EIO=4&transport=polling&sid=" + sidOf(t, open)
+		httpPost(t, url, "4hello\x1e4€\x1ebAQIDBA==")
+		if got := httpGet(t, url); got != "4hello\x1e4€\x1ebAQIDBA==" {
+			t.Fatalf("echo %q", got)
+		}
+	})
+	t.Run("engine.io echo over websocket", func(t *testing.T) {
+		c := dial(t, "ws://"+addr+"/engine.io/?EIO=4&transport=websocket")
+		if open := read(t, c); !strings.Contains(open, `"upgrades":[]`) {
+			t.Fatalf("open %q", open)
+		}
+		_ = c.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3, 4})
+		if got := read(t, c); got != "\x01\x02\x03\x04" {
+			t.Fatalf("binary echo %q", got)
+		}
+	})
+	t.Run("heartbeat at 300ms", func(t *testing.T) {
+		c := dial(t, "ws://"+addr+"/engine.io/?EIO=4&transport=websocket")
+		read(t, c)
+		start := time.Now()
+		if got := read(t, c); got != "2" {
+			t.Fatalf("want ping, got %q", got)
+		}
+		if d := time.Since(start); d < 250*time.Millisecond || d > 1000*time.Millisecond {
+			t.Fatalf("ping after %v", d)
+		}
+		// No pong: closed after pingTimeout.
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, _, err := c.ReadMessage(); err == nil {
+			t.Fatal("still open without pong")
+		}
+	})
+	t.Run("socket.io auth, message-back, ack, /custom", func(t *testing.T) {
+		c := dial(t, "ws://"+addr+"/socket.io/?EIO=4&transport=websocket")
+		read(t, c)
+		_ = c.WriteMessage(websocket.TextMessage, []byte(`40{"token":"123"}`))
+		if got := read(t, c); !strings.HasPrefix(got, `40{"sid":"`) {
+			t.Fatalf("connect %q", got)
+		}
+		if got := read(t, c); got != `42["auth",{"token":"123"}]` {
+			t.Fatalf("auth %q", got)
+		}
+		_ = c.WriteMessage(websocket.TextMessage, []byte(`42["message",1,"2",{"3":[true]}]`))
+		if got := read(t, c); got != `42["message-back",1,"2",{"3":[true]}]` {
+			t.Fatalf("message-back %q", got)
+		}
+		_ = c.WriteMessage(websocket.TextMessage, []byte(`42456["message-with-ack",1,"2",{"3":[false]}]`))
+		if got := read(t, c); got != `43456[1,"2",{"3":[false]}]` {
+			t.Fatalf("ack %q", got)
+		}
+		_ = c.WriteMessage(websocket.TextMessage, []byte(`40/custom,`))
+		if got := read(t, c); !strings.HasPrefix(got, `40/custom,{"sid":"`) {
+			t.Fatalf("connect /custom %q", got)
+		}
+		if got := read(t, c); got != `42/custom,["auth",{}]` {
+			t.Fatalf("auth /custom %q", got)
+		}
+	})
+	t.Run("connect timeout 1s", func(t *testing.T) {
+		c := dial(t, "ws://"+addr+"/socket.io/?EIO=4&transport=websocket")
+		read(t, c)
+		start := time.Now()
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		for {
+			_, b, err := c.ReadMessage()
+			if err != nil {
+				break
+			}
+			if string(b) == "2" {
+				_ = c.WriteMessage(websocket.TextMessage, []byte("3"))
+			}
+		}
+		if d := time.Since(start); d < 900*time.Millisecond || d > 2500*time.Millisecond {
+			t.Fatalf("closed after %v, want ~1s", d)
+		}
+	})
+}
+
+func waitUp(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, err := http.Get(url); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("server at %s did not come up", url)
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
+func httpPost(t *testing.T, url, body string) {
+	t.Helper()
+	res, err := http.Post(url, "text/plain;charset=UTF-8", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(b) != "ok" {
+		t.Fatalf("POST: %d %q", res.StatusCode, b)
+	}
+}
+
+func sidOf(t *testing.T, open string) string {
+	t.Helper()
+	i := strings.Index(open, `"sid":"`)
+	if i < 0 {
+		t.Fatalf("no sid in %q", open)
+	}
+	return open[i+7 : i+27]
+}
+
+func dial(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func read(t *testing.T, c *websocket.Conn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return string(b)
+}
+
