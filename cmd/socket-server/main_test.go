@@ -252,4 +252,3 @@ func read(t *testing.T, c *websocket.Conn) string {
 	}
 	return string(b)
 }
-
