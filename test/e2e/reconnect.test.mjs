@@ -60,6 +60,7 @@ describe("reconnect after a server restart (conformance config)", { timeout: 90_
         "on shutdown the server sent a Socket.IO DISCONNECT packet; the client will then NOT reconnect by itself",
       );
       assert.ok(exit, "server exited");
+      assert.notEqual(exit.signal, "SIGKILL", "the server must exit on SIGTERM within 5 s (it had to be SIGKILLed)");
 
       // wait a few reconnect attempts against the dead port, then bring the server back on the same port
       const authAfter = collect(socket, "auth");

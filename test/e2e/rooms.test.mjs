@@ -8,6 +8,7 @@ import {
   emitAck,
   sleep,
   startServer,
+  toBuffer,
   until,
   waitConnected,
   withLogs,
@@ -138,7 +139,29 @@ describe("rooms and chat:message (default config)", { timeout: 60_000 }, () => {
     );
   });
 
-  t("a disconnected member is removed from the room", async () => {
+  t("a room message carrying binary data reaches members with equal bytes", async () => {
+    const a = await client(["websocket"]);
+    const b = await client(["polling"]);
+    await join(a, "files");
+    await join(b, "files");
+    const gotA = collect(a, "chat:message");
+    const gotB = collect(b, "chat:message");
+    const bytes = Buffer.from([0, 255, 1, 254, 2, 253]);
+    a.emit("chat:message", { room: "files", text: "a file", file: bytes });
+    await until(() => gotA.length >= 1 && gotB.length >= 1, 5000, "A and B to receive the binary message");
+    for (const [who, got] of [
+      ["A", gotA],
+      ["B", gotB],
+    ]) {
+      const [msg] = got[0];
+      assert.equal(msg.room, "files", who);
+      assert.equal(msg.text, "a file", who);
+      const buf = toBuffer(msg.file);
+      assert.ok(buf && buf.equals(bytes), `${who}: file bytes differ: ${JSON.stringify(msg.file)}`);
+    }
+  });
+
+  t("a member disconnecting does not break the room for the others", async () => {
     const a = await client();
     const b = await client();
     await join(a, "lobby");

@@ -1,0 +1,97 @@
+package adapter
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/socketfleet/socketfleet/core/engineio"
+)
+
+type member struct {
+	id  string
+	got int
+}
+
+func (m *member) ID() string                       { return m.id }
+func (m *member) Deliver(msgs []*engineio.Message) { m.got++ }
+
+func setup() (*Memory, map[string]*member) {
+	a := NewMemory()
+	ms := map[string]*member{}
+	for _, id := range []string{"s1", "s2", "s3", "s4"} {
+		ms[id] = &member{id: id}
+		a.Add(ms[id])
+	}
+	a.Join("s1", "red", "blue")
+	a.Join("s2", "red")
+	a.Join("s3", "blue")
+	return a, ms
+}
+
+func delivered(ms map[string]*member) []string {
+	var out []string
+	for id, m := range ms {
+		for i := 0; i < m.got; i++ {
+			out = append(out, id)
+		}
+		m.got = 0
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestBroadcastSelection(t *testing.T) {
+	a, ms := setup()
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want []string
+	}{
+		{"everyone", Options{}, []string{"s1", "s2", "s3", "s4"}},
+		{"one room", Options{Rooms: []string{"red"}}, []string{"s1", "s2"}},
+		{"two rooms, each once", Options{Rooms: []string{"red", "blue"}}, []string{"s1", "s2", "s3"}},
+		{"socket id room", Options{Rooms: []string{"s4"}}, []string{"s4"}},
+		{"except a socket", Options{Rooms: []string{"red"}, Except: []string{"s1"}}, []string{"s2"}},
+		{"except a room", Options{Except: []string{"blue"}}, []string{"s2", "s4"}},
+		{"unknown room", Options{Rooms: []string{"green"}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := a.Broadcast(nil, tc.opts)
+			got := delivered(ms)
+			if !slices.Equal(got, tc.want) || n != len(tc.want) {
+				t.Fatalf("got %v (n=%d), want %v", got, n, tc.want)
+			}
+		})
+	}
+}
+
+func TestMembership(t *testing.T) {
+	a, _ := setup()
+	if got := a.Rooms("s1"); !slices.Equal(got, []string{"s1", "red", "blue"}) {
+		t.Fatalf("rooms %v", got)
+	}
+	a.Join("s1", "red", "s1") // already in red; own id is implicit
+	if got := a.Rooms("s1"); len(got) != 3 {
+		t.Fatalf("rooms after duplicate join %v", got)
+	}
+	a.Leave("s1", "red")
+	a.Leave("s2", "red")
+	rooms := a.AllRooms()
+	slices.Sort(rooms)
+	if !slices.Equal(rooms, []string{"blue"}) {
+		t.Fatalf("empty room not dropped: %v", rooms)
+	}
+	a.Remove("s3")
+	a.Remove("s1")
+	if got := a.AllRooms(); len(got) != 0 {
+		t.Fatalf("rooms after removing members: %v", got)
+	}
+	socks := a.Sockets(nil)
+	slices.Sort(socks)
+	if !slices.Equal(socks, []string{"s2", "s4"}) {
+		t.Fatalf("sockets %v", socks)
+	}
+	if a.Rooms("s3") != nil {
+		t.Fatal("removed socket still has rooms")
+	}
+}
