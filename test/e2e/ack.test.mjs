@@ -40,15 +40,17 @@ describe("emit with ack (conformance config)", { timeout: 60_000 }, () => {
     }
   }
 
-  t("concurrent acks are matched to the right emits", async () => {
-    const socket = clients.connect(server.url);
-    await waitConnected(socket);
-    const results = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => emitAck(socket, "message-with-ack", [i, `n${i}`])),
-    );
-    assert.deepEqual(
-      results,
-      Array.from({ length: 50 }, (_, i) => [i, `n${i}`]),
-    );
-  });
+  for (const transport of ["default", "polling"]) {
+    t(`concurrent acks are matched to the right emits (${transport})`, async () => {
+      const socket = clients.connect(server.url, transport === "default" ? {} : { transports: [transport] });
+      await waitConnected(socket);
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => emitAck(socket, "message-with-ack", [i, `n${i}`])),
+      );
+      assert.deepEqual(
+        results,
+        Array.from({ length: 50 }, (_, i) => [i, `n${i}`]),
+      );
+    });
+  }
 });
