@@ -72,6 +72,11 @@ func (d *Decoder) AddText(msg []byte) (*Packet, error) {
 		return pp, nil
 	}
 	var pp *Packet
+	if n == 0 {
+		pp = new(Packet)
+		*pp = p
+		return pp, nil
+	}
 	if n <= len(binPacket{}.inline) {
 		bp := &binPacket{p: p}
 		pp = &bp.p
@@ -80,10 +85,6 @@ func (d *Decoder) AddText(msg []byte) (*Packet, error) {
 		pp = new(Packet)
 		*pp = p
 		pp.Attachments = make([][]byte, 0, n)
-	}
-	if n == 0 {
-		pp.Attachments = nil
-		return pp, nil
 	}
 	d.pending, d.want = pp, n
 	return nil, nil

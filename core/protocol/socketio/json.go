@@ -36,8 +36,8 @@ type scanner struct {
 	nAtt    int
 	// span of the first element of a top-level array; firstS < 0 if none
 	firstS, firstE int
-	esc     bool // last string scanned contained an escape sequence
-	err     error
+	esc            bool // last string scanned contained an escape sequence
+	err            error
 }
 
 func (s *scanner) fail(i int, what string) int {

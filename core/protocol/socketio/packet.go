@@ -66,7 +66,8 @@ type Packet struct {
 // AppendHeader appends a packet header: the type digit, then for binary
 // types the attachment count and '-', then the namespace and ',' when nsp is
 // neither "/" nor "", then the ack id when hasID. attachments is ignored for
-// non-binary types. nsp must not contain ',' (it could not be decoded).
+// non-binary types. t must be a valid type and nsp must not contain ','
+// (it could not be decoded).
 func AppendHeader(dst []byte, t PacketType, nsp string, attachments int, id uint64, hasID bool) []byte {
 	dst = append(dst, '0'+byte(t))
 	if t.IsBinary() {
