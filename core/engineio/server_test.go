@@ -224,7 +224,7 @@ func TestOverlappingGETsCloseSession(t *testing.T) {
 	if r := do(t, "GET", url, "", nil); r.status != 400 {
 		t.Fatalf("second GET: %d", r.status)
 	}
-	if r := <-first; r.status != 200 || r.body != "6" {
+	if r := <-first; r.status != 200 || r.body != "1" {
 		t.Fatalf("first GET: %d %q", r.status, r.body)
 	}
 	waitClose(t, h)
@@ -350,9 +350,18 @@ func TestUpgradeFromPolling(t *testing.T) {
 	if r := do(t, "GET", url, "", nil); r.status != 400 {
 		t.Fatalf("polling after upgrade: %d", r.status)
 	}
-	// A second WebSocket for the same sid is refused.
-	if _, res, err := websocket.DefaultDialer.Dial(wsURL(ts)+"/?EIO=4&transport=websocket&sid="+sid, nil); err == nil || res.StatusCode != 400 {
+	// A second WebSocket for the same sid is accepted and closed at once.
+	c2, _, err := websocket.DefaultDialer.Dial(wsURL(ts)+"/?EIO=4&transport=websocket&sid="+sid, nil)
+	if err != nil {
 		t.Fatalf("second websocket: %v", err)
+	}
+	_ = c2.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, _, err := c2.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("second websocket not closed: %v", err)
+	}
+	_ = c.WriteMessage(websocket.TextMessage, []byte("4still"))
+	if got := readText(t, c); got != "4still" {
+		t.Fatalf("first websocket after the second: %q", got)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -384,6 +393,24 @@ func TestSlowConsumerIsClosed(t *testing.T) {
 	// Five echoes queue up with nobody polling: the fifth overflows.
 	do(t, "POST", url, "4a\x1e4b\x1e4c\x1e4d\x1e4e", nil)
 	if reason := waitClose(t, h); reason != ReasonSlowConsumer {
+		t.Fatalf("reason %q", reason)
+	}
+}
+
+func TestWebSocketBadPacketClosesWithCloseFrame(t *testing.T) {
+	ts, h := newTestServer(t, Options{})
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(ts)+"/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	readText(t, c)
+	_ = c.WriteMessage(websocket.TextMessage, []byte("abc"))
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("want close 1000, got %v", err)
+	}
+	if reason := waitClose(t, h); reason != ReasonParseError {
 		t.Fatalf("reason %q", reason)
 	}
 }

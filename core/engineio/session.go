@@ -63,6 +63,7 @@ type Session struct {
 	probing   bool // a WebSocket probe is under way
 	upgrading bool // probe answered; polling GETs get noop until '5'
 	awaitPong bool
+	reason    string // why the session closed
 
 	// polling
 	getActive  bool
@@ -243,6 +244,9 @@ func (s *Session) Close(reason string) {
 // closeNow ends the session at once, dropping what is queued.
 func (s *Session) closeNow(reason string) {
 	s.mu.Lock()
+	if s.reason == "" {
+		s.reason = reason
+	}
 	s.closed = true
 	s.closing = false
 	ws := s.ws
@@ -255,6 +259,10 @@ func (s *Session) closeNow(reason string) {
 	}
 	s.mu.Unlock()
 	if ws != nil {
+		// A close frame first, as Node does, so the peer sees 1000 rather
+		// than an abnormal 1006.
+		_ = ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
 		_ = ws.Close()
 	}
 	s.finish(reason)
@@ -381,7 +389,13 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.transport != transportPolling || s.probing || s.closed {
 		s.mu.Unlock()
-		s.srv.writeError(w, r, errBadRequest)
+		// Already upgraded or upgrading: like Node, accept the WebSocket
+		// and close it at once; the session itself is unaffected.
+		if ws, err := s.srv.upgrader.Upgrade(w, r, nil); err == nil {
+			_ = ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
+			_ = ws.Close()
+		}
 		return
 	}
 	s.probing = true
@@ -493,9 +507,15 @@ func (s *Session) servePollGet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if s.closed {
+			// The client's own close packet releases its GET with a noop;
+			// any other end of the session is announced with close.
+			reply := msgClose.Frame
+			if s.reason == ReasonTransportClose {
+				reply = msgNoop.Frame
+			}
 			s.getActive = false
 			s.mu.Unlock()
-			writePollResponse(w, msgNoop.Frame)
+			writePollResponse(w, reply)
 			return
 		}
 		s.mu.Unlock()

@@ -1,0 +1,32 @@
+// Package adapter is the cluster adapter plugin kind: it carries broadcasts
+// (and, later, cluster requests) between instances. The boundary is two
+// long-lived streams of batches, never one call per message.
+package adapter
+
+import (
+	"context"
+
+	"github.com/socketfleet/socketfleet/sdk"
+)
+
+// Message is one broadcast crossing the cluster.
+type Message struct {
+	Namespace   string
+	Rooms       []string // empty = the whole namespace
+	Except      []string
+	Data        []byte   // the event's JSON array ["event", ...args], placeholders included
+	Attachments [][]byte // binary attachments, in placeholder order
+	Volatile    bool
+}
+
+// Adapter is an adapter plugin.
+type Adapter interface {
+	sdk.Plugin
+	// Publish sends a batch of messages to the other instances. The core
+	// calls it from one goroutine; a batch is one stream frame.
+	Publish(ctx context.Context, batch []Message) error
+	// Subscribe runs until ctx ends, calling deliver with each batch of
+	// messages that other instances published. deliver must not be called
+	// concurrently.
+	Subscribe(ctx context.Context, deliver func(batch []Message) error) error
+}
