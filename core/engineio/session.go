@@ -447,6 +447,10 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 			s.transport = transportWebSocket
 			s.ws = ws
 			s.upgrading, s.probing = false, false
+			select { // release a GET waiting for the upgrade's outcome
+			case s.wake <- struct{}{}:
+			default:
+			}
 			s.kickLocked() // flush what polling had buffered
 			s.mu.Unlock()
 			_ = ws.SetReadDeadline(time.Time{})
@@ -480,6 +484,28 @@ func (s *Session) servePollGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.getActive = true
+	if s.upgrading {
+		// A GET that arrives after the probe: the client is about to send
+		// '5'. Give it a moment (Node answers such a GET within 100 ms), so
+		// that a GET racing the upgrade gets the 400 it would get after it.
+		t := time.NewTimer(100 * time.Millisecond)
+		for waiting := true; waiting && s.upgrading && !s.closed; {
+			s.mu.Unlock()
+			select {
+			case <-s.wake: // possibly stale: look again
+			case <-t.C:
+				waiting = false
+			}
+			s.mu.Lock()
+		}
+		t.Stop()
+		if s.transport != transportPolling {
+			s.getActive = false
+			s.mu.Unlock()
+			s.srv.writeError(w, r, errBadRequest)
+			return
+		}
+	}
 	for {
 		if s.upgrading {
 			s.getActive = false
