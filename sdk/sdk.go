@@ -1,8 +1,8 @@
 // Package sdk is what a plugin author needs: the lifecycle every plugin
-// implements, the schema of a plugin's config block, and (in the kind
-// packages auth, adapter, sharding, metrics and logsink) the Go interface of
-// each plugin kind. Plugins and the core see these Go interfaces only; the
-// gRPC contract under them is versioned and generated (sdk/proto).
+// implements, the schema of a plugin's config block, and the Go interface of
+// each plugin kind (Authenticator, Adapter, Sharder, MetricsExporter,
+// LogSink). Plugins and the core see these Go interfaces only; the gRPC
+// contract under them is versioned and generated (sdk/proto).
 //
 // sdk never imports the core.
 package sdk

@@ -1,12 +1,9 @@
-// Package sharding is the sharding plugin kind: which shard a user belongs
-// to, asked once per handshake after auth.
-package sharding
+// The sharding kind: which shard a user belongs to, asked once per
+// handshake after auth.
 
-import (
-	"context"
+package sdk
 
-	"github.com/socketfleet/socketfleet/sdk"
-)
+import "context"
 
 // Assignment says where a user belongs.
 type Assignment struct {
@@ -17,6 +14,6 @@ type Assignment struct {
 
 // Sharder is a sharding plugin.
 type Sharder interface {
-	sdk.Plugin
+	Plugin
 	Assign(ctx context.Context, userID string) (*Assignment, error)
 }

@@ -1,16 +1,14 @@
-// Package auth is the auth plugin kind: one call per Socket.IO CONNECT,
-// before the socket exists.
-package auth
+// The auth kind: one call per Socket.IO CONNECT, before the socket exists.
+
+package sdk
 
 import (
 	"context"
 	"encoding/json"
-
-	"github.com/socketfleet/socketfleet/sdk"
 )
 
-// Request is what the core knows about a connecting socket.
-type Request struct {
+// AuthRequest is what the core knows about a connecting socket.
+type AuthRequest struct {
 	Namespace  string
 	Auth       json.RawMessage   // the CONNECT payload, a JSON object ({} when none)
 	Headers    map[string]string // handshake headers, lower-case names
@@ -18,11 +16,11 @@ type Request struct {
 	RemoteAddr string
 }
 
-// Decision is the plugin's answer. A refusal is a Decision with Allow false
+// AuthDecision is the plugin's answer. A refusal is an AuthDecision with Allow false
 // (the client gets CONNECT_ERROR with Message and ErrorData); a Go error
 // means the plugin could not decide, and the core refuses with
 // "authentication unavailable".
-type Decision struct {
+type AuthDecision struct {
 	Allow     bool
 	UserID    string
 	Rooms     []string        // rooms the socket joins at connect
@@ -33,6 +31,6 @@ type Decision struct {
 
 // Authenticator is an auth plugin.
 type Authenticator interface {
-	sdk.Plugin
-	Authenticate(ctx context.Context, req *Request) (*Decision, error)
+	Plugin
+	Authenticate(ctx context.Context, req *AuthRequest) (*AuthDecision, error)
 }

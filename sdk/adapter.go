@@ -1,16 +1,13 @@
-// Package adapter is the cluster adapter plugin kind: it carries broadcasts
-// (and, later, cluster requests) between instances. The boundary is two
-// long-lived streams of batches, never one call per message.
-package adapter
+// The adapter kind: carries broadcasts (and, later, cluster requests)
+// between instances. The boundary is two long-lived streams of batches,
+// never one call per message.
 
-import (
-	"context"
+package sdk
 
-	"github.com/socketfleet/socketfleet/sdk"
-)
+import "context"
 
-// Message is one broadcast crossing the cluster.
-type Message struct {
+// AdapterMessage is one broadcast crossing the cluster.
+type AdapterMessage struct {
 	Namespace   string
 	Rooms       []string // empty = the whole namespace
 	Except      []string
@@ -21,12 +18,12 @@ type Message struct {
 
 // Adapter is an adapter plugin.
 type Adapter interface {
-	sdk.Plugin
+	Plugin
 	// Publish sends a batch of messages to the other instances. The core
 	// calls it from one goroutine; a batch is one stream frame.
-	Publish(ctx context.Context, batch []Message) error
+	Publish(ctx context.Context, batch []AdapterMessage) error
 	// Subscribe runs until ctx ends, calling deliver with each batch of
 	// messages that other instances published. deliver must not be called
 	// concurrently.
-	Subscribe(ctx context.Context, deliver func(batch []Message) error) error
+	Subscribe(ctx context.Context, deliver func(batch []AdapterMessage) error) error
 }
