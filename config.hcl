@@ -19,6 +19,8 @@
 #   query   - handshake query parameters (map of string)
 #   headers - handshake request headers, lower-case names (map of string)
 #   socket  - { id = "<socket id>", namespace = "/..." }
+#   user    - the user id the auth plugin established ("" without auth)
+#   data    - the object the auth plugin attached (e.g. JWT claims; {} without auth)
 #   args    - the event's arguments, a list (event rules only); a binary
 #             attachment appears as { _placeholder = true, num = N }
 

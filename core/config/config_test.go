@@ -403,7 +403,7 @@ func TestErrors(t *testing.T) {
 		{"bad origin", "server {\n  cors {\n    allowed_origins = [\"*\", \"https://x.com/\"]\n  }\n}", "Invalid origin", 3, 29},
 		{"bad log level", "server {\n  log_level = \"loud\"\n}", "Invalid attribute value", 2, 15},
 		{"variable in static", "server {\n  listen = args[0]\n}", "Variables not allowed", 2, 12},
-		{"unknown variable in rule", "namespace \"/\" {\n  event \"a\" {\n    join { room = user.room }\n  }\n}", "Unknown variable", 3, 19},
+		{"unknown variable in rule", "namespace \"/\" {\n  event \"a\" {\n    join { room = usr.room }\n  }\n}", "Unknown variable", 3, 19},
 		{"args in on_connect", "namespace \"/\" {\n  on_connect {\n    emit \"x\" { args = [args] }\n  }\n}", "Unknown variable", 3, 24},
 		{"unknown function", "namespace \"/\" {\n  event \"a\" {\n    ack = [shout(args)]\n  }\n}", "Call to unknown function", 3, 12},
 		{"unknown socket attr", "namespace \"/\" {\n  event \"a\" {\n    ack = [socket.ip]\n  }\n}", "Unsupported attribute", 3, 18},
@@ -491,7 +491,7 @@ namespace "/" {
 	}
 
 	_, diags := Parse([]byte("namespace \"/\" {\n  on_connect {\n    emit \"x\" { args = [argz] }\n  }\n}\n"), "test.hcl")
-	if d := firstError(diags); d == nil || !strings.Contains(d.Detail, "available: auth, query, headers, socket.") {
+	if d := firstError(diags); d == nil || !strings.Contains(d.Detail, "available: auth, query, headers, socket, user, data.") {
 		t.Errorf("diags = %v", diags)
 	}
 }

@@ -23,13 +23,18 @@ const (
 	// VarArgs is the event's arguments, a tuple/list; binary attachments
 	// appear as {"_placeholder" = true, "num" = N}. Only in event rules.
 	VarArgs = "args"
+	// VarUser is the user id the auth plugin established ("" without auth).
+	VarUser = "user"
+	// VarData is the object the auth plugin attached to the socket ({}
+	// without auth), e.g. selected JWT claims.
+	VarData = "data"
 )
 
 // ConnectVariables are the root variables on_connect expressions may use.
-var ConnectVariables = []string{VarAuth, VarQuery, VarHeaders, VarSocket}
+var ConnectVariables = []string{VarAuth, VarQuery, VarHeaders, VarSocket, VarUser, VarData}
 
 // EventVariables are the root variables event-rule expressions may use.
-var EventVariables = []string{VarAuth, VarQuery, VarHeaders, VarSocket, VarArgs}
+var EventVariables = []string{VarAuth, VarQuery, VarHeaders, VarSocket, VarUser, VarData, VarArgs}
 
 // EnvFunc is env(NAME) / env(NAME, DEFAULT): the value of an environment
 // variable. An unset or empty variable yields DEFAULT, or an error when no
@@ -103,6 +108,8 @@ type Scope struct {
 	Headers   map[string]string // handshake headers, lower-case names
 	SocketID  string
 	Namespace string
+	User      string    // the authenticated user id, "" without auth
+	Data      cty.Value // the auth plugin's data object; cty.NilVal or null = {}
 	Args      cty.Value // event arguments (tuple); cty.NilVal outside event rules
 }
 
@@ -112,7 +119,13 @@ func (s *Scope) Variables() map[string]cty.Value {
 	if auth == cty.NilVal || auth.IsNull() {
 		auth = cty.EmptyObjectVal
 	}
+	data := s.Data
+	if data == cty.NilVal || data.IsNull() {
+		data = cty.EmptyObjectVal
+	}
 	vars := map[string]cty.Value{
+		VarUser:    cty.StringVal(s.User),
+		VarData:    data,
 		VarAuth:    auth,
 		VarQuery:   stringMap(s.Query),
 		VarHeaders: stringMap(s.Headers),
@@ -150,6 +163,8 @@ func validationVariables(allowed []string) map[string]cty.Value {
 		switch name {
 		case VarQuery, VarHeaders:
 			vars[name] = cty.UnknownVal(cty.Map(cty.String))
+		case VarUser:
+			vars[name] = cty.UnknownVal(cty.String)
 		case VarSocket:
 			vars[name] = cty.ObjectVal(map[string]cty.Value{
 				"id":        cty.UnknownVal(cty.String),

@@ -269,6 +269,11 @@ var rootSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "server"},
 		{Type: "namespace", LabelNames: []string{"name"}},
+		{Type: "auth", LabelNames: []string{"name"}},
+		{Type: "adapter", LabelNames: []string{"name"}},
+		{Type: "sharding", LabelNames: []string{"name"}},
+		{Type: "metrics", LabelNames: []string{"name"}},
+		{Type: "log_sink", LabelNames: []string{"name"}},
 	},
 }
 
@@ -279,7 +284,7 @@ var serverSchema = &hcl.BodySchema{
 		{Name: "connect_timeout"}, {Name: "ack_timeout"},
 		{Name: "max_payload"}, {Name: "max_attachments"}, {Name: "send_queue"},
 		{Name: "engineio_echo"}, {Name: "instance_id"},
-		{Name: "log_level"}, {Name: "log_format"},
+		{Name: "log_level"}, {Name: "log_format"}, {Name: "plugin_dir"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "cors"}, {Type: "session_cookie"}, {Type: "instance_cookie"},
@@ -339,6 +344,7 @@ func (d *decoder) root(body hcl.Body, filename string) *Config {
 	cfg := &Config{Filename: filename}
 	c := d.content(body, rootSchema)
 	d.server(d.single(c.Blocks, "server", "the config file"), &cfg.Server)
+	d.plugins(c.Blocks, cfg)
 
 	seen := map[string]*Namespace{}
 	for _, b := range c.Blocks {
@@ -378,6 +384,7 @@ func (d *decoder) server(b *hcl.Block, s *Server) {
 		SendQueue:      DefaultSendQueue,
 		LogLevel:       DefaultLogLevel,
 		LogFormat:      DefaultLogFormat,
+		PluginDir:      DefaultPluginDir,
 	}
 	var a hcl.Attributes = hcl.Attributes{}
 	var blocks hcl.Blocks
@@ -424,6 +431,7 @@ func (d *decoder) server(b *hcl.Block, s *Server) {
 	d.integer(a["max_attachments"], &s.MaxAttachments, 0)
 	d.integer(a["send_queue"], &s.SendQueue, 1)
 	d.str(a["instance_id"], &s.InstanceID)
+	d.str(a["plugin_dir"], &s.PluginDir)
 	if attr := a["log_level"]; attr != nil && d.str(attr, &s.LogLevel) {
 		s.LogLevel = strings.ToLower(s.LogLevel)
 		d.oneOf(attr, s.LogLevel, logLevels...)

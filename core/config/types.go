@@ -13,7 +13,8 @@ import (
 type Config struct {
 	Filename   string
 	Server     Server
-	Namespaces []*Namespace // in file order; "/" is always present (added if not declared)
+	Namespaces []*Namespace   // in file order; "/" is always present (added if not declared)
+	Plugins    []*PluginBlock // auth, adapter, sharding, metrics, log_sink blocks in file order
 }
 
 // Namespace returns the declared namespace with that name, or nil.
@@ -45,6 +46,8 @@ type Server struct {
 	SessionCookie  *Cookie // the optional "io" cookie carrying the sid; nil = off
 	InstanceCookie *Cookie // optional cookie naming the instance, value = InstanceID; nil = off
 	InstanceID     string  // INSTANCE_ID or config; else generated "instance-" + 8 hex
+
+	PluginDir string // where plugin binaries are looked up, default "bin/plugins"
 
 	LogLevel  string // "info" default, LOG_LEVEL overrides
 	LogFormat string // "json" (default) | "text"
