@@ -4,6 +4,7 @@
 package routing
 
 import (
+	"context"
 	"math"
 	"math/big"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/socketfleet/socketfleet/core/config"
 	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
 	"github.com/socketfleet/socketfleet/core/socketio"
+	"github.com/socketfleet/socketfleet/sdk"
 )
 
 // Stats counts what the rules refused or could not do.
@@ -32,11 +34,15 @@ type Stats struct {
 	Disconnected  atomic.Int64 // sockets disconnected for unknown events
 	ConnectEmits  atomic.Int64
 	ConnectErrors atomic.Int64 // on_connect emits whose args failed to evaluate
+	AuthAccepted  atomic.Int64
+	AuthRefused   atomic.Int64 // the auth plugin said no
+	AuthFailed    atomic.Int64 // the auth plugin could not answer: refused, fail closed
 }
 
 // Router is the socketio.Handler of one namespace.
 type Router struct {
 	ns    *config.Namespace
+	auth  sdk.Authenticator // nil = no authentication
 	rules map[string]*rule
 	log   *logrus.Entry
 	stats *Stats
@@ -52,7 +58,8 @@ type rule struct {
 
 // socketState is the router's per-socket data, created on first use.
 type socketState struct {
-	base    *hcl.EvalContext // auth, query, headers, socket
+	rooms   []string         // joined at connect, from the auth decision
+	base    *hcl.EvalContext // auth, query, headers, socket, user, data
 	buckets []bucket         // by rule index
 }
 
@@ -61,9 +68,9 @@ type bucket struct {
 	last   time.Time
 }
 
-// New returns the router for a namespace's rules.
-func New(ns *config.Namespace, stats *Stats, log *logrus.Entry) *Router {
-	r := &Router{ns: ns, rules: make(map[string]*rule, len(ns.Events)), log: log, stats: stats, now: time.Now}
+// New returns the router for a namespace's rules. auth may be nil.
+func New(ns *config.Namespace, auth sdk.Authenticator, stats *Stats, log *logrus.Entry) *Router {
+	r := &Router{ns: ns, auth: auth, rules: make(map[string]*rule, len(ns.Events)), log: log, stats: stats, now: time.Now}
 	i := 0
 	for name, ev := range ns.Events {
 		ru := &rule{cfg: ev, index: i}
@@ -112,11 +119,63 @@ func ruleExprs(ev *config.EventRule) []hcl.Expression {
 
 var _ socketio.Handler = (*Router)(nil)
 
-// Connect accepts every socket: authentication arrives with the auth plugin.
-func (r *Router) Connect(*socketio.Socket) error { return nil }
+// Connect asks the auth plugin, once per CONNECT. A plugin that cannot
+// answer (down, timed out, failing) refuses the socket: auth fails closed.
+func (r *Router) Connect(s *socketio.Socket) error {
+	if r.auth == nil {
+		return nil
+	}
+	hs := s.Handshake()
+	req := &sdk.AuthRequest{
+		Namespace:  s.Namespace().Name(),
+		Auth:       s.Auth(),
+		Headers:    firstValues(hs.Headers, true),
+		Query:      firstValues(hs.Query, false),
+		RemoteAddr: hs.Address,
+	}
+	dec, err := r.auth.Authenticate(context.Background(), req)
+	if err != nil {
+		r.stats.AuthFailed.Add(1)
+		r.log.WithError(err).WithField("socket", s.ID()).Warn("auth refused: authentication unavailable")
+		return &socketio.ConnectError{Message: "authentication unavailable", Data: []byte(`{"reason":"auth_unavailable"}`)}
+	}
+	if !dec.Allow {
+		r.stats.AuthRefused.Add(1)
+		msg := dec.Message
+		if msg == "" {
+			msg = "not authorized"
+		}
+		r.log.WithFields(logrus.Fields{"socket": s.ID(), "reason": msg, "remote_addr": hs.Address}).Info("auth refused")
+		return &socketio.ConnectError{Message: msg, Data: dec.ErrorData}
+	}
+	r.stats.AuthAccepted.Add(1)
+	s.SetIdentity(dec.UserID, dec.Data)
+	if len(dec.Rooms) > 0 {
+		state(s).rooms = dec.Rooms
+	}
+	return nil
+}
 
-// Connected sends the on_connect emits.
+func firstValues(m map[string][]string, lower bool) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if len(v) == 0 {
+			continue
+		}
+		if lower {
+			k = strings.ToLower(k)
+		}
+		out[k] = v[0]
+	}
+	return out
+}
+
+// Connected joins the rooms auth named, then sends the on_connect emits.
 func (r *Router) Connected(s *socketio.Socket) {
+	if st, ok := s.State().(*socketState); ok && len(st.rooms) > 0 {
+		s.Join(st.rooms...)
+		st.rooms = nil
+	}
 	for _, em := range r.ns.OnConnect {
 		args, err := r.evalArgs(s, em.Args, nil, nil)
 		if err != nil {
@@ -345,19 +404,14 @@ func (r *Router) baseContext(s *socketio.Socket, st *socketState) (*hcl.EvalCont
 	if err != nil {
 		return nil, err
 	}
+	data, err := config.ValueFromJSON(s.Data())
+	if err != nil {
+		return nil, err
+	}
 	hs := s.Handshake()
 	sc := config.Scope{Auth: auth, SocketID: s.ID(), Namespace: s.Namespace().Name(),
-		Query: make(map[string]string, len(hs.Query)), Headers: make(map[string]string, len(hs.Headers))}
-	for k, v := range hs.Query {
-		if len(v) > 0 {
-			sc.Query[k] = v[0]
-		}
-	}
-	for k, v := range hs.Headers {
-		if len(v) > 0 {
-			sc.Headers[strings.ToLower(k)] = v[0]
-		}
-	}
+		User: s.User(), Data: data,
+		Query: firstValues(hs.Query, false), Headers: firstValues(hs.Headers, true)}
 	st.base = sc.EvalContext()
 	return st.base, nil
 }

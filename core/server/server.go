@@ -48,7 +48,7 @@ func New(cfg *config.Config, log *logrus.Entry, version string) *Server {
 		Log:            log,
 	})
 	for _, ns := range cfg.Namespaces {
-		s.SocketIO.AddNamespace(ns.Name, routing.New(ns, &s.Routing, log.WithField("namespace", ns.Name)), nil)
+		s.SocketIO.AddNamespace(ns.Name, routing.New(ns, nil, &s.Routing, log.WithField("namespace", ns.Name)), nil)
 	}
 	opts := engineOptions(sc, log)
 	s.Engine = engineio.NewServer(opts, s.SocketIO)

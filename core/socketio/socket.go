@@ -47,6 +47,8 @@ type Socket struct {
 	auth   []byte
 
 	state any // the handler's per-socket data; touched only from packet handling
+	user  string
+	data  []byte // JSON object from the auth plugin; nil = {}
 
 	mu     sync.Mutex
 	acks   map[uint64]*pendingAck
@@ -63,6 +65,21 @@ var _ adapter.Member = (*Socket)(nil)
 
 // ID is the socket id (20 characters, not the Engine.IO sid).
 func (s *Socket) ID() string { return s.id }
+
+// User is the user id the auth plugin established ("" without auth).
+func (s *Socket) User() string { return s.user }
+
+// Data is the JSON object the auth plugin attached ("{}" without auth).
+func (s *Socket) Data() []byte {
+	if len(s.data) == 0 {
+		return []byte("{}")
+	}
+	return s.data
+}
+
+// SetIdentity records what authentication established. The handler calls
+// it from Connect.
+func (s *Socket) SetIdentity(user string, data []byte) { s.user, s.data = user, data }
 
 // State returns what the handler stored with SetState.
 func (s *Socket) State() any { return s.state }
