@@ -72,6 +72,41 @@ server {
   log_level  = "info"
   log_format = "json"
 
+  # Where plugin binaries are looked up: <plugin_dir>/<kind>-<name>, e.g.
+  # bin/plugins/auth-jwt for auth "jwt" (log_sink "x" -> logsink-x).
+  plugin_dir = "bin/plugins"
+
+  # A log line with rss, heap_total and heap_used every interval; "0s" = off.
+  memory_report_interval = "60s"
+
+  # Graceful shutdown. On SIGTERM/SIGINT the instance answers /ready with
+  # 503 at once, refuses new handshakes, emits `event` with
+  # {message, code} to every socket, then closes the connections at random
+  # moments spread over `timeout` (at least 10 ms per connection, so a few
+  # clients are not kept waiting) so that they reconnect elsewhere a few at
+  # a time. What is left at the deadline is closed. A second signal exits
+  # at once. Keep `timeout` below your orchestrator's termination grace
+  # period (Kubernetes: terminationGracePeriodSeconds, default 30s).
+  drain {
+    timeout = "25s"
+    event   = "server:maintenance"
+    message = "Server maintenance, please reconnect"
+    code    = "SERVER_DRAINING"
+  }
+
+  # Optional memory-based load shedding: above a threshold new handshakes
+  # get HTTP 503 with Retry-After (and /ready says 503) while connected
+  # sockets keep working. Thresholds are sizes ("2GB") or a percentage of
+  # `limit` ("80%"); `limit` defaults to the cgroup memory limit, else the
+  # machine's memory. Omit the block to never shed.
+  # load_shedding {
+  #   max_heap       = "80%"   # Go heap in use
+  #   max_rss        = "90%"   # resident memory of the process
+  #   limit          = "4GB"
+  #   check_interval = "1s"
+  #   retry_after    = "10s"
+  # }
+
   # Cross-origin requests (polling) and the WebSocket Origin check.
   cors {
     # Exact origins such as "https://chat.example.com", or "*" for any.
@@ -183,3 +218,25 @@ namespace "/" {
     }
   }
 }
+
+# Plugins. Each plugin kind is selected by a block whose label names the
+# plugin; the plugin runs as its own process (hashicorp/go-plugin over gRPC)
+# found at <plugin_dir>/<kind>-<name>. Attributes every plugin block takes:
+#   command      - explicit path of the binary instead of the lookup
+#   sha256       - pin: the binary's SHA-256 (hex) is checked before launch
+#   call_timeout - bound on one call into the plugin (default "2s")
+# Every other attribute is the plugin's own, checked against the schema the
+# plugin declares (socket-server validate reports mistakes with positions).
+# Kinds: auth, adapter, sharding, metrics (one each) and log_sink (several).
+#
+# auth "jwt" {
+#   secret      = env("JWT_SECRET")
+#   audience    = "chat"
+#   rooms_claim = "rooms"
+# }
+#
+# With an auth plugin every CONNECT is checked once; a refused client gets
+# CONNECT_ERROR with the plugin's reason, and while the plugin is down new
+# connections are refused with "authentication unavailable" (connected
+# sockets stay). The plugin's user id and data are `user` and `data` in
+# RUNTIME expressions.

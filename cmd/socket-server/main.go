@@ -97,8 +97,20 @@ func serve(path string, stderr io.Writer) int {
 		log.WithField("config", rangeOf(d)).Warnf("%s: %s", d.Summary, d.Detail)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// The first SIGTERM/SIGINT starts the drain; a second one exits at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		sig := <-sigs
+		log.WithField("signal", sig.String()).Info("shutdown requested: draining (send the signal again to exit at once)")
+		cancel()
+		sig = <-sigs
+		log.WithField("signal", sig.String()).Warn("second signal: exiting without finishing the drain")
+		os.Exit(1)
+	}()
 	log.WithFields(logrus.Fields{"version": version, "config": path, "listen": cfg.Server.Listen}).Info("starting")
 	if err := server.Run(ctx, cfg, log, version); err != nil && !errors.Is(err, context.Canceled) {
 		log.WithError(err).Error("server stopped")

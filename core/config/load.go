@@ -285,9 +285,11 @@ var serverSchema = &hcl.BodySchema{
 		{Name: "max_payload"}, {Name: "max_attachments"}, {Name: "send_queue"},
 		{Name: "engineio_echo"}, {Name: "instance_id"},
 		{Name: "log_level"}, {Name: "log_format"}, {Name: "plugin_dir"},
+		{Name: "memory_report_interval"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "cors"}, {Type: "session_cookie"}, {Type: "instance_cookie"},
+		{Type: "drain"}, {Type: "load_shedding"},
 	},
 }
 
@@ -371,20 +373,21 @@ func (d *decoder) root(body hcl.Body, filename string) *Config {
 
 func (d *decoder) server(b *hcl.Block, s *Server) {
 	*s = Server{
-		Listen:         DefaultListen,
-		Path:           DefaultPath,
-		Transports:     []string{"polling", "websocket"},
-		PingInterval:   DefaultPingInterval,
-		PingTimeout:    DefaultPingTimeout,
-		UpgradeTimeout: DefaultUpgradeTimeout,
-		ConnectTimeout: DefaultConnectTimeout,
-		AckTimeout:     DefaultAckTimeout,
-		MaxPayload:     DefaultMaxPayload,
-		MaxAttachments: DefaultMaxAttachments,
-		SendQueue:      DefaultSendQueue,
-		LogLevel:       DefaultLogLevel,
-		LogFormat:      DefaultLogFormat,
-		PluginDir:      DefaultPluginDir,
+		Listen:               DefaultListen,
+		Path:                 DefaultPath,
+		Transports:           []string{"polling", "websocket"},
+		PingInterval:         DefaultPingInterval,
+		PingTimeout:          DefaultPingTimeout,
+		UpgradeTimeout:       DefaultUpgradeTimeout,
+		ConnectTimeout:       DefaultConnectTimeout,
+		AckTimeout:           DefaultAckTimeout,
+		MaxPayload:           DefaultMaxPayload,
+		MaxAttachments:       DefaultMaxAttachments,
+		SendQueue:            DefaultSendQueue,
+		LogLevel:             DefaultLogLevel,
+		LogFormat:            DefaultLogFormat,
+		PluginDir:            DefaultPluginDir,
+		MemoryReportInterval: 60 * time.Second,
 	}
 	var a hcl.Attributes = hcl.Attributes{}
 	var blocks hcl.Blocks
@@ -451,6 +454,9 @@ func (d *decoder) server(b *hcl.Block, s *Server) {
 		}
 		d.boolean(c.Attributes["credentials"], &s.CORS.Credentials)
 	}
+	d.drain(d.single(blocks, "drain", "the server block"), &s.Drain)
+	s.LoadShedding = d.shedding(d.single(blocks, "load_shedding", "the server block"))
+	d.duration(a["memory_report_interval"], &s.MemoryReportInterval, false)
 	s.SessionCookie = d.cookie(d.single(blocks, "session_cookie", "the server block"), DefaultSessionCookie)
 	ib := d.single(blocks, "instance_cookie", "the server block")
 	s.InstanceCookie = d.cookie(ib, DefaultInstanceCookie)

@@ -49,6 +49,10 @@ type Server struct {
 
 	PluginDir string // where plugin binaries are looked up, default "bin/plugins"
 
+	Drain                Drain
+	LoadShedding         *LoadShedding // nil = off
+	MemoryReportInterval time.Duration // periodic memory log line; 0 = off, default 60s
+
 	LogLevel  string // "info" default, LOG_LEVEL overrides
 	LogFormat string // "json" (default) | "text"
 }

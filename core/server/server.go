@@ -12,13 +12,17 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/socketfleet/socketfleet/core/adapter"
 	"github.com/socketfleet/socketfleet/core/config"
 	"github.com/socketfleet/socketfleet/core/engineio"
+	"github.com/socketfleet/socketfleet/core/lifecycle"
 	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
+	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
 	"github.com/socketfleet/socketfleet/core/routing"
 	"github.com/socketfleet/socketfleet/core/socketio"
 )
@@ -33,8 +37,10 @@ type Server struct {
 	Engine   *engineio.Server
 	SocketIO *socketio.Server
 	Routing  routing.Stats
+	Memory   *lifecycle.Memory
 	echo     *engineio.Server
 	handler  http.Handler
+	draining atomic.Bool
 }
 
 // New builds an instance from cfg.
@@ -50,7 +56,9 @@ func New(cfg *config.Config, log *logrus.Entry, version string) *Server {
 	for _, ns := range cfg.Namespaces {
 		s.SocketIO.AddNamespace(ns.Name, routing.New(ns, nil, &s.Routing, log.WithField("namespace", ns.Name)), nil)
 	}
+	s.Memory = lifecycle.NewMemory(sc.LoadShedding, log)
 	opts := engineOptions(sc, log)
+	opts.Admit = s.admit
 	s.Engine = engineio.NewServer(opts, s.SocketIO)
 
 	mux := http.NewServeMux()
@@ -104,32 +112,71 @@ func cookie(c *config.Cookie) *engineio.Cookie {
 	return &engineio.Cookie{Name: c.Name, Path: c.Path, HTTPOnly: c.HTTPOnly, Secure: c.Secure, SameSite: ss, MaxAge: c.MaxAge}
 }
 
+// admit refuses new handshakes under memory pressure.
+func (s *Server) admit(*http.Request) (int, int) {
+	if s.Memory.Shedding() {
+		s.Memory.Rejected.Add(1)
+		return http.StatusServiceUnavailable, s.Memory.RetryAfter()
+	}
+	return 0, 0
+}
+
 // ServeHTTP serves the instance's endpoints.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Serve serves on l until ctx is done, then shuts down: new handshakes are
-// refused, every client is told the server is going away, and in-flight
-// requests get up to 5 s to finish.
+// Serve serves on l until ctx is done, then drains: /ready answers 503 at
+// once, new handshakes are refused, every socket gets the maintenance
+// event, and connections are closed paced over the drain window. What is
+// left at the deadline is closed; in-flight requests get 5 s more.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
+	mctx, stopMemory := context.WithCancel(context.Background())
+	defer stopMemory()
+	go s.Memory.Run(mctx, s.cfg.Server.MemoryReportInterval)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	s.log.Info("shutting down")
-	s.Engine.Close(engineio.ReasonShuttingDown)
-	if s.echo != nil {
-		s.echo.Close(engineio.ReasonShuttingDown)
-	}
+	s.Drain(context.Background())
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("http shutdown: %w", err)
 	}
 	return nil
+}
+
+// Drain runs the drain sequence; it returns when every connection is
+// closed, at the latest after the drain window (or when ctx ends).
+func (s *Server) Drain(ctx context.Context) {
+	dr := s.cfg.Server.Drain
+	s.draining.Store(true)
+	s.Engine.StopAccepting()
+	if s.echo != nil {
+		s.echo.Close(engineio.ReasonShuttingDown)
+	}
+	sessions := s.Engine.Sessions()
+	s.log.WithFields(logrus.Fields{"connections": len(sessions), "drain_window": dr.Timeout.String()}).Info("draining")
+	payload := siop.AppendString([]byte(`{"message":`), dr.Message)
+	payload = siop.AppendString(append(payload, `,"code":`...), dr.Code)
+	payload = append(payload, '}')
+	for _, ns := range s.SocketIO.Namespaces() {
+		ns.Broadcast(adapter.Options{}, dr.Event, [][]byte{payload}, nil)
+	}
+	conns := make([]lifecycle.Closer, len(sessions))
+	for i, sess := range sessions {
+		conns[i] = sess
+	}
+	// Spread the closes over the window, but no thinner than 10 ms per
+	// connection: a few clients do not make a reconnect storm.
+	window := min(dr.Timeout, time.Duration(len(conns))*10*time.Millisecond)
+	dctx, cancel := context.WithTimeout(ctx, dr.Timeout)
+	defer cancel()
+	lifecycle.PacedClose(dctx, conns, window, engineio.ReasonShuttingDown)
+	s.log.Info("drained")
 }
 
 // Run listens on the configured address and serves until ctx is done.
@@ -174,9 +221,28 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(h)
 }
 
+// Ready reports whether the instance should get new clients, and if not why.
+func (s *Server) Ready() (bool, string) {
+	switch {
+	case s.draining.Load():
+		return false, "draining"
+	case s.Memory.Shedding():
+		return false, "memory pressure"
+	}
+	return true, ""
+}
+
 func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write([]byte(`{"ready":true}` + "\n"))
+	w.Header().Set("Cache-Control", "no-store")
+	ok, reason := s.Ready()
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write(siop.AppendString([]byte(`{"ready":false,"instance_id":`), s.cfg.Server.InstanceID))
+		_, _ = w.Write(append(siop.AppendString([]byte(`,"reason":`), reason), "}\n"...))
+		return
+	}
+	_, _ = w.Write(append(siop.AppendString([]byte(`{"ready":true,"instance_id":`), s.cfg.Server.InstanceID), "}\n"...))
 }
 
 // echoHandler is the raw Engine.IO echo endpoint the public Engine.IO
