@@ -7,6 +7,7 @@ import (
 	"context"
 	"math"
 	"math/big"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -37,12 +38,15 @@ type Stats struct {
 	AuthAccepted  atomic.Int64
 	AuthRefused   atomic.Int64 // the auth plugin said no
 	AuthFailed    atomic.Int64 // the auth plugin could not answer: refused, fail closed
+	WrongShard    atomic.Int64 // users sent to their shard
+	ShardFailed   atomic.Int64 // the sharding plugin could not answer: refused
 }
 
 // Router is the socketio.Handler of one namespace.
 type Router struct {
 	ns    *config.Namespace
 	auth  sdk.Authenticator // nil = no authentication
+	shard sdk.Sharder       // nil = no sharding
 	rules map[string]*rule
 	log   *logrus.Entry
 	stats *Stats
@@ -68,9 +72,15 @@ type bucket struct {
 	last   time.Time
 }
 
-// New returns the router for a namespace's rules. auth may be nil.
-func New(ns *config.Namespace, auth sdk.Authenticator, stats *Stats, log *logrus.Entry) *Router {
-	r := &Router{ns: ns, auth: auth, rules: make(map[string]*rule, len(ns.Events)), log: log, stats: stats, now: time.Now}
+// Plugins are the plugins a router consults per CONNECT; each may be nil.
+type Plugins struct {
+	Auth     sdk.Authenticator
+	Sharding sdk.Sharder
+}
+
+// New returns the router for a namespace's rules.
+func New(ns *config.Namespace, p Plugins, stats *Stats, log *logrus.Entry) *Router {
+	r := &Router{ns: ns, auth: p.Auth, shard: p.Sharding, rules: make(map[string]*rule, len(ns.Events)), log: log, stats: stats, now: time.Now}
 	i := 0
 	for name, ev := range ns.Events {
 		ru := &rule{cfg: ev, index: i}
@@ -153,7 +163,29 @@ func (r *Router) Connect(s *socketio.Socket) error {
 	if len(dec.Rooms) > 0 {
 		state(s).rooms = dec.Rooms
 	}
+	if r.shard != nil && dec.UserID != "" {
+		return r.checkShard(s, dec.UserID)
+	}
 	return nil
+}
+
+// checkShard sends a user who belongs to another shard there.
+func (r *Router) checkShard(s *socketio.Socket, user string) error {
+	as, err := r.shard.Assign(context.Background(), user)
+	if err != nil {
+		r.stats.ShardFailed.Add(1)
+		r.log.WithError(err).WithField("socket", s.ID()).Warn("sharding unavailable: connection refused")
+		return &socketio.ConnectError{Message: "sharding unavailable", Data: []byte(`{"reason":"sharding_unavailable"}`)}
+	}
+	if as.Local {
+		return nil
+	}
+	r.stats.WrongShard.Add(1)
+	data := []byte(`{"shard":` + strconv.Itoa(as.Shard))
+	if as.URL != "" {
+		data = siop.AppendString(append(data, `,"url":`...), as.URL)
+	}
+	return &socketio.ConnectError{Message: "Please connect to shard " + strconv.Itoa(as.Shard), Data: append(data, '}')}
 }
 
 func firstValues(m map[string][]string, lower bool) map[string]string {

@@ -43,8 +43,12 @@ type Server struct {
 	draining atomic.Bool
 }
 
-// New builds an instance from cfg.
+// New builds an instance from cfg without plugins.
 func New(cfg *config.Config, log *logrus.Entry, version string) *Server {
+	return newServer(cfg, log, version, routing.Plugins{})
+}
+
+func newServer(cfg *config.Config, log *logrus.Entry, version string, plugins routing.Plugins) *Server {
 	sc := cfg.Server
 	s := &Server{cfg: cfg, log: log, version: version, started: time.Now()}
 	s.SocketIO = socketio.NewServer(socketio.Options{
@@ -54,7 +58,7 @@ func New(cfg *config.Config, log *logrus.Entry, version string) *Server {
 		Log:            log,
 	})
 	for _, ns := range cfg.Namespaces {
-		s.SocketIO.AddNamespace(ns.Name, routing.New(ns, nil, &s.Routing, log.WithField("namespace", ns.Name)), nil)
+		s.SocketIO.AddNamespace(ns.Name, routing.New(ns, plugins, &s.Routing, log.WithField("namespace", ns.Name)), nil)
 	}
 	s.Memory = lifecycle.NewMemory(sc.LoadShedding, log)
 	opts := engineOptions(sc, log)
