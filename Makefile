@@ -4,12 +4,18 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CHROMIUM_PATH ?= /usr/bin/chromium
 
-.PHONY: all build run test test-go test-e2e e2e-deps fuzz bench vet fmt clean
+.PHONY: all build plugins proto run test test-go test-e2e e2e-deps fuzz bench vet fmt clean
 
 all: build
 
-build:
+build: plugins
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/socket-server ./cmd/socket-server
+
+## plugins: every plugins/<kind>-<name> into bin/plugins/<kind>-<name>
+PLUGINS := $(patsubst plugins/%/main.go,%,$(wildcard plugins/*/main.go))
+plugins:
+	@mkdir -p bin/plugins
+	@for p in $(PLUGINS); do $(GO) build -ldflags "$(LDFLAGS)" -o bin/plugins/$$p ./plugins/$$p || exit 1; done
 
 ## run: start one instance on embedded defaults (config.hcl, port 8081, no Redis)
 run: build
@@ -20,7 +26,11 @@ run: build
 test: vet test-go test-e2e
 
 vet:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "go## proto: regenerate sdk/internal/pluginpb from sdk/proto (pure Go: pinned buf and protoc plugins)
+proto:
+	sdk/proto/generate.sh
+
+fmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
 test-go: build e2e-deps
@@ -48,6 +58,10 @@ fuzz:
 ## bench: Go micro-benchmarks (codecs, broadcast, memory per connection)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./core/...
+
+## proto: regenerate sdk/internal/pluginpb from sdk/proto (pure Go: pinned buf and protoc plugins)
+proto:
+	sdk/proto/generate.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -20,7 +20,9 @@ type AdapterMessage struct {
 type Adapter interface {
 	Plugin
 	// Publish sends a batch of messages to the other instances. The core
-	// calls it from one goroutine; a batch is one stream frame.
+	// calls it from one goroutine; a batch is one stream frame. Across the
+	// plugin boundary it returns once the frame is sent: the plugin's
+	// failure to publish a batch is the error of a later call.
 	Publish(ctx context.Context, batch []AdapterMessage) error
 	// Subscribe runs until ctx ends, calling deliver with each batch of
 	// messages that other instances published. deliver must not be called

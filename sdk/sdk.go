@@ -4,6 +4,11 @@
 // LogSink). Plugins and the core see these Go interfaces only; the gRPC
 // contract under them is versioned and generated (sdk/proto).
 //
+// A plugin's main calls Serve. The host launches plugins with go-plugin
+// using Handshake and HostPlugins; what it dispenses implements the kind's
+// interface, and errors from the plugin arrive as *PluginError. The test kit
+// is in sdk/plugintest.
+//
 // sdk never imports the core.
 package sdk
 

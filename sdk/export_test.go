@@ -1,0 +1,4 @@
+package sdk
+
+// ParentGoneExitCode is the exit status of a plugin whose host is gone.
+const ParentGoneExitCode = parentGoneExitCode

@@ -1,0 +1,94 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/socketfleet/socketfleet/sdk/internal/pluginpb"
+)
+
+// lifecycleServer adapts a Plugin to the Lifecycle service.
+type lifecycleServer struct {
+	pb.UnimplementedLifecycleServer
+	impl Plugin
+}
+
+func registerLifecycle(s *grpc.Server, impl Plugin) {
+	pb.RegisterLifecycleServer(s, &lifecycleServer{impl: impl})
+}
+
+func (s *lifecycleServer) Info(context.Context, *pb.InfoRequest) (*pb.InfoResponse, error) {
+	in := s.impl.Info()
+	return &pb.InfoResponse{
+		Kind:            string(in.Kind),
+		Name:            in.Name,
+		Version:         in.Version,
+		ProtocolVersion: int32(in.ProtocolVersion),
+	}, nil
+}
+
+func (s *lifecycleServer) ConfigSchema(context.Context, *pb.ConfigSchemaRequest) (*pb.ConfigSchemaResponse, error) {
+	sc := s.impl.ConfigSchema()
+	out := &pb.ConfigSchemaResponse{Attributes: make([]*pb.ConfigAttribute, len(sc.Attributes))}
+	for i, a := range sc.Attributes {
+		out.Attributes[i] = &pb.ConfigAttribute{Name: a.Name, Type: string(a.Type), Required: a.Required, Description: a.Description}
+	}
+	return out, nil
+}
+
+func (s *lifecycleServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
+	if err := s.impl.Configure(ctx, Config(req.GetConfigJson())); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.ConfigureResponse{}, nil
+}
+
+// lifecycleClient is the host's side of the Lifecycle service, embedded in
+// every kind's client. Info and ConfigSchema are asked once, at dispense.
+type lifecycleClient struct {
+	kind   Kind
+	rpc    pb.LifecycleClient
+	info   Info
+	schema Schema
+}
+
+func newLifecycleClient(ctx context.Context, kind Kind, conn grpc.ClientConnInterface) (*lifecycleClient, error) {
+	c := &lifecycleClient{kind: kind, rpc: pb.NewLifecycleClient(conn)}
+	ctx, cancel := context.WithTimeout(ctx, dispenseTimeout)
+	defer cancel()
+	in, err := c.rpc.Info(ctx, &pb.InfoRequest{}, callOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("dispensing %s plugin: %w", kind, fromStatus(kind, "Info", err))
+	}
+	c.info = Info{Kind: Kind(in.GetKind()), Name: in.GetName(), Version: in.GetVersion(), ProtocolVersion: int(in.GetProtocolVersion())}
+	sc, err := c.rpc.ConfigSchema(ctx, &pb.ConfigSchemaRequest{}, callOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("dispensing %s plugin: %w", kind, fromStatus(kind, "ConfigSchema", err))
+	}
+	if n := len(sc.GetAttributes()); n > 0 {
+		c.schema.Attributes = make([]Attribute, n)
+		for i, a := range sc.GetAttributes() {
+			c.schema.Attributes[i] = Attribute{Name: a.GetName(), Type: AttrType(a.GetType()), Required: a.GetRequired(), Description: a.GetDescription()}
+		}
+	}
+	return c, nil
+}
+
+// Info returns the plugin's answer at dispense.
+func (c *lifecycleClient) Info() Info { return c.info }
+
+// ConfigSchema returns the plugin's answer at dispense (a copy).
+func (c *lifecycleClient) ConfigSchema() Schema {
+	if c.schema.Attributes == nil {
+		return Schema{}
+	}
+	return Schema{Attributes: append([]Attribute(nil), c.schema.Attributes...)}
+}
+
+// Configure hands the plugin its decoded block.
+func (c *lifecycleClient) Configure(ctx context.Context, cfg Config) error {
+	_, err := c.rpc.Configure(ctx, &pb.ConfigureRequest{ConfigJson: cfg}, callOpts...)
+	return fromStatus(c.kind, "Configure", err)
+}
