@@ -54,12 +54,12 @@ type entry struct {
 type Memory struct {
 	mu      sync.RWMutex
 	sockets map[string]*entry
-	rooms   map[string]map[string]Member
+	rooms   map[string]map[string]*entry
 }
 
 // NewMemory returns an empty in-memory adapter.
 func NewMemory() *Memory {
-	return &Memory{sockets: make(map[string]*entry), rooms: make(map[string]map[string]Member)}
+	return &Memory{sockets: make(map[string]*entry), rooms: make(map[string]map[string]*entry)}
 }
 
 var _ Interface = (*Memory)(nil)
@@ -86,10 +86,10 @@ func (a *Memory) Join(id string, rooms ...string) {
 		e.rooms = append(e.rooms, r)
 		set := a.rooms[r]
 		if set == nil {
-			set = make(map[string]Member)
+			set = make(map[string]*entry)
 			a.rooms[r] = set
 		}
-		set[id] = e.m
+		set[id] = e
 	}
 }
 
@@ -148,55 +148,48 @@ func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options) int {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	n := 0
-	if len(opts.Rooms) == 0 {
-		for id, e := range a.sockets {
-			if !a.exceptedLocked(id, e, opts.Except) {
-				e.m.Deliver(msgs)
-				n++
-			}
+	deliver := func(id string, e *entry) {
+		if len(opts.Except) == 0 || !excepted(id, e, opts.Except) {
+			e.m.Deliver(msgs)
+			n++
 		}
-		return n
 	}
-	if len(opts.Rooms) == 1 {
-		a.eachInRoomLocked(opts.Rooms[0], func(id string, m Member) {
-			if e := a.sockets[id]; e != nil && !a.exceptedLocked(id, e, opts.Except) {
-				m.Deliver(msgs)
-				n++
-			}
-		})
-		return n
-	}
-	seen := make(map[string]struct{})
-	for _, r := range opts.Rooms {
-		a.eachInRoomLocked(r, func(id string, m Member) {
-			if _, dup := seen[id]; dup {
-				return
-			}
-			seen[id] = struct{}{}
-			if e := a.sockets[id]; e != nil && !a.exceptedLocked(id, e, opts.Except) {
-				m.Deliver(msgs)
-				n++
-			}
-		})
+	switch len(opts.Rooms) {
+	case 0:
+		for id, e := range a.sockets {
+			deliver(id, e)
+		}
+	case 1:
+		a.eachInRoomLocked(opts.Rooms[0], deliver)
+	default:
+		seen := make(map[string]struct{})
+		for _, r := range opts.Rooms {
+			a.eachInRoomLocked(r, func(id string, e *entry) {
+				if _, dup := seen[id]; !dup {
+					seen[id] = struct{}{}
+					deliver(id, e)
+				}
+			})
+		}
 	}
 	return n
 }
 
 // eachInRoomLocked visits the members of a room, including the implicit
 // own-id room of a socket.
-func (a *Memory) eachInRoomLocked(room string, fn func(id string, m Member)) {
+func (a *Memory) eachInRoomLocked(room string, fn func(id string, e *entry)) {
 	if set, ok := a.rooms[room]; ok {
-		for id, m := range set {
-			fn(id, m)
+		for id, e := range set {
+			fn(id, e)
 		}
 		return
 	}
 	if e := a.sockets[room]; e != nil {
-		fn(room, e.m)
+		fn(room, e)
 	}
 }
 
-func (a *Memory) exceptedLocked(id string, e *entry, except []string) bool {
+func excepted(id string, e *entry, except []string) bool {
 	for _, x := range except {
 		if x == id || contains(e.rooms, x) {
 			return true
@@ -219,7 +212,7 @@ func (a *Memory) Sockets(rooms []string) []string {
 	}
 	seen := make(map[string]struct{})
 	for _, r := range rooms {
-		a.eachInRoomLocked(r, func(id string, _ Member) {
+		a.eachInRoomLocked(r, func(id string, _ *entry) {
 			if _, dup := seen[id]; !dup {
 				seen[id] = struct{}{}
 				out = append(out, id)

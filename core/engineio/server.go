@@ -99,8 +99,9 @@ func NewServer(opts Options, h Handler) *Server {
 	s := &Server{opts: opts, handler: h, log: opts.Log, sessions: make(map[string]*Session)}
 	s.upgrader = websocket.Upgrader{
 		// Small read buffer, pooled write buffer: an idle connection holds
-		// 1 KiB here instead of the 8 KiB of the defaults.
-		ReadBufferSize:  1024,
+		// 512 B here instead of the 8 KiB of the defaults. Larger frames
+		// are read in several chunks.
+		ReadBufferSize:  512,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked in ServeHTTP

@@ -25,6 +25,17 @@ type Handshake struct {
 	Secure  bool
 }
 
+// droppedHeaders are handshake headers only the transport or the browser's
+// caching needed; every connection would otherwise keep them for its whole
+// life. The rest (cookie, authorization, origin, user-agent, x-forwarded-*,
+// ...) stay available to auth plugins and event rules.
+var droppedHeaders = map[string]bool{
+	"Sec-Websocket-Key": true, "Sec-Websocket-Version": true, "Sec-Websocket-Extensions": true,
+	"Upgrade": true, "Connection": true, "Accept": true, "Accept-Encoding": true,
+	"Accept-Language": true, "Cache-Control": true, "Pragma": true,
+	"Sec-Fetch-Dest": true, "Sec-Fetch-Mode": true, "Sec-Fetch-Site": true,
+}
+
 // Close reasons, as Socket.IO reports them to applications.
 const (
 	ReasonTransportClose = "transport close"
@@ -71,18 +82,21 @@ type Session struct {
 	wake       chan struct{}
 
 	// websocket
-	ws      *websocket.Conn
-	writing bool
+	ws       *websocket.Conn
+	writing  bool
+	writeFn  func()    // s.wsWrite, bound once: `go s.wsWrite()` would allocate per burst
+	deadline time.Time // current write deadline; only the writer touches it
 
 	heartbeat *time.Timer
 	closeOnce sync.Once
 }
 
 func newSession(srv *Server, id string, r *http.Request, q url.Values) *Session {
-	h := r.Header.Clone()
-	// Drop what only the transport needed; it is never read again.
-	for _, k := range []string{"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", "Upgrade", "Connection"} {
-		delete(h, k)
+	h := make(http.Header, len(r.Header))
+	for k, v := range r.Header {
+		if !droppedHeaders[k] {
+			h[k] = v
+		}
 	}
 	addr := r.RemoteAddr
 	if host, _, err := net.SplitHostPort(addr); err == nil {
@@ -135,12 +149,13 @@ func (s *Session) startPolling() {
 func (s *Session) startWebSocket(ws *websocket.Conn, open *Message) {
 	s.transport = transportWebSocket
 	s.ws = ws
+	s.writeFn = s.wsWrite
 	s.mu.Lock()
 	s.queue = append([]*Message{open}, s.queue...)
 	s.writing = true
 	s.mu.Unlock()
 	s.startHeartbeat()
-	go s.wsWrite()
+	go s.writeFn()
 	go s.wsRead(ws)
 }
 
@@ -193,7 +208,7 @@ func (s *Session) kickLocked() {
 	if s.transport == transportWebSocket {
 		if !s.writing {
 			s.writing = true
-			go s.wsWrite()
+			go s.writeFn()
 		}
 		return
 	}
@@ -304,9 +319,13 @@ func (s *Session) receive(p eiop.Packet) bool {
 	return true
 }
 
+// wsRead is the connection's one idle goroutine. Handling a packet (above
+// all the CONNECT, with auth and rules) grows a goroutine's stack, and Go
+// rarely shrinks it again; so after the first packet the loop moves to a
+// fresh goroutine whose small stack then sits idle.
 func (s *Session) wsRead(ws *websocket.Conn) {
 	ws.SetReadLimit(s.srv.opts.MaxPayload)
-	for {
+	for first := true; ; first = false {
 		kind, data, err := ws.ReadMessage()
 		if err != nil {
 			reason := ReasonTransportClose
@@ -316,17 +335,27 @@ func (s *Session) wsRead(ws *websocket.Conn) {
 			s.closeNow(reason)
 			return
 		}
-		var p eiop.Packet
-		if kind == websocket.BinaryMessage {
-			p = eiop.Packet{Type: eiop.Message, Data: data, Binary: true}
-		} else if p, err = eiop.DecodeText(data); err != nil {
-			s.closeNow(ReasonParseError)
+		if !s.handleFrame(kind, data) {
 			return
 		}
-		if !s.receive(p) {
+		if first {
+			go s.wsRead(ws)
 			return
 		}
 	}
+}
+
+//go:noinline
+func (s *Session) handleFrame(kind int, data []byte) bool {
+	if kind == websocket.BinaryMessage {
+		return s.receive(eiop.Packet{Type: eiop.Message, Data: data, Binary: true})
+	}
+	p, err := eiop.DecodeText(data)
+	if err != nil {
+		s.closeNow(ReasonParseError)
+		return false
+	}
+	return s.receive(p)
 }
 
 // wsWrite drains the queue onto the WebSocket. It runs only while there is
@@ -349,7 +378,12 @@ func (s *Session) wsWrite() {
 		batch := s.takeLocked()
 		s.mu.Unlock()
 
-		_ = ws.SetWriteDeadline(time.Now().Add(writeWait))
+		// Re-arming the deadline costs a timer update; do it only when less
+		// than half of writeWait is left.
+		if now := time.Now(); s.deadline.Sub(now) < writeWait/2 {
+			s.deadline = now.Add(writeWait)
+			_ = ws.SetWriteDeadline(s.deadline)
+		}
 		var err error
 		for _, m := range batch {
 			if err = writeWS(ws, m); err != nil {
@@ -446,6 +480,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 			}
 			s.transport = transportWebSocket
 			s.ws = ws
+			s.writeFn = s.wsWrite
 			s.upgrading, s.probing = false, false
 			select { // release a GET waiting for the upgrade's outcome
 			case s.wake <- struct{}{}:
@@ -454,7 +489,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 			s.kickLocked() // flush what polling had buffered
 			s.mu.Unlock()
 			_ = ws.SetReadDeadline(time.Time{})
-			s.wsRead(ws)
+			go s.wsRead(ws) // a fresh, small stack, not the HTTP handler's
 			return
 		default:
 			fail()
