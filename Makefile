@@ -26,11 +26,7 @@ run: build
 test: vet test-go test-e2e
 
 vet:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "go## proto: regenerate sdk/internal/pluginpb from sdk/proto (pure Go: pinned buf and protoc plugins)
-proto:
-	sdk/proto/generate.sh
-
-fmt: files above need formatting"; exit 1; }
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
 test-go: build e2e-deps
@@ -44,6 +40,7 @@ test-e2e: build e2e-deps
 e2e-deps:
 	cd test/e2e && npm ci --no-audit --no-fund --loglevel=error
 	cd examples/browser-chat && npm ci --no-audit --no-fund --loglevel=error
+	cd examples/auth-custom-node && npm ci --no-audit --no-fund --loglevel=error
 	@if [ ! -x "$(CHROMIUM_PATH)" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: apt-get install chromium (or set CHROMIUM_PATH)"; exit 1; fi; fi
@@ -55,9 +52,11 @@ fuzz:
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done; done
 
-## bench: Go micro-benchmarks (codecs, broadcast, memory per connection)
+## bench: Go benchmarks (codecs, broadcast, memory per connection, plugin
+## boundary, handshakes with and without the JWT plugin)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./core/...
+	$(GO) test -run '^$$' -bench . -benchmem ./core/... ./sdk/... ./plugins/...
+	$(GO) test -run '^$$' -bench Handshake -benchtime 3000x ./cmd/socket-server
 
 ## proto: regenerate sdk/internal/pluginpb from sdk/proto (pure Go: pinned buf and protoc plugins)
 proto:
