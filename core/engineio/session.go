@@ -160,7 +160,9 @@ func (s *Session) startWebSocket(ws *websocket.Conn, open *Message) {
 }
 
 func (s *Session) startHeartbeat() {
+	s.mu.Lock() // the timer may fire before the assignment is visible otherwise
 	s.heartbeat = time.AfterFunc(s.srv.opts.PingInterval, s.onHeartbeat)
+	s.mu.Unlock()
 }
 
 // onHeartbeat alternates between sending a ping and checking that its pong
@@ -286,8 +288,11 @@ func (s *Session) closeNow(reason string) {
 // finish runs once per session: unregisters it and tells the handler.
 func (s *Session) finish(reason string) {
 	s.closeOnce.Do(func() {
-		if s.heartbeat != nil {
-			s.heartbeat.Stop()
+		s.mu.Lock()
+		hb := s.heartbeat
+		s.mu.Unlock()
+		if hb != nil {
+			hb.Stop()
 		}
 		s.srv.remove(s)
 		s.onClose(reason)
