@@ -15,6 +15,7 @@ import (
 	"github.com/socketfleet/socketfleet/core/engineio"
 	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
 	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
+	"github.com/socketfleet/socketfleet/sdk"
 )
 
 // Disconnect reasons, as Socket.IO names them.
@@ -62,15 +63,28 @@ type Stats struct {
 	Broadcasts   atomic.Int64
 	ParseErrors  atomic.Int64
 	ConnectsDone atomic.Int64
+	// ClusterDropped counts broadcasts the cluster link refused (its
+	// bounded queue was full); local delivery happened regardless.
+	ClusterDropped atomic.Int64
+}
+
+// ClusterSender is the outgoing side of a cluster adapter: it must not block.
+type ClusterSender interface {
+	Send(m sdk.AdapterMessage) bool
 }
 
 // Server holds the namespaces and serves Engine.IO sessions.
 type Server struct {
-	opts  Options
-	log   *logrus.Entry
-	nsps  map[string]*Namespace // fixed after start: read without locks
-	Stats Stats
+	opts    Options
+	log     *logrus.Entry
+	nsps    map[string]*Namespace // fixed after start: read without locks
+	order   []*Namespace          // in declaration order
+	cluster ClusterSender         // nil on a single instance
+	Stats   Stats
 }
+
+// SetCluster makes broadcasts also go to other instances. Call before serving.
+func (srv *Server) SetCluster(c ClusterSender) { srv.cluster = c }
 
 // NewServer returns a server with no namespaces.
 func NewServer(opts Options) *Server {
@@ -96,20 +110,15 @@ func (srv *Server) AddNamespace(name string, h Handler, a adapter.Interface) *Na
 	}
 	n := &Namespace{name: name, srv: srv, handler: h, adapter: a}
 	srv.nsps[name] = n
+	srv.order = append(srv.order, n)
 	return n
 }
 
 // Namespace returns a declared namespace or nil.
 func (srv *Server) Namespace(name string) *Namespace { return srv.nsps[name] }
 
-// Namespaces returns all namespaces.
-func (srv *Server) Namespaces() []*Namespace {
-	out := make([]*Namespace, 0, len(srv.nsps))
-	for _, n := range srv.nsps {
-		out = append(out, n)
-	}
-	return out
-}
+// Namespaces returns all namespaces in declaration order.
+func (srv *Server) Namespaces() []*Namespace { return srv.order }
 
 // Open implements engineio.Handler: a new client.
 func (srv *Server) Open(sess *engineio.Session) {

@@ -8,6 +8,7 @@ import (
 	"github.com/socketfleet/socketfleet/core/adapter"
 	"github.com/socketfleet/socketfleet/core/engineio"
 	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
+	"github.com/socketfleet/socketfleet/sdk"
 )
 
 // ErrAckTimeout is passed to an ack callback whose client did not answer in time.
@@ -284,8 +285,20 @@ func (n *Namespace) Broadcast(opts adapter.Options, event string, args, attachme
 	return n.BroadcastData(opts, EventData(event, args), attachments)
 }
 
-// BroadcastData broadcasts a ready JSON array (["event", ...]) as is.
+// BroadcastData broadcasts a ready JSON array (["event", ...]) as is, to
+// the local sockets and, with a cluster adapter, to the other instances.
 func (n *Namespace) BroadcastData(opts adapter.Options, data []byte, attachments [][]byte) int {
+	if c := n.srv.cluster; c != nil {
+		if !c.Send(sdk.AdapterMessage{Namespace: n.name, Rooms: opts.Rooms, Except: opts.Except, Data: data, Attachments: attachments}) {
+			n.srv.Stats.ClusterDropped.Add(1)
+		}
+	}
+	return n.BroadcastLocal(opts, data, attachments)
+}
+
+// BroadcastLocal delivers to this instance's sockets only (messages from
+// other instances, or what concerns this instance alone).
+func (n *Namespace) BroadcastLocal(opts adapter.Options, data []byte, attachments [][]byte) int {
 	msgs := encode(&siop.Packet{Type: eventType(attachments), Namespace: n.name, Data: data, Attachments: attachments})
 	for _, m := range msgs {
 		m.Shared = true
