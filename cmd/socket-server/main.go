@@ -54,11 +54,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		cfg, diags := config.Load(path)
+		if !diags.HasErrors() && len(cfg.Plugins) > 0 {
+			// Plugin blocks are checked against the schemas the plugins
+			// declare: launch each one, decode, stop. Nothing serves.
+			log := newLogger(cfg, stderr)
+			log.SetLevel(logrus.WarnLevel)
+			diags = append(diags, server.ValidatePlugins(context.Background(), cfg, log.WithField("service", "socket-server"))...)
+		}
 		_ = config.WriteDiagnostics(stderr, nil, diags)
 		if diags.HasErrors() {
 			return 1
 		}
-		fmt.Fprintf(stdout, "config OK: %d namespaces\n", len(cfg.Namespaces))
+		fmt.Fprintf(stdout, "config OK: %d namespaces, %d plugins\n", len(cfg.Namespaces), len(cfg.Plugins))
 		return 0
 	case "version":
 		fmt.Fprintln(stdout, version)
@@ -113,6 +120,10 @@ func serve(path string, stderr io.Writer) int {
 	}()
 	log.WithFields(logrus.Fields{"version": version, "config": path, "listen": cfg.Server.Listen}).Info("starting")
 	if err := server.Run(ctx, cfg, log, version); err != nil && !errors.Is(err, context.Canceled) {
+		var diags hcl.Diagnostics
+		if errors.As(err, &diags) {
+			_ = config.WriteDiagnostics(stderr, nil, diags)
+		}
 		log.WithError(err).Error("server stopped")
 		return 1
 	}

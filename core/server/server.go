@@ -25,6 +25,7 @@ import (
 	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
 	"github.com/socketfleet/socketfleet/core/routing"
 	"github.com/socketfleet/socketfleet/core/socketio"
+	"github.com/socketfleet/socketfleet/sdk"
 )
 
 // Server is one assembled instance, ready to serve HTTP.
@@ -41,6 +42,7 @@ type Server struct {
 	echo     *engineio.Server
 	handler  http.Handler
 	draining atomic.Bool
+	plugins  *plugins // nil without plugin blocks
 }
 
 // New builds an instance from cfg without plugins.
@@ -72,6 +74,7 @@ func newServer(cfg *config.Config, log *logrus.Entry, version string, plugins ro
 		mux.Handle(sc.EngineIOEcho, s.echo)
 	}
 	mux.HandleFunc("/health", s.serveHealth)
+	mux.HandleFunc("/metrics", s.serveMetrics)
 	mux.HandleFunc("/ready", s.serveReady)
 	s.handler = mux
 	return s
@@ -167,8 +170,9 @@ func (s *Server) Drain(ctx context.Context) {
 	payload := siop.AppendString([]byte(`{"message":`), dr.Message)
 	payload = siop.AppendString(append(payload, `,"code":`...), dr.Code)
 	payload = append(payload, '}')
+	data := socketio.EventData(dr.Event, [][]byte{payload})
 	for _, ns := range s.SocketIO.Namespaces() {
-		ns.Broadcast(adapter.Options{}, dr.Event, [][]byte{payload}, nil)
+		ns.BroadcastLocal(adapter.Options{}, data, nil) // this instance's clients only
 	}
 	conns := make([]lifecycle.Closer, len(sessions))
 	for i, sess := range sessions {
@@ -183,28 +187,64 @@ func (s *Server) Drain(ctx context.Context) {
 	s.log.Info("drained")
 }
 
-// Run listens on the configured address and serves until ctx is done.
+// Run launches the plugins, listens on the configured address and serves
+// until ctx is done; then it drains, flushes the log sinks and stops the
+// plugins.
 func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version string) error {
 	entry := log.WithFields(logrus.Fields{"service": "socket-server", "instance_id": cfg.Server.InstanceID})
-	s := New(cfg, entry, version)
+	ps, diags := launchPlugins(ctx, cfg, entry)
+	if diags.HasErrors() {
+		return fmt.Errorf("plugins: %w", diags)
+	}
+	defer ps.close(context.Background())
+	if len(ps.logs) > 0 {
+		log.AddHook(logHook{ps.logs})
+	}
+	s := newServer(cfg, entry, version, ps.routing)
+	s.plugins = ps
+	if ps.link != nil {
+		s.SocketIO.SetCluster(ps.link)
+		ps.link.Receive(s.receiveCluster)
+	}
 	l, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
 	}
-	entry.WithFields(logrus.Fields{"addr": l.Addr().String(), "path": cfg.Server.Path, "version": version}).Info("listening")
+	entry.WithFields(logrus.Fields{"addr": l.Addr().String(), "path": cfg.Server.Path, "version": version,
+		"plugins": len(cfg.Plugins)}).Info("listening")
 	return s.Serve(ctx, l)
 }
 
+// receiveCluster delivers broadcasts from other instances to local sockets.
+func (s *Server) receiveCluster(batch []sdk.AdapterMessage) {
+	for i := range batch {
+		m := &batch[i]
+		if ns := s.SocketIO.Namespace(m.Namespace); ns != nil {
+			ns.BroadcastLocal(adapter.Options{Rooms: m.Rooms, Except: m.Except}, m.Data, m.Attachments)
+		}
+	}
+}
+
 type health struct {
-	Status      string  `json:"status"`
-	InstanceID  string  `json:"instance_id"`
-	Version     string  `json:"version"`
-	Uptime      float64 `json:"uptime_seconds"`
-	Connections int64   `json:"connections"`
-	Sockets     int64   `json:"sockets"`
-	Goroutines  int     `json:"goroutines"`
-	HeapAlloc   uint64  `json:"heap_alloc_bytes"`
-	Sys         uint64  `json:"sys_bytes"`
+	Status      string         `json:"status"`
+	InstanceID  string         `json:"instance_id"`
+	Version     string         `json:"version"`
+	Uptime      float64        `json:"uptime_seconds"`
+	Connections int64          `json:"connections"`
+	Sockets     int64          `json:"sockets"`
+	Goroutines  int            `json:"goroutines"`
+	HeapAlloc   uint64         `json:"heap_alloc_bytes"`
+	Sys         uint64         `json:"sys_bytes"`
+	Plugins     []pluginHealth `json:"plugins,omitempty"`
+}
+
+type pluginHealth struct {
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+	Up        bool   `json:"up"`
+	Restarts  int    `json:"restarts"`
+	PID       int    `json:"pid,omitempty"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
@@ -221,6 +261,11 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 		HeapAlloc:   ms.HeapAlloc,
 		Sys:         ms.Sys,
 	}
+	if s.plugins != nil {
+		for _, st := range s.plugins.host.States() {
+			h.Plugins = append(h.Plugins, pluginHealth{st.Kind, st.Name, st.Up, st.Restarts, st.PID, st.LastError})
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(h)
 }
@@ -232,6 +277,9 @@ func (s *Server) Ready() (bool, string) {
 		return false, "draining"
 	case s.Memory.Shedding():
 		return false, "memory pressure"
+	}
+	if why := s.plugins.down(); why != "" {
+		return false, why
 	}
 	return true, ""
 }

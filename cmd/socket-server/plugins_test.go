@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
+)
+
+// buildPlugin builds plugins/<name> into dir/<name>.
+func buildPlugin(t *testing.T, dir, name string) string {
+	t.Helper()
+	out := filepath.Join(dir, name)
+	if b, err := exec.Command("go", "build", "-o", out, "../../plugins/"+name).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, b)
+	}
+	return out
+}
+
+func token(t *testing.T, claims jwt.MapClaims, secret string) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func jwtConfig(pluginDir string) string {
+	return `
+server {
+  listen     = env("LISTEN_ADDR")
+  plugin_dir = "` + pluginDir + `"
+}
+auth "jwt" {
+  secret      = env("TEST_JWT_SECRET")
+  audience    = "chat"
+  rooms_claim = "rooms"
+  data_claims = ["sub", "role"]
+}
+namespace "/" {
+  on_connect {
+    emit "hello" { args = [user, data.role] }
+  }
+  event "where" {
+    ack = [user]
+  }
+}
+`
+}
+
+// connectWS opens a WebSocket and sends CONNECT with auth; it returns the
+// reply packet (40... or 44...).
+func connectWS(t *testing.T, addr, auth string) (*websocket.Conn, string) {
+	t.Helper()
+	c := dial(t, "ws://"+addr+"/socket.io/?EIO=4&transport=websocket")
+	read(t, c)
+	_ = c.WriteMessage(websocket.TextMessage, []byte("40"+auth))
+	return c, read(t, c)
+}
+
+func TestJWTPluginThroughTheCore(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	buildPlugin(t, dir, "auth-jwt")
+	t.Setenv("TEST_JWT_SECRET", "s3cr3t")
+	cmd, addr, logs := startServer(t, bin, jwtConfig(dir))
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		waitExit(t, cmd, 10*time.Second)
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	}()
+	now := time.Now()
+	good := jwt.MapClaims{"sub": "ann", "aud": "chat", "role": "admin", "rooms": []string{"team:red"}, "exp": now.Add(time.Hour).Unix()}
+
+	c, reply := connectWS(t, addr, `{"token":"`+token(t, good, "s3cr3t")+`"}`)
+	if !strings.HasPrefix(reply, `40{"sid":"`) {
+		t.Fatalf("valid token: %q", reply)
+	}
+	if got := read(t, c); got != `42["hello","ann","admin"]` {
+		t.Fatalf("claims on the socket: %q", got)
+	}
+
+	bad := func(name string, claims jwt.MapClaims, secret, wantMsg string) {
+		t.Run(name, func(t *testing.T) {
+			auth := `{}`
+			if claims != nil {
+				auth = `{"token":"` + token(t, claims, secret) + `"}`
+			}
+			_, reply := connectWS(t, addr, auth)
+			if !strings.HasPrefix(reply, `44{"message":"`+wantMsg+`"`) {
+				t.Fatalf("got %q, want message %q", reply, wantMsg)
+			}
+		})
+	}
+	expired := jwt.MapClaims{"sub": "ann", "aud": "chat", "exp": now.Add(-time.Hour).Unix()}
+	wrongAud := jwt.MapClaims{"sub": "ann", "aud": "other", "exp": now.Add(time.Hour).Unix()}
+	bad("expired", expired, "s3cr3t", "invalid token: token has expired")
+	bad("wrong signature", good, "not-the-secret", "invalid token: signature is invalid")
+	bad("wrong audience", wrongAud, "s3cr3t", "invalid token: wrong audience")
+	bad("missing", nil, "", "authentication required: no token")
+}
+
+func pluginPID(t *testing.T, addr string) int {
+	t.Helper()
+	res, err := http.Get("http://" + addr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var h struct {
+		Plugins []struct {
+			Up       bool
+			PID      int
+			Restarts int
+		}
+	}
+	_ = json.NewDecoder(res.Body).Decode(&h)
+	if len(h.Plugins) != 1 || !h.Plugins[0].Up {
+		return 0
+	}
+	return h.Plugins[0].PID
+}
+
+// TestAuthPluginKilledWhileClientsConnect: kill -9 of the auth plugin does
+// not crash the core; handshakes meanwhile are refused with "authentication
+// unavailable", the plugin is back within 2 s, and connects succeed again.
+func TestAuthPluginKilledWhileClientsConnect(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	buildPlugin(t, dir, "auth-jwt")
+	t.Setenv("TEST_JWT_SECRET", "s3cr3t")
+	cmd, addr, logs := startServer(t, bin, jwtConfig(dir))
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		waitExit(t, cmd, 10*time.Second)
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	}()
+	tok := token(t, jwt.MapClaims{"sub": "ann", "aud": "chat", "role": "user", "exp": time.Now().Add(time.Hour).Unix()}, "s3cr3t")
+	kept, reply := connectWS(t, addr, `{"token":"`+tok+`"}`)
+	if !strings.HasPrefix(reply, "40") {
+		t.Fatalf("first connect %q", reply)
+	}
+	read(t, kept)
+
+	pid := pluginPID(t, addr)
+	if pid == 0 {
+		t.Fatal("no plugin pid in /health")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	var unavailable, okAfter int
+	var backAfter time.Duration
+	for time.Since(killed) < 5*time.Second {
+		c, reply := connectWS(t, addr, `{"token":"`+tok+`"}`)
+		c.Close()
+		switch {
+		case strings.HasPrefix(reply, `44{"message":"authentication unavailable"`):
+			unavailable++
+		case strings.HasPrefix(reply, "40"):
+			okAfter++
+			if backAfter == 0 {
+				backAfter = time.Since(killed)
+			}
+		default:
+			t.Fatalf("unexpected reply %q", reply)
+		}
+		if okAfter >= 5 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if okAfter < 5 || backAfter > 2*time.Second {
+		t.Fatalf("plugin not back within 2 s: %d ok, first after %v", okAfter, backAfter)
+	}
+	t.Logf("after kill -9: %d handshakes refused as unavailable, connects succeed again after %v", unavailable, backAfter)
+	// The socket connected before the kill is still there.
+	_ = kept.WriteMessage(websocket.TextMessage, []byte(`421["where"]`))
+	if got := read(t, kept); got != `431["ann"]` {
+		t.Fatalf("socket connected before the kill: %q", got)
+	}
+	if cmd.ProcessState != nil {
+		t.Fatal("core exited")
+	}
+}
+
+func TestValidateReportsPluginProblems(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	plugin := buildPlugin(t, dir, "auth-jwt")
+	sum := sha256.New()
+	b, _ := os.ReadFile(plugin)
+	sum.Write(b)
+	goodSum := hex.EncodeToString(sum.Sum(nil))
+	t.Setenv("TEST_JWT_SECRET", "x")
+	for _, tc := range []struct {
+		name, block string
+		want        []string
+	}{
+		{"ok", `auth "jwt" {
+  sha256 = "` + goodSum + `"
+  secret = "x"
+}`, nil},
+		{"unknown attribute", `auth "jwt" {
+  secret   = "x"
+  audiense = "chat"
+}`, []string{":7:3", `An argument named "audiense" is not expected here`}},
+		{"missing binary", `auth "nope" {}`, []string{":5:1", "auth-nope", "not found"}},
+		{"wrong checksum", `auth "jwt" {
+  sha256 = "` + strings.Repeat("0", 64) + `"
+  secret = "x"
+}`, []string{":5:1", "sha256"}},
+		{"not executable", `auth "jwt" {
+  command = "` + filepath.Join(dir, "plain.txt") + `"
+  secret  = "x"
+}`, []string{":5:1", "not executable"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_ = os.WriteFile(filepath.Join(dir, "plain.txt"), []byte("hello"), 0o644)
+			cfg := filepath.Join(t.TempDir(), "c.hcl")
+			src := "server {\n  plugin_dir = \"" + dir + "\"\n}\n\n" + tc.block + "\n"
+			_ = os.WriteFile(cfg, []byte(src), 0o644)
+			cmd := exec.Command(bin, "validate", "--config", cfg)
+			var stderr, stdout bytes.Buffer
+			cmd.Stderr, cmd.Stdout = &stderr, &stdout
+			err := cmd.Run()
+			if tc.want == nil {
+				if err != nil || !strings.Contains(stdout.String(), "1 plugins") {
+					t.Fatalf("valid config refused: %v\n%s%s", err, stdout.String(), stderr.String())
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted:\n%s", stdout.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, stderr.String())
+				}
+			}
+		})
+	}
+}
+
+// TestNoOrphansAfterCoreKill: kill -9 of the core leaves no plugin behind.
+func TestNoOrphansAfterCoreKill(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	buildPlugin(t, dir, "auth-jwt")
+	t.Setenv("TEST_JWT_SECRET", "s3cr3t")
+	cmd, addr, _ := startServer(t, bin, jwtConfig(dir))
+	pid := pluginPID(t, addr)
+	if pid == 0 {
+		t.Fatal("no plugin pid")
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("plugin %d still running after the core was killed", pid)
+}
+
+// TestCustomAuthPluginsThroughTheCore runs the examples' API-key plugins,
+// in Go and in Node.js, behind the real core.
+func TestCustomAuthPluginsThroughTheCore(t *testing.T) {
+	bin := buildBinary(t)
+	root, _ := filepath.Abs("../..")
+	goPlugin := filepath.Join(t.TempDir(), "auth-apikey")
+	if b, err := exec.Command("go", "build", "-o", goPlugin, "../../examples/auth-custom-go").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	nodeDir := filepath.Join(root, "examples/auth-custom-node")
+	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules/@grpc/grpc-js")); err != nil {
+		t.Fatalf("examples/auth-custom-node has no node_modules: run make e2e-deps (make test does)")
+	}
+	for _, tc := range []struct{ name, command, keys string }{
+		{"go", goPlugin, filepath.Join(root, "examples/auth-custom-go/keys.txt")},
+		{"node", filepath.Join(nodeDir, "auth-apikey-node"), filepath.Join(nodeDir, "keys.txt")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := `
+server { listen = env("LISTEN_ADDR") }
+auth "apikey" {
+  command   = "` + tc.command + `"
+  keys_file = "` + tc.keys + `"
+}
+namespace "/" {
+  on_connect {
+    emit "me" { args = [user] }
+  }
+}
+`
+			cmd, addr, logs := startServer(t, bin, cfg)
+			defer func() {
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				waitExit(t, cmd, 10*time.Second)
+				if t.Failed() {
+					t.Log(logs.String())
+				}
+			}()
+			c, reply := connectWS(t, addr, `{"key":"demo-key-alice"}`)
+			if !strings.HasPrefix(reply, `40{"sid":"`) {
+				t.Fatalf("valid key: %q", reply)
+			}
+			if got := read(t, c); got != `42["me","alice"]` {
+				t.Fatalf("user on the socket: %q", got)
+			}
+			if _, reply := connectWS(t, addr, `{"key":"stolen"}`); !strings.HasPrefix(reply, `44{"message":"invalid key"`) {
+				t.Fatalf("wrong key: %q", reply)
+			}
+			if _, reply := connectWS(t, addr, ``); !strings.HasPrefix(reply, `44{"message":"authentication required: no key"`) {
+				t.Fatalf("no key: %q", reply)
+			}
+		})
+	}
+}
