@@ -166,6 +166,21 @@ func TestAuthPluginKilledWhileClientsConnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
+	// /ready names the plugin while it is down.
+	sawDown := false
+	for time.Since(killed) < time.Second && !sawDown {
+		res, err := http.Get("http://" + addr + "/ready")
+		if err == nil {
+			b := new(bytes.Buffer)
+			_, _ = b.ReadFrom(res.Body)
+			res.Body.Close()
+			sawDown = res.StatusCode == 503 && strings.Contains(b.String(), `plugin auth \"jwt\" down`)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !sawDown {
+		t.Error("/ready never reported the auth plugin down")
+	}
 	var unavailable, okAfter int
 	var backAfter time.Duration
 	for time.Since(killed) < 5*time.Second {
@@ -334,5 +349,58 @@ namespace "/" {
 				t.Fatalf("no key: %q", reply)
 			}
 		})
+	}
+}
+
+// TestShardingAndMetricsPluginsThroughTheCore: the sharding-hash plugin
+// sends users of other shards away after JWT auth; a metrics plugin renders
+// the core's counters at /metrics.
+func TestShardingAndMetricsPluginsThroughTheCore(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	buildPlugin(t, dir, "auth-jwt")
+	buildPlugin(t, dir, "sharding-hash")
+	metricsBin := filepath.Join(dir, "metrics-test")
+	if b, err := exec.Command("go", "build", "-o", metricsBin, "../../sdk/internal/testplugin").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	t.Setenv("TEST_JWT_SECRET", "s3cr3t")
+	t.Setenv("TESTPLUGIN_KIND", "metrics")
+	cfg := strings.Replace(jwtConfig(dir), `namespace "/" {`, `sharding "hash" {
+  shards = 4
+  shard  = 2
+  urls   = ["wss://s0.example", "wss://s1.example", "wss://s2.example", "wss://s3.example"]
+}
+metrics "test" {
+  command = "`+metricsBin+`"
+}
+namespace "/" {`, 1)
+	cmd, addr, logs := startServer(t, bin, cfg)
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		waitExit(t, cmd, 10*time.Second)
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	}()
+	claims := func(user string) string {
+		return `{"token":"` + token(t, jwt.MapClaims{"sub": user, "aud": "chat", "role": "r", "exp": time.Now().Add(time.Hour).Unix()}, "s3cr3t") + `"}`
+	}
+	// md5 of "alice" puts her on shard 2 of 4 (this instance); "bob" on 0.
+	if _, reply := connectWS(t, addr, claims("alice")); !strings.HasPrefix(reply, "40") {
+		t.Fatalf("alice: %q", reply)
+	}
+	if _, reply := connectWS(t, addr, claims("bob")); reply != `44{"message":"Please connect to shard 0","data":{"shard":0,"url":"wss://s0.example"}}` {
+		t.Fatalf("bob: %q", reply)
+	}
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := new(bytes.Buffer)
+	_, _ = body.ReadFrom(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(body.String(), "socket_sockets_active 1\n") {
+		t.Fatalf("/metrics: %d\n%s", res.StatusCode, body)
 	}
 }
