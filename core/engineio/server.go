@@ -99,9 +99,9 @@ func NewServer(opts Options, h Handler) *Server {
 	s := &Server{opts: opts, handler: h, log: opts.Log, sessions: make(map[string]*Session)}
 	s.upgrader = websocket.Upgrader{
 		// Small read buffer, pooled write buffer: an idle connection holds
-		// 512 B here instead of the 8 KiB of the defaults. Larger frames
+		// 256 B here instead of the 8 KiB of the defaults. Larger frames
 		// are read in several chunks.
-		ReadBufferSize:  512,
+		ReadBufferSize:  256,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked in ServeHTTP
@@ -210,7 +210,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, errBadRequest)
 			return
 		}
-		s.handshake(w, r, q, isWS)
+		s.handshake(w, r, isWS)
 		return
 	}
 
@@ -270,7 +270,7 @@ func newID() string {
 // NewID returns a fresh 20-character id (exported for Socket.IO socket ids).
 func NewID() string { return newID() }
 
-func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values, isWS bool) {
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 	if s.opts.Admit != nil {
 		if status, retry := s.opts.Admit(r); status != 0 {
 			if retry > 0 {
@@ -289,7 +289,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values,
 		return
 	}
 
-	sess := newSession(s, newID(), r, q)
+	sess := newSession(s, newID(), r)
 	hdr := w.Header()
 	s.setCookies(hdr, sess.id)
 

@@ -19,8 +19,7 @@ import (
 type Handshake struct {
 	Time    time.Time
 	Address string
-	URL     string
-	Query   url.Values
+	URL     string // request URI of the handshake, query included
 	Headers http.Header
 	Secure  bool
 }
@@ -34,6 +33,17 @@ var droppedHeaders = map[string]bool{
 	"Upgrade": true, "Connection": true, "Accept": true, "Accept-Encoding": true,
 	"Accept-Language": true, "Cache-Control": true, "Pragma": true,
 	"Sec-Fetch-Dest": true, "Sec-Fetch-Mode": true, "Sec-Fetch-Site": true,
+}
+
+// Query parses the handshake's query parameters. Parsed on demand: most
+// connections never need them, and a parsed map costs every connection
+// a few hundred bytes for its whole life.
+func (h *Handshake) Query() url.Values {
+	if i := strings.IndexByte(h.URL, '?'); i >= 0 {
+		q, _ := url.ParseQuery(h.URL[i+1:])
+		return q
+	}
+	return url.Values{}
 }
 
 // Close reasons, as Socket.IO reports them to applications.
@@ -91,7 +101,7 @@ type Session struct {
 	closeOnce sync.Once
 }
 
-func newSession(srv *Server, id string, r *http.Request, q url.Values) *Session {
+func newSession(srv *Server, id string, r *http.Request) *Session {
 	h := make(http.Header, len(r.Header))
 	for k, v := range r.Header {
 		if !droppedHeaders[k] {
@@ -109,7 +119,6 @@ func newSession(srv *Server, id string, r *http.Request, q url.Values) *Session 
 			Time:    time.Now(),
 			Address: addr,
 			URL:     r.URL.RequestURI(),
-			Query:   q,
 			Headers: h,
 			Secure:  r.TLS != nil,
 		},

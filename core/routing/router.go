@@ -140,7 +140,7 @@ func (r *Router) Connect(s *socketio.Socket) error {
 		Namespace:  s.Namespace().Name(),
 		Auth:       s.Auth(),
 		Headers:    firstValues(hs.Headers, true),
-		Query:      firstValues(hs.Query, false),
+		Query:      firstValues(hs.Query(), false),
 		RemoteAddr: hs.Address,
 	}
 	dec, err := r.auth.Authenticate(context.Background(), req)
@@ -443,7 +443,7 @@ func (r *Router) baseContext(s *socketio.Socket, st *socketState) (*hcl.EvalCont
 	hs := s.Handshake()
 	sc := config.Scope{Auth: auth, SocketID: s.ID(), Namespace: s.Namespace().Name(),
 		User: s.User(), Data: data,
-		Query: firstValues(hs.Query, false), Headers: firstValues(hs.Headers, true)}
+		Query: firstValues(hs.Query(), false), Headers: firstValues(hs.Headers, true)}
 	st.base = sc.EvalContext()
 	return st.base, nil
 }

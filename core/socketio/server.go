@@ -124,7 +124,9 @@ func (srv *Server) Namespaces() []*Namespace { return srv.order }
 func (srv *Server) Open(sess *engineio.Session) {
 	c := &client{srv: srv, sess: sess, dec: siop.NewDecoder(srv.opts.MaxAttachments)}
 	srv.Stats.Connections.Add(1)
+	c.mu.Lock() // the timer may fire before the assignment is visible otherwise
 	c.connectTimer = time.AfterFunc(srv.opts.ConnectTimeout, c.onConnectTimeout)
+	c.mu.Unlock()
 	sess.SetHandler(c.onMessage, c.onClose)
 }
 
@@ -138,6 +140,15 @@ type client struct {
 	mu      sync.Mutex
 	sockets []*Socket // by namespace; usually one
 	closed  bool
+}
+
+// stopConnectTimerLocked stops the connect timer and lets it be collected:
+// a connected client should not keep it for its whole life.
+func (c *client) stopConnectTimerLocked() {
+	if c.connectTimer != nil {
+		c.connectTimer.Stop()
+		c.connectTimer = nil
+	}
 }
 
 func (c *client) onConnectTimeout() {
@@ -244,8 +255,8 @@ func (c *client) connect(p *siop.Packet) {
 		return
 	}
 	c.sockets = append(c.sockets, s)
+	c.stopConnectTimerLocked()
 	c.mu.Unlock()
-	c.connectTimer.Stop()
 	ns.adapter.Add(s)
 	c.srv.Stats.Sockets.Add(1)
 	c.srv.Stats.ConnectsDone.Add(1)
@@ -259,8 +270,8 @@ func (c *client) send(msgs []*engineio.Message) bool {
 }
 
 func (c *client) onClose(reason string) {
-	c.connectTimer.Stop()
 	c.mu.Lock()
+	c.stopConnectTimerLocked()
 	c.closed = true
 	sockets := c.sockets
 	c.sockets = nil
