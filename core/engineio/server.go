@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -71,7 +72,17 @@ type Server struct {
 	mu       sync.RWMutex
 	sessions map[string]*Session
 	closing  bool
+
+	// Errors counts refused requests by Engine.IO error code (see ErrorNames).
+	Errors [len(errMessages)]atomic.Int64
+	// Opened counts sessions opened.
+	Opened atomic.Int64
+	// RefusedDraining counts handshakes refused after StopAccepting.
+	RefusedDraining atomic.Int64
 }
+
+// ErrorNames are metric label values for Server.Errors, by code.
+var ErrorNames = [...]string{"transport_unknown", "session_id_unknown", "bad_handshake_method", "bad_request", "forbidden", "unsupported_protocol_version"}
 
 // NewServer returns a Server that hands its sessions to h.
 func NewServer(opts Options, h Handler) *Server {
@@ -142,6 +153,7 @@ var errMessages = [...]string{
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, code int) {
+	s.Errors[code].Add(1)
 	status := http.StatusBadRequest
 	if code == errForbidden {
 		status = http.StatusForbidden
@@ -284,6 +296,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 	closing := s.closing
 	s.mu.RUnlock()
 	if closing {
+		s.RefusedDraining.Add(1)
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
@@ -306,6 +319,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 	s.mu.Lock()
 	s.sessions[sess.id] = sess
 	s.mu.Unlock()
+	s.Opened.Add(1)
 
 	s.handler.Open(sess)
 

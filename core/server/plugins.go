@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/socketfleet/socketfleet/core/config"
+	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/pluginhost"
 	"github.com/socketfleet/socketfleet/core/routing"
 	"github.com/socketfleet/socketfleet/sdk"
@@ -150,10 +151,22 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 }
 
 // snapshot gathers the core's counters: cheap atomics, read per scrape.
+// Every series carries the instance label.
 func (s *Server) snapshot() *sdk.MetricsSnapshot {
-	inst := []sdk.MetricLabel{{Name: "instance", Value: s.cfg.Server.InstanceID}}
-	g := func(name, help string, v float64) sdk.MetricSample {
-		return sdk.MetricSample{Name: name, Help: help, Labels: inst, Value: v}
+	inst := sdk.MetricLabel{Name: "instance", Value: s.cfg.Server.InstanceID}
+	labels := func(kv ...string) []sdk.MetricLabel {
+		out := []sdk.MetricLabel{inst}
+		for i := 0; i+1 < len(kv); i += 2 {
+			out = append(out, sdk.MetricLabel{Name: kv[i], Value: kv[i+1]})
+		}
+		return out
+	}
+	snap := &sdk.MetricsSnapshot{}
+	gauge := func(name, help string, v float64, kv ...string) {
+		snap.Gauges = append(snap.Gauges, sdk.MetricSample{Name: name, Help: help, Labels: labels(kv...), Value: v})
+	}
+	counter := func(name, help string, v float64, kv ...string) {
+		snap.Counters = append(snap.Counters, sdk.MetricSample{Name: name, Help: help, Labels: labels(kv...), Value: v})
 	}
 	st := &s.SocketIO.Stats
 	rt := &s.Routing
@@ -162,41 +175,67 @@ func (s *Server) snapshot() *sdk.MetricsSnapshot {
 	if s.draining.Load() {
 		draining = 1
 	}
-	snap := &sdk.MetricsSnapshot{
-		Gauges: []sdk.MetricSample{
-			g("socket_connections_active", "Open Engine.IO connections.", float64(st.Connections.Load())),
-			g("socket_sockets_active", "Connected namespace sockets.", float64(st.Sockets.Load())),
-			g("memory_usage_rss_bytes", "Resident set size.", float64(mem.RSS)),
-			g("memory_usage_heap_total_bytes", "Heap obtained from the OS.", float64(mem.HeapTotal)),
-			g("memory_usage_heap_used_bytes", "Heap in use.", float64(mem.HeapUsed)),
-			g("instance_draining", "1 while the instance drains.", draining),
-		},
-		Counters: []sdk.MetricSample{
-			g("socket_packets_received_total", "Socket.IO packets received.", float64(st.PacketsIn.Load())),
-			g("socket_packets_sent_total", "Socket.IO packets queued to clients, per recipient.", float64(st.PacketsOut.Load())),
-			g("socket_broadcasts_total", "Broadcasts.", float64(st.Broadcasts.Load())),
-			g("socket_parse_errors_total", "Connections closed for invalid packets.", float64(st.ParseErrors.Load())),
-			g("socket_events_unknown_total", "Events no rule names.", float64(rt.Unknown.Load())),
-			g("socket_events_rate_limited_total", "Events over a rule's rate limit.", float64(rt.RateLimited.Load())),
-			g("socket_events_too_large_total", "Events over a rule's max_size.", float64(rt.TooLarge.Load())),
-			g("socket_auth_refused_total", "Handshakes the auth plugin refused.", float64(rt.AuthRefused.Load())),
-			g("socket_auth_unavailable_total", "Handshakes refused because auth was unavailable.", float64(rt.AuthFailed.Load())),
-			g("load_shedding_rejections_total", "Handshakes refused under memory pressure.", float64(s.Memory.Rejected.Load())),
-		},
+	gauge("socket_connections_active", "Open Engine.IO connections.", float64(st.Connections.Load()))
+	gauge("socket_sockets_active", "Connected namespace sockets.", float64(st.Sockets.Load()))
+	gauge("memory_usage_rss_bytes", "Resident set size.", float64(mem.RSS))
+	gauge("memory_usage_heap_total_bytes", "Heap obtained from the OS.", float64(mem.HeapTotal))
+	gauge("memory_usage_heap_used_bytes", "Heap in use.", float64(mem.HeapUsed))
+	gauge("instance_draining", "1 while the instance drains.", draining)
+
+	counter("socket_connections_opened_total", "Engine.IO connections opened.", float64(s.Engine.Opened.Load()))
+	for reason, n := range st.Closed() {
+		counter("socket_connections_closed_total", "Engine.IO connections closed, by reason.", float64(n), "reason", reason)
 	}
-	if s.plugins != nil {
-		for _, ps := range s.plugins.host.Stats() {
-			l := append(inst[:1:1], sdk.MetricLabel{Name: "plugin", Value: ps.Kind + "." + ps.Name})
-			snap.Counters = append(snap.Counters, sdk.MetricSample{Name: "plugin_restarts_total",
-				Help: "Plugin restarts.", Labels: l, Value: float64(ps.Restarts)})
-		}
-		if s.plugins.link != nil {
-			ls := s.plugins.link.Stats()
-			snap.Counters = append(snap.Counters,
-				g("cluster_messages_sent_total", "Broadcasts published to the cluster.", float64(ls.Sent)),
-				g("cluster_messages_received_total", "Broadcasts received from the cluster.", float64(ls.Received)),
-				g("cluster_messages_dropped_total", "Cluster broadcasts dropped: queue full.", float64(ls.Dropped)))
-		}
+	const hf = "Handshakes and CONNECTs refused, by reason."
+	for code, name := range engineio.ErrorNames {
+		counter("socket_handshake_failures_total", hf, float64(s.Engine.Errors[code].Load()), "reason", name)
+	}
+	counter("socket_handshake_failures_total", hf, float64(st.InvalidNamespace.Load()), "reason", "invalid_namespace")
+	counter("socket_handshake_failures_total", hf, float64(rt.AuthRefused.Load()), "reason", "auth_refused")
+	counter("socket_handshake_failures_total", hf, float64(rt.AuthFailed.Load()), "reason", "auth_unavailable")
+	counter("socket_handshake_failures_total", hf, float64(rt.WrongShard.Load()), "reason", "wrong_shard")
+	counter("socket_handshake_failures_total", hf, float64(s.Memory.Rejected.Load()), "reason", "load_shedding")
+	counter("socket_handshake_failures_total", hf, float64(s.Engine.RefusedDraining.Load()), "reason", "draining")
+	counter("load_shedding_rejections_total", "Handshakes refused under memory pressure.", float64(s.Memory.Rejected.Load()))
+	for _, ns := range s.SocketIO.Namespaces() {
+		n, name := &ns.Stats, ns.Name()
+		counter("socket_messages_received_total", "Events received, by namespace.", float64(n.EventsIn.Load()), "namespace", name)
+		counter("socket_received_bytes_total", "Bytes of events received, by namespace.", float64(n.BytesIn.Load()), "namespace", name)
+		counter("socket_messages_sent_total", "Packets queued to clients (per recipient), by namespace.", float64(n.PacketsOut.Load()), "namespace", name)
+		counter("socket_sent_bytes_total", "Bytes queued to clients (per recipient), by namespace.", float64(n.BytesOut.Load()), "namespace", name)
+	}
+	counter("socket_broadcasts_total", "Broadcasts.", float64(st.Broadcasts.Load()))
+	counter("socket_parse_errors_total", "Connections closed for invalid packets.", float64(st.ParseErrors.Load()))
+	counter("socket_events_unknown_total", "Events no rule names.", float64(rt.Unknown.Load()))
+	counter("socket_events_rate_limited_total", "Events over a rule's rate limit.", float64(rt.RateLimited.Load()))
+	counter("socket_events_too_large_total", "Events over a rule's max_size.", float64(rt.TooLarge.Load()))
+
+	ps := s.plugins
+	if ps == nil {
+		return snap
+	}
+	for _, p := range ps.host.Stats() {
+		plugin := p.Kind + "." + p.Name
+		counter("plugin_restarts_total", "Plugin restarts.", float64(p.Restarts), "plugin", plugin)
+		counter("plugin_call_errors_total", "Plugin calls that failed, timed out or found the plugin down.",
+			float64(p.Errors+p.Timeouts+p.Unavailable), "plugin", plugin)
+		snap.Histograms = append(snap.Histograms, sdk.MetricHistogram{
+			Name: "plugin_call_duration_seconds", Help: "Latency of calls into plugins.",
+			Labels: labels("plugin", plugin), Bounds: pluginhost.LatencyBounds, Counts: p.LatencyCounts,
+			Count: p.LatencyCount, Sum: p.LatencySum.Seconds(),
+		})
+	}
+	var logDropped uint64
+	for _, lb := range ps.logs {
+		logDropped += lb.Stats().Dropped
+	}
+	counter("log_entries_dropped_total", "Log entries a log sink could not take (buffer full or failing).", float64(logDropped))
+	if ps.link != nil {
+		ls := ps.link.Stats()
+		counter("cluster_messages_sent_total", "Broadcasts published to the cluster.", float64(ls.Sent))
+		counter("cluster_messages_received_total", "Broadcasts received from the cluster.", float64(ls.Received))
+		counter("cluster_messages_dropped_total", "Cluster broadcasts dropped: queue full or publish failing.",
+			float64(ls.Dropped))
 	}
 	return snap
 }

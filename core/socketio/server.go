@@ -66,6 +66,39 @@ type Stats struct {
 	// ClusterDropped counts broadcasts the cluster link refused (its
 	// bounded queue was full); local delivery happened regardless.
 	ClusterDropped atomic.Int64
+	// InvalidNamespace counts CONNECTs to undeclared namespaces.
+	InvalidNamespace atomic.Int64
+
+	closedMu sync.Mutex
+	closed   map[string]int64 // connections closed, by reason
+}
+
+func (st *Stats) countClose(reason string) {
+	st.closedMu.Lock()
+	if st.closed == nil {
+		st.closed = make(map[string]int64)
+	}
+	st.closed[reason]++
+	st.closedMu.Unlock()
+}
+
+// Closed returns the connections closed so far, by reason.
+func (st *Stats) Closed() map[string]int64 {
+	st.closedMu.Lock()
+	defer st.closedMu.Unlock()
+	out := make(map[string]int64, len(st.closed))
+	for k, v := range st.closed {
+		out[k] = v
+	}
+	return out
+}
+
+// NamespaceStats count one namespace's traffic.
+type NamespaceStats struct {
+	EventsIn   atomic.Int64 // events received
+	BytesIn    atomic.Int64 // their JSON and attachment bytes
+	PacketsOut atomic.Int64 // packets queued to clients, per recipient
+	BytesOut   atomic.Int64 // their bytes, per recipient
 }
 
 // ClusterSender is the outgoing side of a cluster adapter: it must not block.
@@ -213,6 +246,8 @@ func (c *client) dispatch(p *siop.Packet) {
 			return
 		}
 		ev := &Event{Name: name, Args: args, Attachments: p.Attachments, packet: p}
+		s.ns.Stats.EventsIn.Add(1)
+		s.ns.Stats.BytesIn.Add(int64(ev.Size()))
 		s.ns.handler.Event(s, ev)
 	case siop.Ack, siop.BinaryAck:
 		s.resolveAck(p)
@@ -224,6 +259,7 @@ func (c *client) dispatch(p *siop.Packet) {
 func (c *client) connect(p *siop.Packet) {
 	ns := c.srv.nsps[p.Namespace]
 	if ns == nil {
+		c.srv.Stats.InvalidNamespace.Add(1)
 		c.send(encode(&siop.Packet{Type: siop.ConnectError, Namespace: p.Namespace, Data: []byte(`{"message":"Invalid namespace"}`)}))
 		return
 	}
@@ -280,6 +316,7 @@ func (c *client) onClose(reason string) {
 		s.finish(reason)
 	}
 	c.srv.Stats.Connections.Add(-1)
+	c.srv.Stats.countClose(reason)
 }
 
 func (c *client) removeSocket(s *Socket) {

@@ -101,6 +101,13 @@ func (s *Socket) Handshake() *engineio.Handshake { return s.client.sess.Handshak
 // Transport names the client's current transport.
 func (s *Socket) Transport() string { return s.client.sess.Transport() }
 
+// send queues packets for this socket, counted for its namespace.
+func (s *Socket) send(msgs []*engineio.Message) bool {
+	s.ns.Stats.PacketsOut.Add(1)
+	s.ns.Stats.BytesOut.Add(int64(msgBytes(msgs)))
+	return s.client.send(msgs)
+}
+
 // Deliver implements adapter.Member.
 func (s *Socket) Deliver(msgs []*engineio.Message) { s.client.sess.Send(msgs...) }
 
@@ -116,7 +123,7 @@ func (s *Socket) Rooms() []string { return s.ns.adapter.Rooms(s.id) }
 // Emit sends an event to this socket. args are raw JSON values.
 func (s *Socket) Emit(event string, args [][]byte, attachments [][]byte) bool {
 	p := &siop.Packet{Type: eventType(attachments), Namespace: s.ns.name, Data: EventData(event, args), Attachments: attachments}
-	return s.client.send(encode(p))
+	return s.send(encode(p))
 }
 
 // EmitWithAck sends an event and calls cb with the client's ack arguments,
@@ -148,7 +155,7 @@ func (s *Socket) EmitWithAck(event string, args, attachments [][]byte, timeout t
 	s.mu.Unlock()
 	p := &siop.Packet{Type: eventType(attachments), Namespace: s.ns.name, ID: id, HasID: true,
 		Data: EventData(event, args), Attachments: attachments}
-	s.client.send(encode(p))
+	s.send(encode(p))
 }
 
 func (s *Socket) takeAck(id uint64) *pendingAck {
@@ -187,7 +194,7 @@ func (s *Socket) Ack(e *Event, args [][]byte, attachments [][]byte) {
 	}
 	p := &siop.Packet{Type: t, Namespace: s.ns.name, ID: e.packet.ID, HasID: true,
 		Data: siop.AppendArray(nil, args...), Attachments: attachments}
-	s.client.send(encode(p))
+	s.send(encode(p))
 }
 
 // AckRaw answers with a raw JSON array (byte-exact pass-through).
@@ -200,14 +207,14 @@ func (s *Socket) AckRaw(e *Event, array []byte, attachments [][]byte) {
 		t = siop.BinaryAck
 	}
 	p := &siop.Packet{Type: t, Namespace: s.ns.name, ID: e.packet.ID, HasID: true, Data: array, Attachments: attachments}
-	s.client.send(encode(p))
+	s.send(encode(p))
 }
 
 // Disconnect sends DISCONNECT for this namespace; with close, the whole
 // Engine.IO connection is closed too.
 func (s *Socket) Disconnect(close bool) {
 	if close {
-		s.client.send(encode(&siop.Packet{Type: siop.Disconnect, Namespace: s.ns.name}))
+		s.send(encode(&siop.Packet{Type: siop.Disconnect, Namespace: s.ns.name}))
 		s.client.sess.Close(engineio.ReasonForcedClose)
 		return
 	}
@@ -217,7 +224,7 @@ func (s *Socket) Disconnect(close bool) {
 // onClose leaves the namespace; notify sends DISCONNECT to the client.
 func (s *Socket) onClose(reason string, notify bool) {
 	if notify {
-		s.client.send(encode(&siop.Packet{Type: siop.Disconnect, Namespace: s.ns.name}))
+		s.send(encode(&siop.Packet{Type: siop.Disconnect, Namespace: s.ns.name}))
 	}
 	s.client.removeSocket(s)
 	s.finish(reason)
@@ -270,6 +277,7 @@ type Namespace struct {
 	srv     *Server
 	handler Handler
 	adapter adapter.Interface
+	Stats   NamespaceStats
 }
 
 // Name returns the namespace name ("/" or "/admin").
@@ -306,8 +314,18 @@ func (n *Namespace) BroadcastLocal(opts adapter.Options, data []byte, attachment
 	n.srv.Stats.Broadcasts.Add(1)
 	cnt := n.adapter.Broadcast(msgs, opts)
 	n.srv.Stats.PacketsOut.Add(int64(cnt))
+	n.Stats.PacketsOut.Add(int64(cnt))
+	n.Stats.BytesOut.Add(int64(cnt * msgBytes(msgs)))
 	return cnt
 }
 
 // SocketCount returns the number of local sockets in the namespace.
 func (n *Namespace) SocketCount() int { return len(n.adapter.Sockets(nil)) }
+
+func msgBytes(msgs []*engineio.Message) int {
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Frame)
+	}
+	return n
+}
