@@ -157,6 +157,10 @@ func (srv *Server) Namespaces() []*Namespace { return srv.order }
 func (srv *Server) Open(sess *engineio.Session) {
 	c := &client{srv: srv, sess: sess, dec: siop.NewDecoder(srv.opts.MaxAttachments)}
 	srv.Stats.Connections.Add(1)
+	if srv.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		srv.log.WithFields(logrus.Fields{"sid": sess.ID(), "remote_addr": sess.Handshake().Address,
+			"transport": sess.Transport()}).Debug("connection opened")
+	}
 	c.mu.Lock() // the timer may fire before the assignment is visible otherwise
 	c.connectTimer = time.AfterFunc(srv.opts.ConnectTimeout, c.onConnectTimeout)
 	c.mu.Unlock()
@@ -317,6 +321,11 @@ func (c *client) onClose(reason string) {
 	}
 	c.srv.Stats.Connections.Add(-1)
 	c.srv.Stats.countClose(reason)
+	if c.srv.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		hs := c.sess.Handshake()
+		c.srv.log.WithFields(logrus.Fields{"sid": c.sess.ID(), "remote_addr": hs.Address,
+			"reason": reason, "duration_ms": time.Since(hs.Time).Milliseconds()}).Debug("connection closed")
+	}
 }
 
 func (c *client) removeSocket(s *Socket) {
