@@ -4,15 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 
-	"github.com/sirupsen/logrus"
-
-	"github.com/socketfleet/socketfleet/core/config"
 	"github.com/socketfleet/socketfleet/core/routing"
 	"github.com/socketfleet/socketfleet/sdk"
 )
@@ -47,20 +42,6 @@ func (modShard) Configure(context.Context, sdk.Config) error { return nil }
 func (modShard) Assign(_ context.Context, user string) (*sdk.Assignment, error) {
 	s := len(user) % 2
 	return &sdk.Assignment{Shard: s, Local: s == 0, URL: "http://shard-" + string(rune('0'+s)) + ".example"}, nil
-}
-
-func newPluginInstance(t *testing.T, src string, p routing.Plugins) (*Server, *httptest.Server) {
-	t.Helper()
-	cfg, diags := config.Parse([]byte(src), "test.hcl")
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	s := newServer(cfg, logrus.NewEntry(log), "test", p)
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	return s, ts
 }
 
 const authConfig = `

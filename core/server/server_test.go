@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/socketfleet/socketfleet/core/config"
+	"github.com/socketfleet/socketfleet/core/routing"
 )
 
 const testConfig = `
@@ -45,6 +46,13 @@ namespace "/custom" {}
 
 func newTestInstance(t testing.TB, src string) (*Server, *httptest.Server) {
 	t.Helper()
+	return newPluginInstance(t, src, routing.Plugins{})
+}
+
+// newPluginInstance serves src with in-process plugins (SF_TEST_LOG=1 shows
+// the server's debug log).
+func newPluginInstance(t testing.TB, src string, p routing.Plugins) (*Server, *httptest.Server) {
+	t.Helper()
 	cfg, diags := config.Parse([]byte(src), "test.hcl")
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
@@ -55,7 +63,7 @@ func newTestInstance(t testing.TB, src string) (*Server, *httptest.Server) {
 		log.SetOutput(os.Stderr)
 		log.SetLevel(logrus.DebugLevel)
 	}
-	s := New(cfg, logrus.NewEntry(log), "test")
+	s := newServer(cfg, logrus.NewEntry(log), "test", p)
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
 	return s, ts
