@@ -62,7 +62,6 @@ type rule struct {
 
 // socketState is the router's per-socket data, created on first use.
 type socketState struct {
-	rooms   []string         // joined at connect, from the auth decision
 	base    *hcl.EvalContext // auth, query, headers, socket, user, data
 	buckets []bucket         // by rule index
 }
@@ -160,9 +159,7 @@ func (r *Router) Connect(s *socketio.Socket) error {
 	}
 	r.stats.AuthAccepted.Add(1)
 	s.SetIdentity(dec.UserID, dec.Data)
-	if len(dec.Rooms) > 0 {
-		state(s).rooms = dec.Rooms
-	}
+	s.JoinOnConnect(dec.Rooms...)
 	if r.shard != nil && dec.UserID != "" {
 		return r.checkShard(s, dec.UserID)
 	}
@@ -202,12 +199,8 @@ func firstValues(m map[string][]string, lower bool) map[string]string {
 	return out
 }
 
-// Connected joins the rooms auth named, then sends the on_connect emits.
+// Connected sends the on_connect emits.
 func (r *Router) Connected(s *socketio.Socket) {
-	if st, ok := s.State().(*socketState); ok && len(st.rooms) > 0 {
-		s.Join(st.rooms...)
-		st.rooms = nil
-	}
 	for _, em := range r.ns.OnConnect {
 		args, err := r.evalArgs(s, em.Args, nil, nil)
 		if err != nil {

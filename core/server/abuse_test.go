@@ -115,7 +115,7 @@ func TestAbuseLeavesNoGoroutines(t *testing.T) {
 		},
 		func() { // polling: pending GET aborted by the client
 			if u := pollSession(); u != "" {
-				c := &http.Client{Timeout: 50 * time.Millisecond}
+				c := &http.Client{Timeout: 50 * time.Millisecond, Transport: client.Transport}
 				if res, err := c.Get(u); err == nil {
 					res.Body.Close()
 				}
@@ -154,7 +154,10 @@ func TestAbuseLeavesNoGoroutines(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
+	// The test's own keep-alive connections (and the server goroutines
+	// serving them) are not the server's leaks: close them first.
 	client.CloseIdleConnections()
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 
 	// Sessions end by themselves (errors, ping timeout, connect timeout).
 	deadline := time.Now().Add(10 * time.Second)
@@ -162,6 +165,7 @@ func TestAbuseLeavesNoGoroutines(t *testing.T) {
 		if srv.Engine.Count() == 0 && runtime.NumGoroutine() <= baseline+2 {
 			break
 		}
+		client.CloseIdleConnections()
 		time.Sleep(100 * time.Millisecond)
 	}
 	if n := srv.Engine.Count(); n != 0 {

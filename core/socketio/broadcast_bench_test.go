@@ -362,6 +362,10 @@ func TestBroadcastWebSocketFrames(t *testing.T) {
 		defer c.Close()
 		conns[i] = c
 	}
+	// The bench handler joins the room in Connected, right after the reply.
+	for deadline := time.Now().Add(2 * time.Second); bs.roomSize() != n && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got := bs.roomSize(); got != n {
 		t.Fatalf("room has %d sockets", got)
 	}

@@ -298,6 +298,10 @@ func (c *client) connect(p *siop.Packet) {
 	c.stopConnectTimerLocked()
 	c.mu.Unlock()
 	ns.adapter.Add(s)
+	if len(s.joinOnConnect) > 0 {
+		s.Join(s.joinOnConnect...) // before the reply: no broadcast can miss it
+		s.joinOnConnect = nil
+	}
 	c.srv.Stats.Sockets.Add(1)
 	c.srv.Stats.ConnectsDone.Add(1)
 	c.send(encode(&siop.Packet{Type: siop.Connect, Namespace: ns.name, Data: []byte(`{"sid":"` + s.id + `"}`)}))

@@ -51,6 +51,8 @@ type Socket struct {
 	user  string
 	data  []byte // JSON object from the auth plugin; nil = {}
 
+	joinOnConnect []string // rooms to join once admitted (set during Connect)
+
 	mu     sync.Mutex
 	acks   map[uint64]*pendingAck
 	ackSeq uint64
@@ -81,6 +83,10 @@ func (s *Socket) Data() []byte {
 // SetIdentity records what authentication established. The handler calls
 // it from Connect.
 func (s *Socket) SetIdentity(user string, data []byte) { s.user, s.data = user, data }
+
+// JoinOnConnect names rooms the socket joins when it is admitted, before
+// its CONNECT reply is sent. Handlers call it from Connect.
+func (s *Socket) JoinOnConnect(rooms ...string) { s.joinOnConnect = append(s.joinOnConnect, rooms...) }
 
 // State returns what the handler stored with SetState.
 func (s *Socket) State() any { return s.state }

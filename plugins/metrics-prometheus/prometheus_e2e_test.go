@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+const prometheusPath = "/usr/bin/prometheus"
+
+// TestRealPrometheusScrapesTwoInstances builds the core and this plugin,
+// starts two core instances, connects K Socket.IO clients split over them,
+// and lets a real Prometheus scrape both: sum(socket_connections_active)
+// must be K.
+func TestRealPrometheusScrapesTwoInstances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers and Prometheus")
+	}
+	promBin, err := exec.LookPath("prometheus")
+	if err != nil {
+		promBin = prometheusPath
+	}
+	if _, err := os.Stat(promBin); err != nil {
+		t.Fatalf("prometheus not found (%v): install it with `apt-get install -y prometheus` (Debian) so that %s exists", err, prometheusPath)
+	}
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || len(bytes.TrimSpace(gomod)) == 0 || string(bytes.TrimSpace(gomod)) == os.DevNull {
+		t.Fatalf("go env GOMOD: %q %v", gomod, err)
+	}
+	root := filepath.Dir(string(bytes.TrimSpace(gomod)))
+	tmp := t.TempDir()
+	server := filepath.Join(tmp, "socket-server")
+	pluginDir := filepath.Join(tmp, "plugins")
+	goBuild(t, root, server, "./cmd/socket-server")
+	goBuild(t, root, filepath.Join(pluginDir, "metrics-prometheus"), "./plugins/metrics-prometheus")
+
+	cfgPath := filepath.Join(tmp, "config.hcl")
+	cfg := fmt.Sprintf(`server {
+  listen      = env("LISTEN_ADDR")
+  instance_id = env("INSTANCE_ID")
+  plugin_dir  = %q
+}
+metrics "prometheus" {
+  environment = "test"
+}
+namespace "/" {}
+`, pluginDir)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	addrs := []string{freeAddr(t), freeAddr(t)}
+	for i, addr := range addrs {
+		cmd := exec.Command(server, "--config", cfgPath)
+		cmd.Env = append(os.Environ(), "LISTEN_ADDR="+addr, "INSTANCE_ID=socket-"+strconv.Itoa(i+1))
+		start(t, cmd, fmt.Sprintf("socket-server %d", i+1))
+	}
+	for _, addr := range addrs {
+		waitFor(t, 30*time.Second, "GET http://"+addr+"/metrics answers 200", func() (bool, string) {
+			code, body := get("http://" + addr + "/metrics")
+			return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
+		})
+	}
+
+	const K = 5 // 3 on the first instance, 2 on the second
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range K {
+		conn := connect(t, addrs[i%2])
+		wg.Add(1)
+		go func() { defer wg.Done(); keepAlive(ctx, conn) }()
+	}
+	for i, addr := range addrs {
+		want := fmt.Sprintf(`socket_connections_active{environment="test",instance="socket-%d"} %d`, i+1, (K+1-i)/2)
+		waitFor(t, 10*time.Second, addr+"/metrics shows "+want, func() (bool, string) {
+			_, body := get("http://" + addr + "/metrics")
+			return strings.Contains(body, want), body
+		})
+	}
+
+	promAddr := freeAddr(t)
+	promCfg := filepath.Join(tmp, "prometheus.yml")
+	if err := os.WriteFile(promCfg, []byte(fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: socket-server
+    metrics_path: /metrics
+    static_configs:
+      - targets: ['%s', '%s']
+`, addrs[0], addrs[1])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start(t, exec.Command(promBin, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(tmp, "tsdb"),
+		"--web.listen-address="+promAddr, "--log.level=warn"), "prometheus")
+
+	began := time.Now()
+	waitFor(t, 30*time.Second, "Prometheus: up == 1 for both targets", func() (bool, string) {
+		res, raw := query(promAddr, "up")
+		ups := 0
+		for _, r := range res {
+			if r.value == "1" {
+				ups++
+			}
+		}
+		return ups == 2, raw
+	})
+	t.Logf("both targets up after %v", time.Since(began).Round(100*time.Millisecond))
+	var got string
+	waitFor(t, 10*time.Second, fmt.Sprintf("Prometheus: sum(socket_connections_active) == %d", K), func() (bool, string) {
+		res, raw := query(promAddr, "sum(socket_connections_active)")
+		if len(res) == 1 {
+			got = res[0].value
+		}
+		return got == strconv.Itoa(K), raw
+	})
+	t.Logf("Prometheus: sum(socket_connections_active) = %s (K = %d)", got, K)
+	res, raw := query(promAddr, `sum by (exported_instance, environment) (socket_connections_active)`)
+	per := map[string]string{}
+	for _, r := range res {
+		if r.labels["environment"] == "test" {
+			per[r.labels["exported_instance"]] = r.value
+		}
+	}
+	// Prometheus keeps its own instance label (the target address) and
+	// renames the core's to exported_instance (honor_labels: false).
+	if per["socket-1"] != "3" || per["socket-2"] != "2" || len(per) != 2 {
+		t.Errorf("per instance: %v, want socket-1 3, socket-2 2; %s", per, raw)
+	}
+	t.Logf("Prometheus: sum by (exported_instance, environment) (socket_connections_active) = %s", raw)
+}
+
+func goBuild(t *testing.T, dir, out, pkg string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// start runs cmd with its output in t.Log (after the test, to a buffer) and
+// stops it when the test ends: SIGTERM, then kill after 5 s.
+func start(t *testing.T, cmd *exec.Cmd, name string) {
+	t.Helper()
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("--- %s output ---\n%s", name, out.String())
+		}
+	})
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, still not: %s; last: %s", limit, what, last)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+var httpClient = &http.Client{Timeout: 2 * time.Second}
+
+func get(u string) (int, string) {
+	resp, err := httpClient.Get(u)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+type result struct {
+	labels map[string]string
+	value  string
+}
+
+// query runs an instant query on Prometheus' HTTP API.
+func query(addr, q string) ([]result, string) {
+	code, body := get("http://" + addr + "/api/v1/query?query=" + url.QueryEscape(q))
+	if code != http.StatusOK {
+		return nil, fmt.Sprintf("%d %s", code, body)
+	}
+	var r struct {
+		Status string
+		Data   struct {
+			Result []struct {
+				Metric map[string]string
+				Value  [2]any
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &r); err != nil || r.Status != "success" {
+		return nil, body
+	}
+	var out []result
+	for _, s := range r.Data.Result {
+		v, _ := s.Value[1].(string)
+		out = append(out, result{s.Metric, v})
+	}
+	return out, body
+}
+
+// connect opens a Socket.IO session over WebSocket and joins "/".
+func connect(t *testing.T, addr string) *websocket.Conn {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, msg, err := conn.ReadMessage(); err != nil || !bytes.HasPrefix(msg, []byte("0{")) {
+		t.Fatalf("%s: open packet: %q %v", addr, msg, err)
+	}
+	if err := conn.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := conn.ReadMessage(); err != nil || !bytes.HasPrefix(msg, []byte("40{")) {
+		t.Fatalf("%s: CONNECT reply: %q %v", addr, msg, err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	return conn
+}
+
+// keepAlive answers pings until ctx ends or the connection closes.
+func keepAlive(ctx context.Context, conn *websocket.Conn) {
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	for {
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		if string(msg) == "2" {
+			if err := conn.WriteMessage(websocket.TextMessage, []byte("3")); err != nil {
+				return
+			}
+		}
+	}
+}
