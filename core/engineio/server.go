@@ -303,6 +303,9 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 	}
 
 	sess := newSession(s, newID(), r)
+	if isWS {
+		sess.transport = transportWebSocket // so the handler sees it in Open
+	}
 	hdr := w.Header()
 	s.setCookies(hdr, sess.id)
 
