@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestThroughTheCore builds the core and this plugin, starts two core
+// instances on one Redis, puts WebSocket clients of both in room "r" and
+// checks that a chat message sent on one instance reaches every member on
+// both, exactly once, and no one else.
+func TestThroughTheCore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts two servers")
+	}
+	r := startRedis(t)
+	root := moduleRoot(t)
+	tmp := t.TempDir()
+	server := filepath.Join(tmp, "socket-server")
+	pluginDir := filepath.Join(tmp, "plugins")
+	goBuild(t, root, server, "./cmd/socket-server")
+	goBuild(t, root, filepath.Join(pluginDir, "adapter-redis"), "./plugins/adapter-redis")
+	cfgPath := filepath.Join(tmp, "config.hcl")
+	cfg := fmt.Sprintf(`server {
+  listen     = env("LISTEN_ADDR")
+  plugin_dir = %q
+}
+adapter "redis" {
+  url = %q
+}
+namespace "/" {
+  event "join" {
+    join { room = args[0] }
+  }
+  event "chat" {
+    broadcast { to = args[0].room }
+  }
+}
+`, pluginDir, r.URL())
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addrs := []string{freeAddr(t), freeAddr(t)}
+	for i, addr := range addrs {
+		cmd := exec.Command(server, "--config", cfgPath)
+		cmd.Env = append(os.Environ(), "LISTEN_ADDR="+addr)
+		startProcess(t, cmd, fmt.Sprintf("socket-server %d", i+1))
+	}
+
+	// Both instances' plugins hold a pattern subscription before anyone talks.
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer rdb.Close()
+	waitUntil(t, 30*time.Second, "two pattern subscribers on Redis", func() (bool, string) {
+		list, err := rdb.ClientList(context.Background()).Result()
+		return strings.Count(list, " psub=1 ") >= 2, fmt.Sprint(list, err)
+	})
+
+	var members, others []*client
+	for i := range 4 {
+		c := dialClient(t, addrs[i%2])
+		c.emitWithAck(t, `["join","r"]`)
+		members = append(members, c)
+	}
+	for i := range 2 {
+		others = append(others, dialClient(t, addrs[i%2]))
+	}
+	const chat = `42["chat",{"room":"r","text":"hi"}]`
+	if err := members[0].conn.WriteMessage(websocket.TextMessage, []byte(chat)); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range members {
+		c.expect(t, fmt.Sprintf("member %d (instance %d)", i, i%2+1), chat)
+	}
+	time.Sleep(500 * time.Millisecond) // duplicates would arrive by now
+	for i, c := range append(members, others...) {
+		if extra := c.unread(); len(extra) > 0 {
+			t.Errorf("client %d got extra packets: %q", i, extra)
+		}
+	}
+}
+
+type client struct {
+	conn *websocket.Conn
+	mu   sync.Mutex
+	got  []string
+	cond *sync.Cond
+}
+
+// dialClient connects to "/" and reads packets in the background,
+// answering pings.
+func dialClient(t *testing.T, addr string) *client {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, msg, err := conn.ReadMessage(); err != nil || !bytes.HasPrefix(msg, []byte("0{")) {
+		t.Fatalf("%s: open packet: %q %v", addr, msg, err)
+	}
+	if err := conn.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := conn.ReadMessage(); err != nil || !bytes.HasPrefix(msg, []byte("40{")) {
+		t.Fatalf("%s: CONNECT reply: %q %v", addr, msg, err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	c := &client{conn: conn}
+	c.cond = sync.NewCond(&c.mu)
+	var wmu sync.Mutex
+	go func() {
+		for {
+			_, msg, err := conn.ReadMessage()
+			if err != nil {
+				c.mu.Lock()
+				c.got = append(c.got, "error: "+err.Error())
+				c.cond.Broadcast()
+				c.mu.Unlock()
+				return
+			}
+			if string(msg) == "2" {
+				wmu.Lock()
+				_ = conn.WriteMessage(websocket.TextMessage, []byte("3"))
+				wmu.Unlock()
+				continue
+			}
+			c.mu.Lock()
+			c.got = append(c.got, string(msg))
+			c.cond.Broadcast()
+			c.mu.Unlock()
+		}
+	}()
+	return c
+}
+
+// next waits for the next packet.
+func (c *client) next(t *testing.T, what string) string {
+	t.Helper()
+	timer := time.AfterFunc(10*time.Second, func() {
+		c.mu.Lock()
+		c.got = append(c.got, "timeout")
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	defer timer.Stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.got) == 0 {
+		c.cond.Wait()
+	}
+	p := c.got[0]
+	c.got = c.got[1:]
+	if p == "timeout" || strings.HasPrefix(p, "error: ") {
+		t.Fatalf("%s: %s", what, p)
+	}
+	return p
+}
+
+func (c *client) emitWithAck(t *testing.T, args string) {
+	t.Helper()
+	if err := c.conn.WriteMessage(websocket.TextMessage, []byte("420"+args)); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.next(t, "ack of "+args); !strings.HasPrefix(p, "430") {
+		t.Fatalf("ack of %s: got %q", args, p)
+	}
+}
+
+func (c *client) expect(t *testing.T, who, want string) {
+	t.Helper()
+	if p := c.next(t, who); p != want {
+		t.Fatalf("%s: got %q, want %q", who, p, want)
+	}
+}
+
+func (c *client) unread() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.got...)
+}
+
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	gomod = bytes.TrimSpace(gomod)
+	if err != nil || len(gomod) == 0 || string(gomod) == os.DevNull {
+		t.Fatalf("go env GOMOD: %q %v", gomod, err)
+	}
+	return filepath.Dir(string(gomod))
+}
+
+func goBuild(t *testing.T, dir, out, pkg string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startProcess runs cmd, with its output shown if the test fails, and stops
+// it when the test ends: SIGTERM, then kill after 5 s.
+func startProcess(t *testing.T, cmd *exec.Cmd, name string) {
+	t.Helper()
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("--- %s output ---\n%s", name, out.String())
+		}
+	})
+}
+
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, still not: %s; last: %s", limit, what, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
