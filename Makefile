@@ -30,13 +30,14 @@ vet:
 	$(GO) vet ./...
 
 test-go: build e2e-deps
-	$(GO) test -race -count=1 ./...
+	PATH="$$PATH:/usr/sbin" $(GO) test -race -count=1 ./...
 
 test-e2e: build e2e-deps
 	cd test/e2e && SOCKET_SERVER_BIN=$(CURDIR)/bin/socket-server CHROMIUM_PATH=$(CHROMIUM_PATH) node --test --test-concurrency=1
 
 # Node packages come from npm with their lockfiles; Debian's chromium,
-# prometheus and redis-server are installed when missing and we are root (CI is).
+# prometheus, redis-server and nginx are installed when missing and we are
+# root (CI is).
 e2e-deps:
 	cd test/e2e && npm ci --no-audit --no-fund --loglevel=error
 	cd examples/browser-chat && npm ci --no-audit --no-fund --loglevel=error
@@ -44,6 +45,7 @@ e2e-deps:
 	@missing=""; [ -x "$(CHROMIUM_PATH)" ] || missing="chromium"; \
 	  command -v promtool >/dev/null && command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	  command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	    else echo "missing Debian packages: $$missing (apt-get install them)"; exit 1; fi; fi
