@@ -41,6 +41,9 @@ type batcher[T any] struct {
 
 	sent, batches, dropped, flushed atomic.Uint64
 	inHand                          atomic.Int64
+	// failing is set while the plugin is up but its sends fail (e.g. the
+	// adapter plugin cannot reach Redis); the next success clears it.
+	failing atomic.Bool
 	lastDropLog                     atomic.Int64 // unix nanos
 }
 
@@ -169,6 +172,7 @@ func (b *batcher[T]) deliver(ctx context.Context, batch []T) bool {
 	for {
 		err := b.send(ctx, batch)
 		if err == nil {
+			b.failing.Store(false)
 			b.sent.Add(uint64(len(batch)))
 			b.batches.Add(1)
 			if waited {
@@ -195,6 +199,7 @@ func (b *batcher[T]) deliver(ctx context.Context, batch []T) bool {
 			}
 			continue
 		}
+		b.failing.Store(true)
 		attempts++
 		if attempts >= b.maxAttempts {
 			b.drop(len(batch), err.Error())

@@ -86,6 +86,10 @@ func (l *Link) Receive(deliver func([]sdk.AdapterMessage)) {
 	l.subOnce.Do(func() { go l.subscribe() })
 }
 
+// Failing reports whether the adapter plugin is up but its latest publish
+// failed (e.g. it cannot reach Redis); it clears on the next success.
+func (l *Link) Failing() bool { return l.out.failing.Load() }
+
 // Stats returns the link's counters.
 func (l *Link) Stats() LinkStats {
 	return LinkStats{

@@ -110,6 +110,9 @@ func (ps *plugins) down() string {
 			return fmt.Sprintf("plugin %s %q down", st.Kind, st.Name)
 		}
 	}
+	if ps.link != nil && ps.link.Failing() {
+		return "cluster adapter degraded: publishing fails"
+	}
 	return ""
 }
 

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,6 +92,31 @@ namespace "/" {
 			t.Errorf("client %d got extra packets: %q", i, extra)
 		}
 	}
+
+	// Redis goes away: local delivery goes on, and /ready says the cluster
+	// adapter is degraded once publishing fails; it recovers with Redis.
+	ready := func() (int, string) {
+		res, err := http.Get("http://" + addrs[0] + "/ready")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	r.stop()
+	waitUntil(t, 15*time.Second, "/ready reporting the adapter degraded", func() (bool, string) {
+		_ = members[0].conn.WriteMessage(websocket.TextMessage, []byte(chat))
+		code, body := ready()
+		return code == 503 && strings.Contains(body, "cluster adapter degraded"), fmt.Sprint(code, body)
+	})
+	members[2].expect(t, "local member while Redis is down", chat)
+	r.start()
+	waitUntil(t, 30*time.Second, "/ready back to 200 with Redis", func() (bool, string) {
+		_ = members[0].conn.WriteMessage(websocket.TextMessage, []byte(chat))
+		code, body := ready()
+		return code == 200, fmt.Sprint(code, body)
+	})
 }
 
 type client struct {
