@@ -43,8 +43,8 @@ type batcher[T any] struct {
 	inHand                          atomic.Int64
 	// failing is set while the plugin is up but its sends fail (e.g. the
 	// adapter plugin cannot reach Redis); the next success clears it.
-	failing atomic.Bool
-	lastDropLog                     atomic.Int64 // unix nanos
+	failing     atomic.Bool
+	lastDropLog atomic.Int64 // unix nanos
 }
 
 type flushReq struct {
