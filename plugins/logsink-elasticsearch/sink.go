@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
 	"math/rand/v2"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,7 +100,7 @@ func (s *sink) write(batch []sdk.LogEntry) error {
 		if t.IsZero() {
 			t = time.Now()
 		}
-		items[i] = item{index: indexName(s.o.index, t), doc: document(e, t)}
+		items[i] = item{index: indexName(s.o.index, t), doc: e.Document(t)}
 	}
 	s.mu.Lock()
 	if s.stopped {
@@ -363,62 +361,4 @@ func indexName(pattern string, t time.Time) string {
 		}
 	}
 	return b.String()
-}
-
-// document renders e as one JSON object: "@timestamp" (RFC 3339, UTC, with
-// nanoseconds), "level", "message", then the entry's fields in name order.
-// A field named like one of the first three is renamed "fields.<name>" (the
-// logrus convention: Elasticsearch refuses duplicate keys); fields that are
-// not a JSON object go under "fields".
-func document(e sdk.LogEntry, t time.Time) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"@timestamp":`)
-	writeJSON(&b, t.UTC().Format(time.RFC3339Nano))
-	b.WriteString(`,"level":`)
-	writeJSON(&b, e.Level)
-	b.WriteString(`,"message":`)
-	writeJSON(&b, e.Message)
-	var fields map[string]json.RawMessage
-	if len(bytes.TrimSpace(e.Fields)) > 0 {
-		if err := json.Unmarshal(e.Fields, &fields); err != nil || fields == nil {
-			fields = map[string]json.RawMessage{}
-			if json.Valid(e.Fields) {
-				fields["fields"] = e.Fields
-			} else {
-				s, _ := json.Marshal(string(e.Fields))
-				fields["fields"] = s
-			}
-		}
-	}
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		name := k
-		switch k {
-		case "@timestamp", "level", "message":
-			name = "fields." + k
-			if _, clash := fields[name]; clash {
-				continue
-			}
-		}
-		b.WriteByte(',')
-		writeJSON(&b, name)
-		b.WriteByte(':')
-		var c bytes.Buffer
-		if json.Compact(&c, fields[k]) == nil {
-			b.Write(c.Bytes())
-		} else {
-			b.WriteString("null")
-		}
-	}
-	b.WriteByte('}')
-	return b.Bytes()
-}
-
-func writeJSON(b *bytes.Buffer, s string) {
-	q, _ := json.Marshal(s)
-	b.Write(q)
 }

@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"sync"
-	"time"
 
 	"github.com/socketfleet/socketfleet/sdk"
 )
@@ -67,7 +64,7 @@ func (p *plugin) Configure(_ context.Context, raw sdk.Config) error {
 func (p *plugin) Write(_ context.Context, batch []sdk.LogEntry) error {
 	var buf bytes.Buffer
 	for _, e := range batch {
-		buf.Write(document(e))
+		buf.Write(e.Document(e.Time))
 		buf.WriteByte('\n')
 	}
 	p.mu.Lock()
@@ -92,65 +89,4 @@ func (p *plugin) Flush(context.Context) error {
 		return fmt.Errorf("sync %s: %w", p.path, err)
 	}
 	return nil
-}
-
-// document renders e as one JSON object: "@timestamp" (RFC 3339, UTC, with
-// nanoseconds), "level", "message", then the entry's fields in name order.
-// A field named like one of the first three is renamed "fields.<name>" (the
-// logrus convention); fields that are not a JSON object go under "fields".
-func document(e sdk.LogEntry) []byte {
-	t := e.Time
-	if t.IsZero() {
-		t = time.Now()
-	}
-	var b bytes.Buffer
-	b.WriteString(`{"@timestamp":`)
-	writeJSON(&b, t.UTC().Format(time.RFC3339Nano))
-	b.WriteString(`,"level":`)
-	writeJSON(&b, e.Level)
-	b.WriteString(`,"message":`)
-	writeJSON(&b, e.Message)
-	var fields map[string]json.RawMessage
-	if len(bytes.TrimSpace(e.Fields)) > 0 {
-		if err := json.Unmarshal(e.Fields, &fields); err != nil || fields == nil {
-			fields = map[string]json.RawMessage{}
-			if json.Valid(e.Fields) {
-				fields["fields"] = e.Fields
-			} else {
-				s, _ := json.Marshal(string(e.Fields))
-				fields["fields"] = s
-			}
-		}
-	}
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		name := k
-		switch k {
-		case "@timestamp", "level", "message":
-			name = "fields." + k
-			if _, clash := fields[name]; clash {
-				continue
-			}
-		}
-		b.WriteByte(',')
-		writeJSON(&b, name)
-		b.WriteByte(':')
-		var c bytes.Buffer
-		if json.Compact(&c, fields[k]) == nil {
-			b.Write(c.Bytes())
-		} else {
-			b.WriteString("null")
-		}
-	}
-	b.WriteByte('}')
-	return b.Bytes()
-}
-
-func writeJSON(b *bytes.Buffer, s string) {
-	q, _ := json.Marshal(s)
-	b.Write(q)
 }
