@@ -235,6 +235,27 @@ namespace "/" {
 #   rooms_claim = "rooms"
 # }
 #
+# adapter "redis" {                    # broadcasts across instances (Node-compatible)
+#   url = env("REDIS_URL", "redis://127.0.0.1:6379")
+#   key = env("REDIS_PREFIX", "socket.io")
+# }
+# sharding "hash" {                    # md5 of the user id, or algorithm = "rendezvous"
+#   shards = 4
+#   shard  = env("SHARD")
+#   urls   = ["wss://s0.example", "wss://s1.example", "wss://s2.example", "wss://s3.example"]
+# }
+# metrics "prometheus" {               # /metrics on this port
+#   environment = env("ENVIRONMENT", "production")
+# }
+# log_sink "elasticsearch" {
+#   url = env("ELASTICSEARCH_URL", "http://127.0.0.1:9200")
+# }
+# log_sink "stdout" {                  # NDJSON appended to a file
+#   path = "socket-server.ndjson"
+# }
+#
+# Each plugin's README (plugins/<kind>-<name>/README.md) lists its attributes.
+#
 # With an auth plugin every CONNECT is checked once; a refused client gets
 # CONNECT_ERROR with the plugin's reason, and while the plugin is down new
 # connections are refused with "authentication unavailable" (connected
