@@ -167,3 +167,20 @@ type Status struct {
 type StatusReporter interface {
 	Status(ctx context.Context) (Status, error)
 }
+
+// RoomChange says that this instance now holds a room (its first member
+// joined) or no longer does (its last member left).
+type RoomChange struct {
+	Namespace string
+	Room      string
+	Created   bool // false = deleted
+}
+
+// RoomObserver is implemented by adapters that want to know which rooms
+// this instance holds, e.g. to subscribe to the channels of those rooms
+// only. The core calls RoomsChanged with changes coalesced over a few
+// milliseconds, in order; after the plugin restarts it first sends every
+// room it holds as created. Socket-id rooms are not reported.
+type RoomObserver interface {
+	RoomsChanged(ctx context.Context, changes []RoomChange) error
+}
