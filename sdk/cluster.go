@@ -8,6 +8,7 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -184,3 +185,7 @@ type RoomChange struct {
 type RoomObserver interface {
 	RoomsChanged(ctx context.Context, changes []RoomChange) error
 }
+
+// ErrUnsupported is returned by the host for cluster requests when the
+// adapter plugin does not implement Requester (or RoomObserver).
+var ErrUnsupported = errors.New("not supported by the adapter plugin")
