@@ -137,10 +137,13 @@ type Requester interface {
 	// make it hang: it returns with Answered < Expected.
 	Request(ctx context.Context, req ClusterRequest, answer func(ClusterResponse)) (RequestResult, error)
 	// ServeRequests runs until ctx ends, calling handle with each request
-	// that another instance (or an emitter) sent, never concurrently. handle
-	// must not block; it answers through in.Respond, which may be called
-	// later and from any goroutine, as many times as the type answers.
-	ServeRequests(ctx context.Context, handle func(in IncomingRequest)) error
+	// that another instance (or an emitter) sent to one of namespaces (the
+	// namespaces this instance serves; the adapter subscribes to their
+	// request channels, which also makes it count as a server of each),
+	// never concurrently. handle must not block; it answers through
+	// in.Respond, which may be called later and from any goroutine, as many
+	// times as the type answers.
+	ServeRequests(ctx context.Context, namespaces []string, handle func(in IncomingRequest)) error
 }
 
 // IncomingRequest is a request from another instance.

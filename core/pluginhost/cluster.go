@@ -15,10 +15,11 @@ func (l *Link) Request(ctx context.Context, req sdk.ClusterRequest, answer func(
 	return sdk.RequestResult{}, fmt.Errorf("adapter plugin %s: Request: %w", l.p.id, sdk.ErrUnsupported)
 }
 
-// ServeRequests sets the handler of requests from other instances and, the
-// first time, opens the stream that carries them (re-opened after every
-// restart). handle is never called concurrently and must not block.
-func (l *Link) ServeRequests(handle func(sdk.IncomingRequest)) {}
+// ServeRequests sets the handler of requests from other instances to
+// namespaces and opens the stream that carries them (re-opened after every
+// restart). Call it once. handle is never called concurrently and must not
+// block.
+func (l *Link) ServeRequests(namespaces []string, handle func(sdk.IncomingRequest)) {}
 
 // RoomChanged tells the adapter plugin that this instance now holds a room,
 // or no longer does. It never blocks: changes are coalesced and sent in

@@ -135,7 +135,7 @@ func (c *classic) request(context.Context, sdk.ClusterRequest, func(sdk.ClusterR
 	return sdk.RequestResult{}, errors.New(`adapter "redis": requests are not implemented yet`)
 }
 
-func (c *classic) serveRequests(ctx context.Context, _ func(sdk.IncomingRequest)) error {
+func (c *classic) serveRequests(ctx context.Context, _ []string, _ func(sdk.IncomingRequest)) error {
 	<-ctx.Done()
 	return ctx.Err()
 }

@@ -25,7 +25,7 @@ type mode interface {
 	// instances in batches; it survives Redis restarts.
 	subscribe(ctx context.Context, deliver func([]sdk.AdapterMessage) error) error
 	request(ctx context.Context, req sdk.ClusterRequest, answer func(sdk.ClusterResponse)) (sdk.RequestResult, error)
-	serveRequests(ctx context.Context, handle func(sdk.IncomingRequest)) error
+	serveRequests(ctx context.Context, namespaces []string, handle func(sdk.IncomingRequest)) error
 	roomsChanged(ctx context.Context, changes []sdk.RoomChange) error
 	close() error
 }
@@ -148,12 +148,12 @@ func (p *plugin) Request(ctx context.Context, req sdk.ClusterRequest, answer fun
 	return m.request(ctx, req, answer)
 }
 
-func (p *plugin) ServeRequests(ctx context.Context, handle func(sdk.IncomingRequest)) error {
+func (p *plugin) ServeRequests(ctx context.Context, namespaces []string, handle func(sdk.IncomingRequest)) error {
 	m, err := p.mode()
 	if err != nil {
 		return err
 	}
-	return m.serveRequests(ctx, handle)
+	return m.serveRequests(ctx, namespaces, handle)
 }
 
 func (p *plugin) RoomsChanged(ctx context.Context, changes []sdk.RoomChange) error {
