@@ -39,8 +39,22 @@ type Interface interface {
 	Broadcast(msgs []*engineio.Message, opts Options) int
 	// Sockets returns the ids of the sockets in any of rooms (all when empty).
 	Sockets(rooms []string) []string
+	// Select returns the local sockets matching opts, each once: the same
+	// selection as Broadcast.
+	Select(opts Options) []Member
 	// AllRooms returns every room that has a member (socket-id rooms excluded).
 	AllRooms() []string
+}
+
+// RoomWatcher is implemented by adapters that report when a named room
+// (not a socket id) gets its first member or loses its last one, so that a
+// cluster adapter can follow the rooms this instance holds.
+type RoomWatcher interface {
+	// WatchRooms sets fn, called with created=true when room gets its first
+	// member and false when its last member leaves. Set it before sockets
+	// connect. fn runs under the adapter's lock, in order: it must not block
+	// or call back into the adapter.
+	WatchRooms(fn func(room string, created bool))
 }
 
 type entry struct {
@@ -55,6 +69,7 @@ type Memory struct {
 	mu      sync.RWMutex
 	sockets map[string]*entry
 	rooms   map[string]map[string]*entry
+	onRoom  func(room string, created bool) // nil = nobody watches
 }
 
 // NewMemory returns an empty in-memory adapter.
@@ -62,7 +77,18 @@ func NewMemory() *Memory {
 	return &Memory{sockets: make(map[string]*entry), rooms: make(map[string]map[string]*entry)}
 }
 
-var _ Interface = (*Memory)(nil)
+var (
+	_ Interface   = (*Memory)(nil)
+	_ RoomWatcher = (*Memory)(nil)
+)
+
+// WatchRooms implements RoomWatcher. The callback costs nothing on joins
+// and leaves that neither create nor empty a room.
+func (a *Memory) WatchRooms(fn func(room string, created bool)) {
+	a.mu.Lock()
+	a.onRoom = fn
+	a.mu.Unlock()
+}
 
 // Add registers a socket; it is in its own room from now on.
 func (a *Memory) Add(m Member) {
@@ -88,6 +114,9 @@ func (a *Memory) Join(id string, rooms ...string) {
 		if set == nil {
 			set = make(map[string]*entry)
 			a.rooms[r] = set
+			if a.onRoom != nil {
+				a.onRoom(r, true)
+			}
 		}
 		set[id] = e
 	}
@@ -114,6 +143,9 @@ func (a *Memory) leaveLocked(id, room string) {
 	delete(set, id)
 	if len(set) == 0 {
 		delete(a.rooms, room)
+		if a.onRoom != nil {
+			a.onRoom(room, false)
+		}
 	}
 }
 
@@ -218,6 +250,38 @@ func (a *Memory) Sockets(rooms []string) []string {
 				out = append(out, id)
 			}
 		})
+	}
+	return out
+}
+
+// Select returns the sockets matching opts, each once.
+func (a *Memory) Select(opts Options) []Member {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	var out []Member
+	add := func(id string, e *entry) {
+		if len(opts.Except) == 0 || !excepted(id, e, opts.Except) {
+			out = append(out, e.m)
+		}
+	}
+	switch len(opts.Rooms) {
+	case 0:
+		out = make([]Member, 0, len(a.sockets))
+		for id, e := range a.sockets {
+			add(id, e)
+		}
+	case 1:
+		a.eachInRoomLocked(opts.Rooms[0], add)
+	default:
+		seen := make(map[string]struct{})
+		for _, r := range opts.Rooms {
+			a.eachInRoomLocked(r, func(id string, e *entry) {
+				if _, dup := seen[id]; !dup {
+					seen[id] = struct{}{}
+					add(id, e)
+				}
+			})
+		}
 	}
 	return out
 }

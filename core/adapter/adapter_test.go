@@ -95,3 +95,57 @@ func TestMembership(t *testing.T) {
 		t.Fatal("removed socket still has rooms")
 	}
 }
+
+func TestSelectMatchesBroadcast(t *testing.T) {
+	a, _ := setup()
+	for _, opts := range []Options{
+		{},
+		{Rooms: []string{"red"}},
+		{Rooms: []string{"red", "blue"}},
+		{Rooms: []string{"s4"}},
+		{Rooms: []string{"red"}, Except: []string{"s1"}},
+		{Except: []string{"blue"}},
+		{Rooms: []string{"green"}},
+	} {
+		var got []string
+		for _, m := range a.Select(opts) {
+			got = append(got, m.ID())
+		}
+		slices.Sort(got)
+		want := selectViaBroadcast(opts)
+		if !slices.Equal(got, want) {
+			t.Errorf("%+v: Select %v, Broadcast reached %v", opts, got, want)
+		}
+	}
+}
+
+func selectViaBroadcast(opts Options) []string {
+	a, ms := setup()
+	a.Broadcast(nil, opts)
+	return delivered(ms)
+}
+
+func TestRoomWatcherFiresOnCreateAndDeleteOnly(t *testing.T) {
+	a := NewMemory()
+	type change struct {
+		room    string
+		created bool
+	}
+	var got []change
+	a.WatchRooms(func(room string, created bool) { got = append(got, change{room, created}) })
+	for _, id := range []string{"s1", "s2"} {
+		a.Add(&member{id: id})
+	}
+	a.Join("s1", "red", "s1") // own id: never reported
+	a.Join("s2", "red")       // red exists: nothing
+	a.Join("s1", "red")       // already a member: nothing
+	a.Leave("s1", "red")      // s2 still there: nothing
+	a.Join("s2", "blue")
+	a.Leave("s2", "red") // last member: deleted
+	a.Leave("s2", "gone")
+	a.Remove("s2") // blue loses its last member
+	want := []change{{"red", true}, {"blue", true}, {"red", false}, {"blue", false}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("changes %v, want %v", got, want)
+	}
+}
