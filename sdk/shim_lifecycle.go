@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/socketfleet/socketfleet/sdk/internal/pluginpb"
 )
@@ -91,4 +93,32 @@ func (c *lifecycleClient) ConfigSchema() Schema {
 func (c *lifecycleClient) Configure(ctx context.Context, cfg Config) error {
 	_, err := c.rpc.Configure(ctx, &pb.ConfigureRequest{ConfigJson: cfg}, callOpts...)
 	return fromStatus(c.kind, "Configure", err)
+}
+
+// Status asks a plugin that implements StatusReporter; others answer
+// Unimplemented, which the host reads as "healthy, no metrics".
+func (s *lifecycleServer) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
+	r, ok := s.impl.(StatusReporter)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the plugin reports no status")
+	}
+	st, err := r.Status(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.StatusResponse{Degraded: st.Degraded, Metrics: snapshotToPB(&st.Metrics)}, nil
+}
+
+// Status asks the plugin for its Status. A plugin that does not report one
+// (it does not implement StatusReporter, or predates the call) gives an
+// error wrapping ErrUnsupported.
+func (c *lifecycleClient) Status(ctx context.Context) (Status, error) {
+	out, err := c.rpc.Status(ctx, &pb.StatusRequest{}, callOpts...)
+	if status.Code(err) == codes.Unimplemented {
+		return Status{}, fmt.Errorf("%s plugin: Status: %w", c.kind, ErrUnsupported)
+	}
+	if err != nil {
+		return Status{}, fromStatus(c.kind, "Status", err)
+	}
+	return Status{Degraded: out.GetDegraded(), Metrics: *snapshotFromPB(out.GetMetrics())}, nil
 }

@@ -19,24 +19,7 @@ func registerMetrics(s *grpc.Server, impl MetricsExporter) {
 }
 
 func (s *metricsServer) Render(ctx context.Context, in *pb.MetricsSnapshot) (*pb.Exposition, error) {
-	snap := &MetricsSnapshot{
-		Counters: samplesFromPB(in.GetCounters()),
-		Gauges:   samplesFromPB(in.GetGauges()),
-	}
-	if hs := in.GetHistograms(); len(hs) > 0 {
-		snap.Histograms = make([]MetricHistogram, len(hs))
-		for i, h := range hs {
-			snap.Histograms[i] = MetricHistogram{
-				Name:   h.GetName(),
-				Help:   h.GetHelp(),
-				Labels: labelsFromPB(h.GetLabels()),
-				Bounds: h.GetBounds(),
-				Counts: h.GetCounts(),
-				Count:  h.GetCount(),
-				Sum:    h.GetSum(),
-			}
-		}
-	}
+	snap := snapshotFromPB(in)
 	ct, body, err := s.impl.Render(ctx, snap)
 	if err != nil {
 		return nil, toStatus(err)
@@ -59,27 +42,57 @@ func newMetricsClient(lc *lifecycleClient, conn grpc.ClientConnInterface) *metri
 // Render sends one snapshot and returns the plugin's exposition: one unary
 // call per scrape.
 func (c *metricsClient) Render(ctx context.Context, snap *MetricsSnapshot) (string, []byte, error) {
-	in := &pb.MetricsSnapshot{}
-	if snap != nil {
-		in.Counters = samplesToPB(snap.Counters)
-		in.Gauges = samplesToPB(snap.Gauges)
-		if len(snap.Histograms) > 0 {
-			hs := make([]pb.MetricHistogram, len(snap.Histograms))
-			in.Histograms = make([]*pb.MetricHistogram, len(snap.Histograms))
-			for i, h := range snap.Histograms {
-				hs[i].Name, hs[i].Help = h.Name, h.Help
-				hs[i].Labels = labelsToPB(h.Labels)
-				hs[i].Bounds, hs[i].Counts = h.Bounds, h.Counts
-				hs[i].Count, hs[i].Sum = h.Count, h.Sum
-				in.Histograms[i] = &hs[i]
-			}
-		}
-	}
+	in := snapshotToPB(snap)
 	out, err := c.rpc.Render(ctx, in, callOpts...)
 	if err != nil {
 		return "", nil, fromStatus(KindMetrics, "Render", err)
 	}
 	return out.GetContentType(), out.GetBody(), nil
+}
+
+// snapshotToPB converts a snapshot for the wire; slices are shared.
+func snapshotToPB(snap *MetricsSnapshot) *pb.MetricsSnapshot {
+	in := &pb.MetricsSnapshot{}
+	if snap == nil {
+		return in
+	}
+	in.Counters = samplesToPB(snap.Counters)
+	in.Gauges = samplesToPB(snap.Gauges)
+	if len(snap.Histograms) > 0 {
+		hs := make([]pb.MetricHistogram, len(snap.Histograms))
+		in.Histograms = make([]*pb.MetricHistogram, len(snap.Histograms))
+		for i, h := range snap.Histograms {
+			hs[i].Name, hs[i].Help = h.Name, h.Help
+			hs[i].Labels = labelsToPB(h.Labels)
+			hs[i].Bounds, hs[i].Counts = h.Bounds, h.Counts
+			hs[i].Count, hs[i].Sum = h.Count, h.Sum
+			in.Histograms[i] = &hs[i]
+		}
+	}
+	return in
+}
+
+// snapshotFromPB converts a received snapshot.
+func snapshotFromPB(in *pb.MetricsSnapshot) *MetricsSnapshot {
+	snap := &MetricsSnapshot{
+		Counters: samplesFromPB(in.GetCounters()),
+		Gauges:   samplesFromPB(in.GetGauges()),
+	}
+	if hs := in.GetHistograms(); len(hs) > 0 {
+		snap.Histograms = make([]MetricHistogram, len(hs))
+		for i, h := range hs {
+			snap.Histograms[i] = MetricHistogram{
+				Name:   h.GetName(),
+				Help:   h.GetHelp(),
+				Labels: labelsFromPB(h.GetLabels()),
+				Bounds: h.GetBounds(),
+				Counts: h.GetCounts(),
+				Count:  h.GetCount(),
+				Sum:    h.GetSum(),
+			}
+		}
+	}
+	return snap
 }
 
 func samplesToPB(ss []MetricSample) []*pb.MetricSample {

@@ -366,11 +366,101 @@ func (*ConfigureResponse) Descriptor() ([]byte, []int) {
 	return file_lifecycle_proto_rawDescGZIP(), []int{6}
 }
 
+type StatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusRequest) Reset() {
+	*x = StatusRequest{}
+	mi := &file_lifecycle_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusRequest) ProtoMessage() {}
+
+func (x *StatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lifecycle_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
+func (*StatusRequest) Descriptor() ([]byte, []int) {
+	return file_lifecycle_proto_rawDescGZIP(), []int{7}
+}
+
+type StatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Non-empty: why the plugin cannot fully do its job right now.
+	Degraded string `protobuf:"bytes,1,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	// The plugin's own metrics.
+	Metrics       *MetricsSnapshot `protobuf:"bytes,2,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusResponse) Reset() {
+	*x = StatusResponse{}
+	mi := &file_lifecycle_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusResponse) ProtoMessage() {}
+
+func (x *StatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lifecycle_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
+func (*StatusResponse) Descriptor() ([]byte, []int) {
+	return file_lifecycle_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *StatusResponse) GetDegraded() string {
+	if x != nil {
+		return x.Degraded
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetMetrics() *MetricsSnapshot {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
 var File_lifecycle_proto protoreflect.FileDescriptor
 
 const file_lifecycle_proto_rawDesc = "" +
 	"\n" +
-	"\x0flifecycle.proto\x12\x15socketfleet.plugin.v1\"\r\n" +
+	"\x0flifecycle.proto\x12\x15socketfleet.plugin.v1\x1a\rmetrics.proto\"\r\n" +
 	"\vInfoRequest\"{\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
@@ -390,11 +480,16 @@ const file_lifecycle_proto_rawDesc = "" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\"\x13\n" +
-	"\x11ConfigureResponse2\xa5\x02\n" +
+	"\x11ConfigureResponse\"\x0f\n" +
+	"\rStatusRequest\"n\n" +
+	"\x0eStatusResponse\x12\x1a\n" +
+	"\bdegraded\x18\x01 \x01(\tR\bdegraded\x12@\n" +
+	"\ametrics\x18\x02 \x01(\v2&.socketfleet.plugin.v1.MetricsSnapshotR\ametrics2\xfc\x02\n" +
 	"\tLifecycle\x12O\n" +
 	"\x04Info\x12\".socketfleet.plugin.v1.InfoRequest\x1a#.socketfleet.plugin.v1.InfoResponse\x12g\n" +
 	"\fConfigSchema\x12*.socketfleet.plugin.v1.ConfigSchemaRequest\x1a+.socketfleet.plugin.v1.ConfigSchemaResponse\x12^\n" +
-	"\tConfigure\x12'.socketfleet.plugin.v1.ConfigureRequest\x1a(.socketfleet.plugin.v1.ConfigureResponseB:Z8github.com/socketfleet/socketfleet/sdk/internal/pluginpbb\x06proto3"
+	"\tConfigure\x12'.socketfleet.plugin.v1.ConfigureRequest\x1a(.socketfleet.plugin.v1.ConfigureResponse\x12U\n" +
+	"\x06Status\x12$.socketfleet.plugin.v1.StatusRequest\x1a%.socketfleet.plugin.v1.StatusResponseB:Z8github.com/socketfleet/socketfleet/sdk/internal/pluginpbb\x06proto3"
 
 var (
 	file_lifecycle_proto_rawDescOnce sync.Once
@@ -408,7 +503,7 @@ func file_lifecycle_proto_rawDescGZIP() []byte {
 	return file_lifecycle_proto_rawDescData
 }
 
-var file_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_lifecycle_proto_goTypes = []any{
 	(*InfoRequest)(nil),          // 0: socketfleet.plugin.v1.InfoRequest
 	(*InfoResponse)(nil),         // 1: socketfleet.plugin.v1.InfoResponse
@@ -417,20 +512,26 @@ var file_lifecycle_proto_goTypes = []any{
 	(*ConfigSchemaResponse)(nil), // 4: socketfleet.plugin.v1.ConfigSchemaResponse
 	(*ConfigureRequest)(nil),     // 5: socketfleet.plugin.v1.ConfigureRequest
 	(*ConfigureResponse)(nil),    // 6: socketfleet.plugin.v1.ConfigureResponse
+	(*StatusRequest)(nil),        // 7: socketfleet.plugin.v1.StatusRequest
+	(*StatusResponse)(nil),       // 8: socketfleet.plugin.v1.StatusResponse
+	(*MetricsSnapshot)(nil),      // 9: socketfleet.plugin.v1.MetricsSnapshot
 }
 var file_lifecycle_proto_depIdxs = []int32{
 	3, // 0: socketfleet.plugin.v1.ConfigSchemaResponse.attributes:type_name -> socketfleet.plugin.v1.ConfigAttribute
-	0, // 1: socketfleet.plugin.v1.Lifecycle.Info:input_type -> socketfleet.plugin.v1.InfoRequest
-	2, // 2: socketfleet.plugin.v1.Lifecycle.ConfigSchema:input_type -> socketfleet.plugin.v1.ConfigSchemaRequest
-	5, // 3: socketfleet.plugin.v1.Lifecycle.Configure:input_type -> socketfleet.plugin.v1.ConfigureRequest
-	1, // 4: socketfleet.plugin.v1.Lifecycle.Info:output_type -> socketfleet.plugin.v1.InfoResponse
-	4, // 5: socketfleet.plugin.v1.Lifecycle.ConfigSchema:output_type -> socketfleet.plugin.v1.ConfigSchemaResponse
-	6, // 6: socketfleet.plugin.v1.Lifecycle.Configure:output_type -> socketfleet.plugin.v1.ConfigureResponse
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	9, // 1: socketfleet.plugin.v1.StatusResponse.metrics:type_name -> socketfleet.plugin.v1.MetricsSnapshot
+	0, // 2: socketfleet.plugin.v1.Lifecycle.Info:input_type -> socketfleet.plugin.v1.InfoRequest
+	2, // 3: socketfleet.plugin.v1.Lifecycle.ConfigSchema:input_type -> socketfleet.plugin.v1.ConfigSchemaRequest
+	5, // 4: socketfleet.plugin.v1.Lifecycle.Configure:input_type -> socketfleet.plugin.v1.ConfigureRequest
+	7, // 5: socketfleet.plugin.v1.Lifecycle.Status:input_type -> socketfleet.plugin.v1.StatusRequest
+	1, // 6: socketfleet.plugin.v1.Lifecycle.Info:output_type -> socketfleet.plugin.v1.InfoResponse
+	4, // 7: socketfleet.plugin.v1.Lifecycle.ConfigSchema:output_type -> socketfleet.plugin.v1.ConfigSchemaResponse
+	6, // 8: socketfleet.plugin.v1.Lifecycle.Configure:output_type -> socketfleet.plugin.v1.ConfigureResponse
+	8, // 9: socketfleet.plugin.v1.Lifecycle.Status:output_type -> socketfleet.plugin.v1.StatusResponse
+	6, // [6:10] is the sub-list for method output_type
+	2, // [2:6] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_lifecycle_proto_init() }
@@ -438,13 +539,14 @@ func file_lifecycle_proto_init() {
 	if File_lifecycle_proto != nil {
 		return
 	}
+	file_metrics_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lifecycle_proto_rawDesc), len(file_lifecycle_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	Lifecycle_Info_FullMethodName         = "/socketfleet.plugin.v1.Lifecycle/Info"
 	Lifecycle_ConfigSchema_FullMethodName = "/socketfleet.plugin.v1.Lifecycle/ConfigSchema"
 	Lifecycle_Configure_FullMethodName    = "/socketfleet.plugin.v1.Lifecycle/Configure"
+	Lifecycle_Status_FullMethodName       = "/socketfleet.plugin.v1.Lifecycle/Status"
 )
 
 // LifecycleClient is the client API for Lifecycle service.
@@ -43,6 +44,9 @@ type LifecycleClient interface {
 	// Configure hands the plugin its decoded block, once, before any other call
 	// of its kind's service.
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
+	// Status is optional (Unimplemented = healthy, no metrics of its own):
+	// the host asks about once a second and at each metrics scrape.
+	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 }
 
 type lifecycleClient struct {
@@ -83,6 +87,16 @@ func (c *lifecycleClient) Configure(ctx context.Context, in *ConfigureRequest, o
 	return out, nil
 }
 
+func (c *lifecycleClient) Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatusResponse)
+	err := c.cc.Invoke(ctx, Lifecycle_Status_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LifecycleServer is the server API for Lifecycle service.
 // All implementations must embed UnimplementedLifecycleServer
 // for forward compatibility.
@@ -96,6 +110,9 @@ type LifecycleServer interface {
 	// Configure hands the plugin its decoded block, once, before any other call
 	// of its kind's service.
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
+	// Status is optional (Unimplemented = healthy, no metrics of its own):
+	// the host asks about once a second and at each metrics scrape.
+	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	mustEmbedUnimplementedLifecycleServer()
 }
 
@@ -114,6 +131,9 @@ func (UnimplementedLifecycleServer) ConfigSchema(context.Context, *ConfigSchemaR
 }
 func (UnimplementedLifecycleServer) Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Configure not implemented")
+}
+func (UnimplementedLifecycleServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
 }
 func (UnimplementedLifecycleServer) mustEmbedUnimplementedLifecycleServer() {}
 func (UnimplementedLifecycleServer) testEmbeddedByValue()                   {}
@@ -190,6 +210,24 @@ func _Lifecycle_Configure_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Lifecycle_Status_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServer).Status(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Lifecycle_Status_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServer).Status(ctx, req.(*StatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Lifecycle_ServiceDesc is the grpc.ServiceDesc for Lifecycle service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -208,6 +246,10 @@ var Lifecycle_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Configure",
 			Handler:    _Lifecycle_Configure_Handler,
+		},
+		{
+			MethodName: "Status",
+			Handler:    _Lifecycle_Status_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
