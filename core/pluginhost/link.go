@@ -43,6 +43,7 @@ type Link struct {
 	subDone  chan struct{}
 	received atomic.Uint64
 	closed   atomic.Bool
+	cs       clusterState
 }
 
 // ClusterLink starts a link over this adapter plugin.
@@ -112,6 +113,14 @@ func (l *Link) Close() {
 	l.closePublishStream()
 	l.subOnce.Do(func() { close(l.subDone) }) // never subscribed
 	<-l.subDone
+	l.cs.serveOnce.Do(func() {})
+	if l.cs.serveDone != nil {
+		<-l.cs.serveDone
+	}
+	l.cs.roomsOnce.Do(func() {})
+	if l.cs.roomsDone != nil {
+		<-l.cs.roomsDone
+	}
 }
 
 // closePublishStream ends the sdk client's Publish stream (it implements

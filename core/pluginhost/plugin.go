@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,7 +45,8 @@ type Plugin struct {
 	changed chan struct{}
 	state   State
 
-	stats callStats
+	stats    callStats
+	degraded atomic.Pointer[string] // the last Status's Degraded
 }
 
 // instance is one running process.
@@ -59,6 +61,7 @@ type instance struct {
 
 	deadOnce sync.Once
 	dead     chan struct{} // closed when declared dead
+	noStatus atomic.Bool   // the plugin reports no Status
 }
 
 func (in *instance) markDead() { in.deadOnce.Do(func() { close(in.dead) }) }
@@ -329,6 +332,7 @@ func (p *Plugin) transition() {
 }
 
 func (p *Plugin) setUp(inst *instance, restarted bool) {
+	p.clearDegraded()
 	p.mu.Lock()
 	p.cur = inst
 	p.state.Up = true
@@ -502,6 +506,7 @@ func (p *Plugin) watch(inst *instance) string {
 				}
 				return "health check failed: " + err.Error()
 			}
+			p.pollStatus(inst)
 		}
 	}
 }
