@@ -15,7 +15,6 @@ import (
 	"github.com/socketfleet/socketfleet/core/engineio"
 	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
 	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
-	"github.com/socketfleet/socketfleet/sdk"
 )
 
 // Disconnect reasons, as Socket.IO names them.
@@ -68,6 +67,18 @@ type Stats struct {
 	ClusterDropped atomic.Int64
 	// InvalidNamespace counts CONNECTs to undeclared namespaces.
 	InvalidNamespace atomic.Int64
+	// Cluster requests: sent to the other instances, failed (the adapter
+	// could not carry them), dropped (too many in the background), served
+	// for other instances, and ignored (unknown namespace or type).
+	ClusterRequestsSent    atomic.Int64
+	ClusterRequestErrors   atomic.Int64
+	ClusterRequestsDropped atomic.Int64
+	ClusterRequestsServed  atomic.Int64
+	ClusterRequestsIgnored atomic.Int64
+	// ServerEventsUnknown counts server-side emits no handler knew;
+	// ServerEventsInvalid those that were not an event array.
+	ServerEventsUnknown atomic.Int64
+	ServerEventsInvalid atomic.Int64
 
 	closedMu sync.Mutex
 	closed   map[string]int64 // connections closed, by reason
@@ -101,23 +112,21 @@ type NamespaceStats struct {
 	BytesOut   atomic.Int64 // their bytes, per recipient
 }
 
-// ClusterSender is the outgoing side of a cluster adapter: it must not block.
-type ClusterSender interface {
-	Send(m sdk.AdapterMessage) bool
-}
-
 // Server holds the namespaces and serves Engine.IO sessions.
 type Server struct {
 	opts    Options
 	log     *logrus.Entry
 	nsps    map[string]*Namespace // fixed after start: read without locks
 	order   []*Namespace          // in declaration order
-	cluster ClusterSender         // nil on a single instance
-	Stats   Stats
+	cluster Cluster               // nil on a single instance
+	// background bounds the cluster requests running without a waiter.
+	background chan struct{}
+	Stats      Stats
 }
 
-// SetCluster makes broadcasts also go to other instances. Call before serving.
-func (srv *Server) SetCluster(c ClusterSender) { srv.cluster = c }
+// SetCluster makes broadcasts and cluster-wide operations also reach other
+// instances. Call before serving.
+func (srv *Server) SetCluster(c Cluster) { srv.cluster = c }
 
 // NewServer returns a server with no namespaces.
 func NewServer(opts Options) *Server {
@@ -133,7 +142,8 @@ func NewServer(opts Options) *Server {
 	if opts.Log == nil {
 		opts.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	return &Server{opts: opts, log: opts.Log, nsps: make(map[string]*Namespace)}
+	return &Server{opts: opts, log: opts.Log, nsps: make(map[string]*Namespace),
+		background: make(chan struct{}, maxClusterBackground)}
 }
 
 // AddNamespace declares a namespace before the server starts serving.

@@ -137,6 +137,12 @@ func (s *Socket) Emit(event string, args [][]byte, attachments [][]byte) bool {
 // ErrDisconnected when the socket goes away first. cb runs once.
 func (s *Socket) EmitWithAck(event string, args, attachments [][]byte, timeout time.Duration,
 	cb func(args, attachments [][]byte, err error)) {
+	s.emitDataWithAck(EventData(event, args), attachments, timeout, cb)
+}
+
+// emitDataWithAck is EmitWithAck of a ready JSON array (["event", ...]).
+func (s *Socket) emitDataWithAck(data []byte, attachments [][]byte, timeout time.Duration,
+	cb func(args, attachments [][]byte, err error)) {
 	if timeout <= 0 {
 		timeout = s.ns.srv.opts.AckTimeout
 	}
@@ -160,7 +166,7 @@ func (s *Socket) EmitWithAck(event string, args, attachments [][]byte, timeout t
 	s.acks[id] = pa
 	s.mu.Unlock()
 	p := &siop.Packet{Type: eventType(attachments), Namespace: s.ns.name, ID: id, HasID: true,
-		Data: EventData(event, args), Attachments: attachments}
+		Data: data, Attachments: attachments}
 	s.send(encode(p))
 }
 
