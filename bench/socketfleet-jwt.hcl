@@ -1,0 +1,38 @@
+# bench/socketfleet.hcl plus the JWT auth plugin, for the handshake
+# scenario: every CONNECT must carry auth {token}, an HS256 JWT signed with
+# JWT_SECRET, audience "bench", with a sub (socketbench --jwt-secret makes
+# them). The Node reference checks the same in a middleware.
+server {
+  listen                 = env("LISTEN_ADDR", "127.0.0.1:8081")
+  plugin_dir             = env("PLUGIN_DIR", "bin/plugins")
+  log_level              = "warn"
+  memory_report_interval = "0s"
+  # The defaults, written out because the Node server uses the same.
+  ping_interval = "25s"
+  ping_timeout  = "20s"
+  max_payload   = "1MB"
+  cors {
+    allowed_origins = ["*"]
+  }
+}
+
+namespace "/" {
+  event "join" {
+    join {
+      room = try(args[0].room, args[0])
+    }
+  }
+
+  event "publish" {
+    broadcast {
+      to             = args[0].room
+      require_member = false
+    }
+  }
+}
+
+auth "jwt" {
+  secret     = env("JWT_SECRET")
+  audience   = "bench"
+  algorithms = ["HS256"]
+}
