@@ -413,6 +413,18 @@ func TestErrors(t *testing.T) {
 		{"empty room", "namespace \"/\" {\n  event \"a\" {\n    leave { room = \"\" }\n  }\n}", "Invalid value", 3, 20},
 		{"args not list", "namespace \"/\" {\n  event \"a\" {\n    ack = \"ok\"\n  }\n}", "Invalid value", 3, 11},
 		{"args object with vars", "namespace \"/\" {\n  event \"a\" {\n    ack = {n = args}\n  }\n}", "Invalid value", 3, 11},
+		{"short api token", "server {\n  api {\n    token = \"short\"\n  }\n}", "Invalid API token", 3, 13},
+		{"api without token", "server {\n  api {}\n}", "Missing required argument", 2, 7},
+		{"duplicate api", "server {\n  api { token = \"0123456789abcdef\" }\n  api { token = \"0123456789abcdef\" }\n}", "Duplicate api block", 3, 3},
+		{"server_emit reserved", "namespace \"/\" {\n  event \"a\" {\n    server_emit { event = \"connect\" }\n  }\n}", "Reserved event name", 3, 27},
+		{"server_emit unknown attr", "namespace \"/\" {\n  event \"a\" {\n    server_emit { to = \"x\" }\n  }\n}", "Unsupported argument", 3, 19},
+		{"server_emit args not list", "namespace \"/\" {\n  event \"a\" {\n    server_emit { args = \"x\" }\n  }\n}", "Invalid value", 3, 26},
+		{"server_event socket var", "namespace \"/\" {\n  server_event \"s\" {\n    broadcast { to = socket.id }\n  }\n}", "Unknown variable", 3, 22},
+		{"server_event auth in ack", "namespace \"/\" {\n  server_event \"s\" {\n    ack = auth.user\n  }\n}", "Unknown variable", 3, 11},
+		{"server_event except_sender", "namespace \"/\" {\n  server_event \"s\" {\n    broadcast { except_sender = true }\n  }\n}", "Unsupported argument", 3, 17},
+		{"server_event reserved", "namespace \"/\" {\n  server_event \"disconnect\" {}\n}", "Reserved event name", 2, 16},
+		{"duplicate server_event", "namespace \"/\" {\n  server_event \"s\" {}\n  server_event \"s\" {}\n}", "Duplicate server_event block", 3, 16},
+		{"server_event unknown function", "namespace \"/\" {\n  server_event \"s\" {\n    ack = shout(args)\n  }\n}", "Call to unknown function", 3, 11},
 		{"same cookie names", "server {\n  session_cookie { name = \"x\" }\n  instance_cookie { name = \"x\" }\n}", "Duplicate cookie name", 3, 3},
 	}
 	for _, tc := range cases {
@@ -584,5 +596,61 @@ func TestJSON(t *testing.T) {
 	want := `[{"big":12345678901234567890,"html":"<&>","list":[1,"a"],"n":1.5,"nil":null,"ok":true,"room":"r"},null,"x"]`
 	if string(out) != want {
 		t.Errorf("got  %s\nwant %s", out, want)
+	}
+}
+
+func TestServerEmitAndServerEvent(t *testing.T) {
+	cfg := mustParse(t, `
+namespace "/" {
+  event "announce" {
+    server_emit {}
+    server_emit {
+      event = "audit"
+      args  = [args[0].text, socket.id]
+    }
+  }
+  server_event "announce" {
+    broadcast {
+      to    = args[0].room
+      event = "announcement"
+      args  = [args[0].text]
+    }
+    broadcast {}
+    ack = { ok = true, n = length(args) }
+  }
+  server_event "audit" {}
+}`)
+	ns := cfg.Namespace("/")
+	se := ns.Events["announce"].ServerEmits
+	if len(se) != 2 || se[0].Event != "announce" || !se[0].Args.Passthrough || se[1].Event != "audit" || se[1].Args.Passthrough {
+		t.Fatalf("server emits %+v", se)
+	}
+	ev := ns.ServerEvents["announce"]
+	if ev == nil || len(ev.Broadcasts) != 2 || ev.Ack == nil || ns.ServerEvents["audit"] == nil || ns.ServerEvents["audit"].Ack != nil {
+		t.Fatalf("server events %+v", ns.ServerEvents)
+	}
+	b := ev.Broadcasts[0]
+	if b.Event != "announcement" || b.Args.Passthrough || ev.Broadcasts[1].Event != "announce" || !ev.Broadcasts[1].Args.Passthrough {
+		t.Fatalf("broadcasts %+v %+v", b, ev.Broadcasts[1])
+	}
+	args := (&Scope{Args: cty.TupleVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{
+		"room": cty.StringVal("r"), "text": cty.StringVal("hi")})})}).EvalContext()
+	if to, d := EvalStrings(b.To, args); d.HasErrors() || len(to) != 1 || to[0] != "r" {
+		t.Fatalf("to %v %v", to, d)
+	}
+	v, d := ev.Ack.Value(args)
+	if j, err := ValueToJSON(v); d.HasErrors() || err != nil || string(j) != `{"n":1,"ok":true}` {
+		t.Fatalf("ack %s %v %v", j, d, err)
+	}
+}
+
+func TestAPIBlock(t *testing.T) {
+	t.Setenv("API_TOKEN", "0123456789abcdef0123")
+	cfg := mustParse(t, "server {\n  api {\n    token = env(\"API_TOKEN\")\n  }\n}\n")
+	if cfg.Server.API == nil || cfg.Server.API.Token != "0123456789abcdef0123" {
+		t.Fatalf("api %+v", cfg.Server.API)
+	}
+	if cfg := mustParse(t, ""); cfg.Server.API != nil {
+		t.Fatal("the API is on without an api block")
 	}
 }

@@ -36,6 +36,10 @@ var ConnectVariables = []string{VarAuth, VarQuery, VarHeaders, VarSocket, VarUse
 // EventVariables are the root variables event-rule expressions may use.
 var EventVariables = []string{VarAuth, VarQuery, VarHeaders, VarSocket, VarUser, VarData, VarArgs}
 
+// ServerEventVariables are the root variables server_event expressions may
+// use: a server-side emit has no socket.
+var ServerEventVariables = []string{VarArgs}
+
 // EnvFunc is env(NAME) / env(NAME, DEFAULT): the value of an environment
 // variable. An unset or empty variable yields DEFAULT, or an error when no
 // default is given.

@@ -289,8 +289,12 @@ var serverSchema = &hcl.BodySchema{
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "cors"}, {Type: "session_cookie"}, {Type: "instance_cookie"},
-		{Type: "drain"}, {Type: "load_shedding"},
+		{Type: "drain"}, {Type: "load_shedding"}, {Type: "api"},
 	},
+}
+
+var apiSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "token", Required: true}},
 }
 
 var corsSchema = &hcl.BodySchema{
@@ -308,7 +312,21 @@ var namespaceSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "on_connect"},
 		{Type: "event", LabelNames: []string{"name"}},
+		{Type: "server_event", LabelNames: []string{"name"}},
 	},
+}
+
+var serverEventSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "ack"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "broadcast"}},
+}
+
+var serverBroadcastSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "to"}, {Name: "event"}, {Name: "args"}},
+}
+
+var serverEmitSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "event"}, {Name: "args"}},
 }
 
 var onConnectSchema = &hcl.BodySchema{
@@ -322,7 +340,7 @@ var emitSchema = &hcl.BodySchema{
 var eventSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "max_size"}, {Name: "rate_limit"}, {Name: "rate_burst"}, {Name: "ack"}},
 	Blocks: []hcl.BlockHeaderSchema{
-		{Type: "join"}, {Type: "leave"}, {Type: "broadcast"}, {Type: "reply"},
+		{Type: "join"}, {Type: "leave"}, {Type: "broadcast"}, {Type: "server_emit"}, {Type: "reply"},
 	},
 }
 
@@ -366,7 +384,8 @@ func (d *decoder) root(body hcl.Body, filename string) *Config {
 		cfg.Namespaces = append(cfg.Namespaces, ns)
 	}
 	if seen["/"] == nil {
-		cfg.Namespaces = append(cfg.Namespaces, &Namespace{Name: "/", UnknownEvents: "drop", Events: map[string]*EventRule{}})
+		cfg.Namespaces = append(cfg.Namespaces, &Namespace{Name: "/", UnknownEvents: "drop", Events: map[string]*EventRule{},
+			ServerEvents: map[string]*ServerEvent{}})
 	}
 	return cfg
 }
@@ -457,6 +476,7 @@ func (d *decoder) server(b *hcl.Block, s *Server) {
 	d.drain(d.single(blocks, "drain", "the server block"), &s.Drain)
 	s.LoadShedding = d.shedding(d.single(blocks, "load_shedding", "the server block"))
 	d.duration(a["memory_report_interval"], &s.MemoryReportInterval, false)
+	s.API = d.api(d.single(blocks, "api", "the server block"))
 	s.SessionCookie = d.cookie(d.single(blocks, "session_cookie", "the server block"), DefaultSessionCookie)
 	ib := d.single(blocks, "instance_cookie", "the server block")
 	s.InstanceCookie = d.cookie(ib, DefaultInstanceCookie)
@@ -530,6 +550,22 @@ func checkOrigin(o string) error {
 	return nil
 }
 
+func (d *decoder) api(b *hcl.Block) *API {
+	if b == nil {
+		return nil
+	}
+	api := &API{DeclRange: b.DefRange}
+	c := d.content(b.Body, apiSchema)
+	if attr := c.Attributes["token"]; attr != nil && d.str(attr, &api.Token) {
+		if len(api.Token) < MinAPITokenLength || strings.TrimSpace(api.Token) != api.Token {
+			d.attrError(attr, "Invalid API token",
+				"The API token must be at least %d characters without surrounding spaces (got %d); generate one with `openssl rand -hex 32` and pass it with env(\"API_TOKEN\").",
+				MinAPITokenLength, len(api.Token))
+		}
+	}
+	return api
+}
+
 func (d *decoder) cookie(b *hcl.Block, defaultName string) *Cookie {
 	if b == nil {
 		return nil
@@ -565,7 +601,8 @@ func (d *decoder) cookie(b *hcl.Block, defaultName string) *Cookie {
 
 func (d *decoder) namespace(b *hcl.Block) *Namespace {
 	name := b.Labels[0]
-	ns := &Namespace{Name: name, UnknownEvents: "drop", Events: map[string]*EventRule{}, DeclRange: b.DefRange}
+	ns := &Namespace{Name: name, UnknownEvents: "drop", Events: map[string]*EventRule{},
+		ServerEvents: map[string]*ServerEvent{}, DeclRange: b.DefRange}
 	if !strings.HasPrefix(name, "/") || strings.ContainsAny(name, ", \t\r\n?#") {
 		d.errorf(b.LabelRanges[0].Ptr(), b.DefRange.Ptr(), "Invalid namespace name",
 			"Namespace names start with \"/\" and contain no commas, spaces, '?' or '#', e.g. \"/\" or \"/chat\"; got %q.", name)
@@ -599,7 +636,47 @@ func (d *decoder) namespace(b *hcl.Block) *Namespace {
 		}
 		ns.Events[rule.Name] = rule
 	}
+	for _, sb := range c.Blocks {
+		if sb.Type != "server_event" {
+			continue
+		}
+		se := d.serverEvent(sb)
+		if prev := ns.ServerEvents[se.Name]; prev != nil {
+			d.errorf(sb.LabelRanges[0].Ptr(), sb.DefRange.Ptr(), "Duplicate server_event block",
+				"Server event %q is already declared in namespace %q at %s.", se.Name, name, rangeStart(prev.DeclRange))
+			continue
+		}
+		ns.ServerEvents[se.Name] = se
+	}
 	return ns
+}
+
+// serverEvent decodes a server_event block: local broadcasts and an ack,
+// over `args` only.
+func (d *decoder) serverEvent(b *hcl.Block) *ServerEvent {
+	se := &ServerEvent{Name: b.Labels[0], DeclRange: b.DefRange}
+	d.eventName(se.Name, b.LabelRanges[0], b.DefRange)
+	where := fmt.Sprintf("server_event %q", se.Name)
+	c := d.content(b.Body, serverEventSchema)
+	for _, bb := range c.Blocks {
+		bc := d.content(bb.Body, serverBroadcastSchema)
+		a := bc.Attributes
+		br := &Broadcast{Event: se.Name, Args: Args{Passthrough: true}}
+		if attr := a["to"]; attr != nil {
+			br.To = d.runtime(attr.Expr, attr.Range, where, ServerEventVariables, checkRooms)
+		}
+		if attr := a["event"]; attr != nil && d.str(attr, &br.Event) {
+			d.eventName(br.Event, attr.Expr.Range(), attr.Range)
+		}
+		if attr := a["args"]; attr != nil {
+			br.Args = d.args(attr, where, ServerEventVariables)
+		}
+		se.Broadcasts = append(se.Broadcasts, br)
+	}
+	if attr := c.Attributes["ack"]; attr != nil {
+		se.Ack = d.runtime(attr.Expr, attr.Range, where, ServerEventVariables, checkValue)
+	}
+	return se
 }
 
 func (d *decoder) eventName(name string, subject, context hcl.Range) {
@@ -653,8 +730,19 @@ func (d *decoder) event(b *hcl.Block) *EventRule {
 		}
 	}
 	for _, bb := range c.Blocks {
-		if bb.Type == "broadcast" {
+		switch bb.Type {
+		case "broadcast":
 			r.Broadcasts = append(r.Broadcasts, d.broadcast(bb, r.Name, where))
+		case "server_emit":
+			sc := d.content(bb.Body, serverEmitSchema)
+			em := &Emit{Event: r.Name, Args: Args{Passthrough: true}}
+			if attr := sc.Attributes["event"]; attr != nil && d.str(attr, &em.Event) {
+				d.eventName(em.Event, attr.Expr.Range(), attr.Range)
+			}
+			if attr := sc.Attributes["args"]; attr != nil {
+				em.Args = d.args(attr, where, EventVariables)
+			}
+			r.ServerEmits = append(r.ServerEmits, em)
 		}
 	}
 	if rb := d.single(c.Blocks, "reply", "an event block"); rb != nil {
@@ -765,6 +853,10 @@ func checkRooms(v cty.Value) string {
 	}
 	return "must be a room name or a list of room names"
 }
+
+// checkValue accepts any value: an acknowledgement may be anything JSON
+// can say, null included.
+func checkValue(cty.Value) string { return "" }
 
 func checkArgs(v cty.Value) string {
 	ty := v.Type()

@@ -49,6 +49,8 @@ type Server struct {
 
 	PluginDir string // where plugin binaries are looked up, default "bin/plugins"
 
+	API *API // the HTTP API for backends; nil = off
+
 	Drain                Drain
 	LoadShedding         *LoadShedding // nil = off
 	MemoryReportInterval time.Duration // periodic memory log line; 0 = off, default 60s
@@ -73,13 +75,40 @@ type Cookie struct {
 	MaxAge   time.Duration // 0 = session cookie
 }
 
+// API is the `api { ... }` block of the server block: an HTTP API under
+// /api/v1/ for backends, on the main listener.
+type API struct {
+	Token     string // bearer token, at least MinAPITokenLength characters
+	DeclRange hcl.Range
+}
+
+// MinAPITokenLength is the shortest API token accepted.
+const MinAPITokenLength = 16
+
 // Namespace is a `namespace "/name" { ... }` block.
 type Namespace struct {
 	Name          string
 	UnknownEvents string // "drop" (default; counted) | "disconnect"
 	OnConnect     []*Emit
 	Events        map[string]*EventRule // by event name
-	DeclRange     hcl.Range
+	// ServerEvents say what this instance does with server-side emits
+	// (from event rules' server_emit, the HTTP API, or Node servers on the
+	// same adapter), by event name; others are ignored and counted.
+	ServerEvents map[string]*ServerEvent
+	DeclRange    hcl.Range
+}
+
+// ServerEvent is a `server_event "name" { ... }` block. Its expressions see
+// only `args` (the emit's arguments).
+type ServerEvent struct {
+	Name string
+	// Broadcasts go to this instance's sockets only: every instance gets the
+	// server-side emit itself. ExceptSender and RequireMember are unused.
+	Broadcasts []*Broadcast
+	// Ack is the acknowledgement argument (one value) when the sender wants
+	// one; nil = null.
+	Ack       hcl.Expression
+	DeclRange hcl.Range
 }
 
 // Emit is an `emit "event" { args = [...] }` block.
@@ -98,19 +127,20 @@ type Args struct {
 }
 
 // EventRule is an `event "name" { ... }` block; its actions run in this order:
-// join, leave, broadcasts, reply, ack.
+// join, leave, broadcasts, server emits, reply, ack.
 type EventRule struct {
 	Name      string
 	MaxSize   int64   // 0 = no per-event limit (max_payload still applies)
 	RateLimit float64 // events per second per socket; 0 = unlimited
 	RateBurst int     // bucket size; default = ceil(RateLimit)
 
-	Join       *RoomAction
-	Leave      *RoomAction
-	Broadcasts []*Broadcast
-	Reply      *Emit
-	Ack        *Args // nil = no explicit ack (join/leave answer {"ok":true} / {"ok":false,"error":...} when the client asked)
-	DeclRange  hcl.Range
+	Join        *RoomAction
+	Leave       *RoomAction
+	Broadcasts  []*Broadcast
+	ServerEmits []*Emit // server-side emits to every instance (server_emit blocks)
+	Reply       *Emit
+	Ack         *Args // nil = no explicit ack (join/leave answer {"ok":true} / {"ok":false,"error":...} when the client asked)
+	DeclRange   hcl.Range
 }
 
 // RoomAction is a `join { ... }` or `leave { ... }` block.
