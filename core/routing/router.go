@@ -32,6 +32,9 @@ type Stats struct {
 	RateLimited   atomic.Int64
 	RoomDenied    atomic.Int64 // join/leave/broadcast to a room the rule does not allow
 	RuleErrors    atomic.Int64 // an expression failed on this event's data
+	ServerEmits   atomic.Int64 // server-side emits sent by server_emit actions
+	ServerEvents  atomic.Int64 // server-side emits a server_event block handled
+	ServerErrors  atomic.Int64 // server_event expressions that failed on an emit's data
 	Disconnected  atomic.Int64 // sockets disconnected for unknown events
 	ConnectEmits  atomic.Int64
 	ConnectErrors atomic.Int64 // on_connect emits whose args failed to evaluate
@@ -116,6 +119,9 @@ func ruleExprs(ev *config.EventRule) []hcl.Expression {
 	for _, b := range ev.Broadcasts {
 		add(b.To)
 		add(b.Args.Expr)
+	}
+	for _, se := range ev.ServerEmits {
+		add(se.Args.Expr)
 	}
 	if ev.Reply != nil {
 		add(ev.Reply.Args.Expr)
@@ -310,6 +316,26 @@ func (r *Router) Event(s *socketio.Socket, e *socketio.Event) {
 			return
 		}
 		s.Namespace().Broadcast(opts, name, args, nil)
+	}
+
+	for _, se := range ev.ServerEmits {
+		var data []byte
+		var atts [][]byte
+		switch {
+		case se.Args.Passthrough && se.Event == e.Name:
+			data, atts = e.Data(), e.Attachments
+		case se.Args.Passthrough:
+			data, atts = socketio.EventData(se.Event, e.Args), e.Attachments
+		default:
+			args, err := r.evalArgs(s, se.Args, ctx, e.Args)
+			if err != nil {
+				r.fail(s, e, err)
+				return
+			}
+			data = socketio.EventData(se.Event, args)
+		}
+		r.stats.ServerEmits.Add(1)
+		s.Namespace().ServerSideEmitAsync(data, atts)
 	}
 
 	if rp := ev.Reply; rp != nil {
@@ -544,4 +570,138 @@ func (r *Router) evalOne(s *socketio.Socket, e hcl.Expression, ctx *hcl.EvalCont
 		return nil, diags
 	}
 	return config.ValueToJSON(v)
+}
+
+var _ socketio.ServerEventHandler = (*Router)(nil)
+
+// ServerEvent runs the server_event block named by a server-side emit: its
+// broadcasts reach this instance's sockets only (every instance runs its
+// own), and its ack answers when the sender wants one. An expression that
+// fails skips its broadcast, or makes the ack null, and is counted.
+func (r *Router) ServerEvent(ns *socketio.Namespace, name string, args, attachments [][]byte, ack func([]byte, [][]byte)) bool {
+	se := r.ns.ServerEvents[name]
+	if se == nil {
+		return false
+	}
+	r.stats.ServerEvents.Add(1)
+	var ctx *hcl.EvalContext
+	var ctxErr error
+	lazyCtx := func() (*hcl.EvalContext, error) { // built once, when an expression needs it
+		if ctx == nil && ctxErr == nil {
+			vals := make([]cty.Value, len(args))
+			for i, a := range args {
+				if vals[i], ctxErr = config.ValueFromJSON(a); ctxErr != nil {
+					return nil, ctxErr
+				}
+			}
+			ctx = config.NewEvalContext(map[string]cty.Value{config.VarArgs: cty.TupleVal(vals)})
+		}
+		return ctx, ctxErr
+	}
+	for _, b := range se.Broadcasts {
+		if err := r.serverBroadcast(ns, b, args, attachments, lazyCtx); err != nil {
+			r.serverFailed(name, err)
+		}
+	}
+	if ack == nil {
+		return true
+	}
+	if se.Ack == nil {
+		ack([]byte("null"), nil)
+		return true
+	}
+	if raw, ok := rawServerArg(se.Ack, args); ok {
+		ack(raw, attachments)
+		return true
+	}
+	out, err := evalServerValue(se.Ack, lazyCtx)
+	if err != nil {
+		r.serverFailed(name, err)
+		out = []byte("null")
+	}
+	ack(out, nil)
+	return true
+}
+
+func (r *Router) serverBroadcast(ns *socketio.Namespace, b *config.Broadcast, args, attachments [][]byte,
+	lazyCtx func() (*hcl.EvalContext, error)) error {
+	var opts adapter.Options
+	if b.To != nil {
+		ctx, err := lazyCtx()
+		if err != nil {
+			return err
+		}
+		rooms, diags := config.EvalStrings(b.To, ctx)
+		if diags.HasErrors() {
+			return diags
+		}
+		opts.Rooms = rooms
+	}
+	if b.Args.Passthrough {
+		ns.BroadcastLocal(opts, socketio.EventData(b.Event, args), attachments)
+		return nil
+	}
+	tup, isTuple := b.Args.Expr.(*hclsyntax.TupleConsExpr)
+	if !isTuple {
+		ctx, err := lazyCtx()
+		if err != nil {
+			return err
+		}
+		vals, diags := b.Args.Eval(ctx)
+		if diags.HasErrors() {
+			return diags
+		}
+		out := make([][]byte, len(vals))
+		for i, v := range vals {
+			if out[i], err = config.ValueToJSON(v); err != nil {
+				return err
+			}
+		}
+		ns.BroadcastLocal(opts, socketio.EventData(b.Event, out), nil)
+		return nil
+	}
+	out := make([][]byte, 0, len(tup.Exprs))
+	for _, el := range tup.Exprs {
+		if raw, ok := rawServerArg(el, args); ok {
+			out = append(out, raw)
+			continue
+		}
+		v, err := evalServerValue(el, lazyCtx)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+	}
+	ns.BroadcastLocal(opts, socketio.EventData(b.Event, out), nil)
+	return nil
+}
+
+// rawServerArg returns the received bytes for a bare args[N] (byte-exact,
+// like event rules do).
+func rawServerArg(e hcl.Expression, args [][]byte) ([]byte, bool) {
+	se, ok := e.(hclsyntax.Expression)
+	if !ok {
+		return nil, false
+	}
+	if root, i, raw := rawArg(se); raw && root == config.VarArgs && i < len(args) {
+		return args[i], true
+	}
+	return nil, false
+}
+
+func evalServerValue(e hcl.Expression, lazyCtx func() (*hcl.EvalContext, error)) ([]byte, error) {
+	ctx, err := lazyCtx()
+	if err != nil {
+		return nil, err
+	}
+	v, diags := e.Value(ctx)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return config.ValueToJSON(v)
+}
+
+func (r *Router) serverFailed(name string, err error) {
+	r.stats.ServerErrors.Add(1)
+	r.log.WithField("server_event", name).WithError(err).Debug("server_event expression failed on this emit")
 }
