@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -21,8 +22,10 @@ import (
 // plugins are the running plugins of an instance.
 type plugins struct {
 	host    *pluginhost.Host
+	all     []*pluginhost.Plugin // every configured plugin, in config order
 	routing routing.Plugins
 	metrics sdk.MetricsExporter
+	adapter *pluginhost.Plugin // the adapter plugin, nil without one
 	link    *pluginhost.Link
 	logs    []*pluginhost.LogBuffer
 }
@@ -53,6 +56,7 @@ func launchPlugins(ctx context.Context, cfg *config.Config, log *logrus.Entry) (
 				Detail: fmt.Sprintf("%s: %v", pb.Where(), err), Subject: pb.DeclRange.Ptr()})
 			continue
 		}
+		ps.all = append(ps.all, p)
 		switch pb.Kind {
 		case sdk.KindAuth:
 			ps.routing.Auth = p.Authenticator()
@@ -61,6 +65,7 @@ func launchPlugins(ctx context.Context, cfg *config.Config, log *logrus.Entry) (
 		case sdk.KindMetrics:
 			ps.metrics = p.MetricsExporter()
 		case sdk.KindAdapter:
+			ps.adapter = p
 			ps.link = p.ClusterLink(pluginhost.LinkOptions{})
 		case sdk.KindLogSink:
 			ps.logs = append(ps.logs, p.LogBuffer(pluginhost.BufferOptions{}))
@@ -108,6 +113,11 @@ func (ps *plugins) down() string {
 	for _, st := range ps.host.States() {
 		if !st.Up {
 			return fmt.Sprintf("plugin %s %q down", st.Kind, st.Name)
+		}
+	}
+	if ps.adapter != nil {
+		if why := ps.adapter.Degraded(); why != "" {
+			return "cluster adapter degraded: " + why
 		}
 	}
 	if ps.link != nil && ps.link.Failing() {
@@ -212,6 +222,20 @@ func (s *Server) snapshot() *sdk.MetricsSnapshot {
 	counter("socket_events_unknown_total", "Events no rule names.", float64(rt.Unknown.Load()))
 	counter("socket_events_rate_limited_total", "Events over a rule's rate limit.", float64(rt.RateLimited.Load()))
 	counter("socket_events_too_large_total", "Events over a rule's max_size.", float64(rt.TooLarge.Load()))
+	counter("socket_server_emits_total", "Server-side emits sent by server_emit actions.", float64(rt.ServerEmits.Load()))
+	const se = "Server-side emits received, by result."
+	counter("socket_server_events_total", se, float64(rt.ServerEvents.Load()), "result", "handled")
+	counter("socket_server_events_total", se, float64(st.ServerEventsUnknown.Load()), "result", "unknown")
+	counter("socket_server_events_total", se, float64(st.ServerEventsInvalid.Load()), "result", "invalid")
+	counter("socket_server_event_errors_total", "server_event expressions that failed on an emit's data.", float64(rt.ServerErrors.Load()))
+	const cr = "Cluster requests sent to the other instances, by result."
+	counter("cluster_requests_total", cr, float64(st.ClusterRequestsSent.Load()), "result", "sent")
+	counter("cluster_requests_total", cr, float64(st.ClusterRequestErrors.Load()), "result", "failed")
+	counter("cluster_requests_total", cr, float64(st.ClusterRequestsDropped.Load()), "result", "dropped")
+	const cs = "Cluster requests from other instances, by result."
+	counter("cluster_requests_received_total", cs, float64(st.ClusterRequestsServed.Load()), "result", "served")
+	counter("cluster_requests_received_total", cs, float64(st.ClusterRequestsIgnored.Load()), "result", "ignored")
+	counter("cluster_requests_received_total", cs, float64(s.RequestsRefused.Load()), "result", "refused")
 
 	ps := s.plugins
 	if ps == nil {
@@ -240,5 +264,79 @@ func (s *Server) snapshot() *sdk.MetricsSnapshot {
 		counter("cluster_messages_dropped_total", "Cluster broadcasts dropped: queue full or publish failing.",
 			float64(ls.Dropped))
 	}
+	// Last, so that the core's own series win a clash.
+	for _, p := range ps.all {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		extra := p.PluginMetrics(ctx)
+		cancel()
+		mergePluginMetrics(snap, extra, inst)
+	}
 	return snap
+}
+
+// mergePluginMetrics appends a plugin's own metrics to snap with the
+// instance label. Series the snapshot already has (same name and labels),
+// and names it already uses for another kind of metric, are skipped: a
+// plugin cannot shadow the core's series or make the exposition invalid.
+func mergePluginMetrics(snap, extra *sdk.MetricsSnapshot, inst sdk.MetricLabel) {
+	if extra == nil {
+		return
+	}
+	const counterKind, gaugeKind, histKind = 1, 2, 3
+	kinds := map[string]int{}
+	seen := map[string]bool{}
+	key := func(name string, labels []sdk.MetricLabel) string {
+		var b strings.Builder
+		b.WriteString(name)
+		for _, l := range labels {
+			b.WriteByte(0)
+			b.WriteString(l.Name)
+			b.WriteByte('=')
+			b.WriteString(l.Value)
+		}
+		return b.String()
+	}
+	for _, m := range snap.Counters {
+		kinds[m.Name], seen[key(m.Name, m.Labels)] = counterKind, true
+	}
+	for _, m := range snap.Gauges {
+		kinds[m.Name], seen[key(m.Name, m.Labels)] = gaugeKind, true
+	}
+	for _, m := range snap.Histograms {
+		kinds[m.Name], seen[key(m.Name, m.Labels)] = histKind, true
+	}
+	withInstance := func(labels []sdk.MetricLabel) []sdk.MetricLabel {
+		for _, l := range labels {
+			if l.Name == inst.Name {
+				return labels
+			}
+		}
+		return append([]sdk.MetricLabel{inst}, labels...)
+	}
+	admit := func(name string, kind int, labels []sdk.MetricLabel) bool {
+		if k, ok := kinds[name]; ok && k != kind {
+			return false
+		}
+		k := key(name, labels)
+		if seen[k] {
+			return false
+		}
+		kinds[name], seen[k] = kind, true
+		return true
+	}
+	for _, m := range extra.Counters {
+		if m.Labels = withInstance(m.Labels); admit(m.Name, counterKind, m.Labels) {
+			snap.Counters = append(snap.Counters, m)
+		}
+	}
+	for _, m := range extra.Gauges {
+		if m.Labels = withInstance(m.Labels); admit(m.Name, gaugeKind, m.Labels) {
+			snap.Gauges = append(snap.Gauges, m)
+		}
+	}
+	for _, m := range extra.Histograms {
+		if m.Labels = withInstance(m.Labels); admit(m.Name, histKind, m.Labels) {
+			snap.Histograms = append(snap.Histograms, m)
+		}
+	}
 }

@@ -43,7 +43,17 @@ type Server struct {
 	handler  http.Handler
 	draining atomic.Bool
 	plugins  *plugins // nil without plugin blocks
+
+	// requestSlots bounds the cluster requests from other instances being
+	// executed at once; RequestsRefused counts those refused over it.
+	requestSlots    chan struct{}
+	RequestsRefused atomic.Int64
 }
+
+// maxConcurrentRequests bounds the cluster requests from other instances
+// executed at once. Each is short (acks are answered by callbacks later),
+// so a burst over it means something is wrong: refuse rather than pile up.
+const maxConcurrentRequests = 64
 
 // New builds an instance from cfg without plugins.
 func New(cfg *config.Config, log *logrus.Entry, version string) *Server {
@@ -52,7 +62,8 @@ func New(cfg *config.Config, log *logrus.Entry, version string) *Server {
 
 func newServer(cfg *config.Config, log *logrus.Entry, version string, plugins routing.Plugins) *Server {
 	sc := cfg.Server
-	s := &Server{cfg: cfg, log: log, version: version, started: time.Now()}
+	s := &Server{cfg: cfg, log: log, version: version, started: time.Now(),
+		requestSlots: make(chan struct{}, maxConcurrentRequests)}
 	s.SocketIO = socketio.NewServer(socketio.Options{
 		ConnectTimeout: sc.ConnectTimeout,
 		AckTimeout:     sc.AckTimeout,
@@ -76,6 +87,9 @@ func newServer(cfg *config.Config, log *logrus.Entry, version string, plugins ro
 	mux.HandleFunc("/health", s.serveHealth)
 	mux.HandleFunc("/metrics", s.serveMetrics)
 	mux.HandleFunc("/ready", s.serveReady)
+	if sc.API != nil {
+		mux.Handle(apiPrefix, newAPI(s, sc.API, log.WithField("component", "api")))
+	}
 	s.handler = mux
 	return s
 }
@@ -203,8 +217,7 @@ func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version st
 	s := newServer(cfg, entry, version, ps.routing)
 	s.plugins = ps
 	if ps.link != nil {
-		s.SocketIO.SetCluster(ps.link)
-		ps.link.Receive(s.receiveCluster)
+		s.attachCluster(ps.link)
 	}
 	l, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
@@ -213,6 +226,66 @@ func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version st
 	entry.WithFields(logrus.Fields{"addr": l.Addr().String(), "path": cfg.Server.Path, "version": version,
 		"plugins": len(cfg.Plugins)}).Info("listening")
 	return s.Serve(ctx, l)
+}
+
+// clusterLink is the cluster adapter as an instance uses it:
+// *pluginhost.Link, or a localcluster.Node in tests.
+type clusterLink interface {
+	socketio.Cluster
+	Receive(deliver func([]sdk.AdapterMessage))
+	ServeRequests(namespaces []string, handle func(sdk.IncomingRequest))
+	RoomChanged(c sdk.RoomChange)
+	SetRoomSnapshot(snapshot func() []sdk.RoomChange)
+}
+
+// attachCluster connects the instance to the other instances: broadcasts
+// both ways, requests from them, and the rooms this instance holds (for
+// adapters that subscribe per room). Call before serving.
+func (s *Server) attachCluster(l clusterLink) {
+	s.SocketIO.SetCluster(l)
+	l.SetRoomSnapshot(s.roomSnapshot)
+	names := make([]string, 0, len(s.SocketIO.Namespaces()))
+	for _, ns := range s.SocketIO.Namespaces() {
+		name := ns.Name()
+		names = append(names, name)
+		if w, ok := ns.Adapter().(adapter.RoomWatcher); ok {
+			w.WatchRooms(func(room string, created bool) {
+				l.RoomChanged(sdk.RoomChange{Namespace: name, Room: room, Created: created})
+			})
+		}
+	}
+	l.Receive(s.receiveCluster)
+	l.ServeRequests(names, s.serveClusterRequest)
+}
+
+// roomSnapshot lists every named room this instance holds, as created.
+func (s *Server) roomSnapshot() []sdk.RoomChange {
+	var out []sdk.RoomChange
+	for _, ns := range s.SocketIO.Namespaces() {
+		for _, r := range ns.LocalRooms(false) {
+			out = append(out, sdk.RoomChange{Namespace: ns.Name(), Room: r, Created: true})
+		}
+	}
+	return out
+}
+
+// serveClusterRequest runs a request from another instance off the
+// adapter's delivery goroutine (which must not block), at most
+// maxConcurrentRequests at once; over that it is refused and counted (the
+// requester sees this instance not answering).
+func (s *Server) serveClusterRequest(in sdk.IncomingRequest) {
+	select {
+	case s.requestSlots <- struct{}{}:
+	default:
+		s.RequestsRefused.Add(1)
+		s.log.WithFields(logrus.Fields{"type": in.Type.String(), "namespace": in.Namespace}).
+			Debug("cluster request refused: too many in progress")
+		return
+	}
+	go func() {
+		defer func() { <-s.requestSlots }()
+		s.SocketIO.ServeRequest(in)
+	}()
 }
 
 // receiveCluster delivers broadcasts from other instances to local sockets.
