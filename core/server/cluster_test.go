@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketfleet/socketfleet/core/pluginhost"
 	"github.com/socketfleet/socketfleet/core/socketio/localcluster"
 	"github.com/socketfleet/socketfleet/sdk"
 )
@@ -235,5 +236,22 @@ func TestPluginMetricsMergeWithCoreLabels(t *testing.T) {
 	}
 	if h := snap.Histograms[0]; !slices.Equal(h.Labels, []sdk.MetricLabel{inst}) {
 		t.Fatalf("histogram labels %+v", h.Labels)
+	}
+}
+
+type degraded string
+
+func (d degraded) Degraded() string { return string(d) }
+
+func TestReadyReportsTheAdapterDegraded(t *testing.T) {
+	srv, ts := newTestInstance(t, testConfig)
+	srv.plugins = &plugins{host: pluginhost.New(pluginhost.Options{}), adapter: degraded("redis: connection refused")}
+	code, body, _ := getJSON(t, ts.URL+"/ready")
+	if code != 503 || body["reason"] != "cluster adapter degraded: redis: connection refused" {
+		t.Fatalf("%d %v", code, body)
+	}
+	srv.plugins.adapter = degraded("")
+	if code, body, _ := getJSON(t, ts.URL+"/ready"); code != 200 || body["ready"] != true {
+		t.Fatalf("%d %v", code, body)
 	}
 }

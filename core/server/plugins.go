@@ -25,10 +25,14 @@ type plugins struct {
 	all     []*pluginhost.Plugin // every configured plugin, in config order
 	routing routing.Plugins
 	metrics sdk.MetricsExporter
-	adapter *pluginhost.Plugin // the adapter plugin, nil without one
+	adapter degradedReporter // the adapter plugin, nil without one
 	link    *pluginhost.Link
 	logs    []*pluginhost.LogBuffer
 }
+
+// degradedReporter is the part of an adapter plugin /ready asks
+// (*pluginhost.Plugin).
+type degradedReporter interface{ Degraded() string }
 
 // launchPlugins starts every plugin block, decodes the block with the schema
 // the plugin declares and configures it. Problems come back as diagnostics
