@@ -23,6 +23,8 @@
 #   data    - the object the auth plugin attached (e.g. JWT claims; {} without auth)
 #   args    - the event's arguments, a list (event rules only); a binary
 #             attachment appears as { _placeholder = true, num = N }
+# In server_event blocks (server-side emits have no socket) only `args`,
+# the emit's arguments, is available.
 
 # The server block is optional; every attribute has the default shown.
 server {
@@ -133,6 +135,18 @@ server {
   # instance_cookie {
   #   name = "sf_instance"
   # }
+
+  # Optional: the HTTP API for backends (emit to rooms, fetch sockets, list
+  # rooms, join/leave/disconnect sockets, server-side emit; cluster-wide
+  # with an adapter that carries requests). Off when the block is omitted.
+  # Served on this listener under /api/v1/; every call needs the header
+  # "Authorization: Bearer <token>" (401 otherwise). See the README's
+  # "Backend HTTP API" section for the endpoints.
+  # api {
+  #   # Required, at least 16 characters; keep it out of the file:
+  #   # generate one with `openssl rand -hex 32` and set API_TOKEN.
+  #   token = env("API_TOKEN")
+  # }
 }
 
 # A namespace block declares a Socket.IO namespace and what its events do.
@@ -182,6 +196,15 @@ namespace "/" {
   #   require_member - the sender must be in the target room(s); default true
   #                    (no effect when `to` is omitted)
   #
+  # server_emit (any number): a server-side emit to every instance of the
+  # cluster, this one included, and to the Node servers on the same adapter
+  # (their io.on(event) fires). What an instance then does is its
+  # server_event block of that name (below). Sent in the background: the
+  # event rule does not wait for the other instances.
+  #   event - event name; default = the received event name
+  #   args  - RUNTIME: list of arguments; default (or `args`) = the received
+  #           arguments unchanged, binary included
+  #
   # reply (at most once): emit an event back to the sender only.
   #   event - required: event name
   #   args  - RUNTIME: default (or `args`) = the received arguments unchanged
@@ -217,6 +240,34 @@ namespace "/" {
       require_member = true
     }
   }
+
+  # A server_event block says what this instance does when a server-side
+  # emit of that name arrives (from a server_emit action of any instance,
+  # POST /api/v1/server-emit, or io.serverSideEmit() on a Node server on
+  # the same adapter). Server-side emits with no block are ignored and
+  # counted. Expressions see only `args` (no socket).
+  #   broadcast (any number) - to LOCAL sockets only: every instance gets the
+  #                            server-side emit and delivers to its own.
+  #     to    - RUNTIME: room name or list of names; omitted = the whole namespace
+  #     event - event name to send; default = the server event's name
+  #     args  - RUNTIME: list; default (or `args`) = the emit's arguments unchanged
+  #   ack    - RUNTIME, one value: this instance's answer when the sender
+  #            asked for acknowledgements; default null
+  #
+  # For example, an announcement any client may send to a room on every
+  # instance:
+  # event "announce" {
+  #   rate_limit = "1/s"
+  #   server_emit {}
+  # }
+  # server_event "announce" {
+  #   broadcast {
+  #     to    = args[0].room
+  #     event = "announcement"
+  #     args  = [args[0].text]
+  #   }
+  #   ack = { ok = true }
+  # }
 }
 
 # Plugins. Each plugin kind is selected by a block whose label names the
