@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -204,7 +205,10 @@ func (s *Socket) HandshakeJSON() []byte {
 	if !siop.Valid(auth) {
 		auth = json.RawMessage("{}")
 	}
-	b, err := json.Marshal(struct {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // "&" in the url stays "&", as Node writes it
+	err := enc.Encode(struct {
 		Headers map[string]string `json:"headers"`
 		Time    string            `json:"time"`
 		Address string            `json:"address"`
@@ -219,7 +223,7 @@ func (s *Socket) HandshakeJSON() []byte {
 	if err != nil { // only strings, bools, numbers and validated JSON: cannot happen
 		return []byte("{}")
 	}
-	return b
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // jsDate formats t as JavaScript's Date.prototype.toString does, which is

@@ -227,7 +227,7 @@ func TestClusterFetchRoomsJoinLeaveDisconnect(t *testing.T) {
 				t.Errorf("handshake of %s lacks %q: %s", s.ID, k, s.Handshake)
 			}
 		}
-		if hs["address"] != "127.0.0.1" || hs["query"].(map[string]any)["x"] != "1" || !strings.HasPrefix(hs["url"].(string), "/socket.io/?EIO=4") {
+		if hs["address"] != "127.0.0.1" || !strings.Contains(string(s.Handshake), `"url":"/socket.io/?EIO=4&transport=websocket&x=1"`) || hs["query"].(map[string]any)["x"] != "1" || !strings.HasPrefix(hs["url"].(string), "/socket.io/?EIO=4") {
 			t.Errorf("handshake %s", s.Handshake)
 		}
 		want := []string{s.ID, "red"}
