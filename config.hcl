@@ -169,7 +169,8 @@ namespace "/" {
   # }
 
   # An event block handles one event name (unique per namespace). Its
-  # actions run in the order join, leave, broadcast(s), reply, ack.
+  # actions run in the order join, leave, broadcast(s), server_emit(s), reply,
+  # ack.
   # Optional attributes of every event block:
   #   max_size   = "4KB"   largest accepted packet for this event
   #   rate_limit = "10/s"  per socket, "N/s" or "N/m"; excess events are dropped
