@@ -46,6 +46,13 @@ namespace "/" {
   server_event "audit" {
     broadcast { to = "auditors" }
   }
+  server_event "fragile" {
+    broadcast {
+      to   = args[0].room
+      args = [args[0].text]
+    }
+    ack = args[0].missing
+  }
 }
 `
 
@@ -254,4 +261,32 @@ func TestReadyReportsTheAdapterDegraded(t *testing.T) {
 	if code, body, _ := getJSON(t, ts.URL+"/ready"); code != 200 || body["ready"] != true {
 		t.Fatalf("%d %v", code, body)
 	}
+}
+
+func TestServerEventsOnASingleInstance(t *testing.T) {
+	srv, ts := newTestInstance(t, clusterConfig)
+	a, _ := member(t, ts, "r")
+	// No adapter: a server_emit still runs this instance's server_event.
+	a.send(`42["announce",{"room":"r","text":"solo"}]`)
+	if got := a.read(); got != `42["announcement","solo"]` {
+		t.Fatalf("got %q", got)
+	}
+	// Expressions that fail on the data: the broadcast is skipped, the ack
+	// is null, both counted.
+	r := apiDo(t, ts, "POST", "/api/v1/server-emit", apiToken, `{"event":"fragile","args":[{"text":1}],"ack":true}`)
+	if r.raw != `{"responses":[null],"servers":{"expected":1,"answered":1,"local_only":true}}`+"\n" {
+		t.Fatalf("fragile: %s", r.raw)
+	}
+	if n := srv.Routing.ServerErrors.Load(); n != 2 {
+		t.Fatalf("server_event errors %d, want 2", n)
+	}
+	// When the data fits, both work.
+	r = apiDo(t, ts, "POST", "/api/v1/server-emit", apiToken, `{"event":"fragile","args":[{"room":"r","text":"t","missing":{"b":2,"a":1}}],"ack":true}`)
+	if !strings.HasPrefix(r.raw, `{"responses":[{"a":1,"b":2}]`) {
+		t.Fatalf("raw ack: %s", r.raw)
+	}
+	if got := a.read(); got != `42["fragile","t"]` {
+		t.Fatalf("got %q", got)
+	}
+	a.silent(100 * time.Millisecond)
 }
