@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CHROMIUM_PATH ?= /usr/bin/chromium
 
-.PHONY: all build plugins proto run test test-go test-e2e e2e-deps fuzz bench vet fmt clean
+.PHONY: all build plugins proto run test test-go test-e2e e2e-deps fuzz bench bench-go vet fmt clean
 
 all: build
 
@@ -57,9 +57,16 @@ fuzz:
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done; done
 
-## bench: Go benchmarks (codecs, broadcast, memory per connection, plugin
+## bench: socketbench against this server and Node's socket.io, alternating,
+## 3 rounds; a table of medians (bench/README.md). BENCH_QUICK=1: a minute.
+bench: build
+	$(GO) build -o bin/socketbench ./cmd/socketbench
+	cd bench/node && npm ci --no-audit --no-fund --loglevel=error
+	bench/run.sh
+
+## bench-go: Go benchmarks (codecs, broadcast, memory per connection, plugin
 ## boundary, handshakes with and without the JWT plugin)
-bench:
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./core/... ./sdk/... ./plugins/...
 	$(GO) test -run '^$$' -bench Handshake -benchtime 3000x ./cmd/socket-server
 
