@@ -296,8 +296,9 @@ namespace "/" {
 #   shard  = env("SHARD")
 #   urls   = ["wss://s0.example", "wss://s1.example", "wss://s2.example", "wss://s3.example"]
 # }
-# metrics "prometheus" {               # /metrics on this port
+# metrics "prometheus" {               # /metrics on this port...
 #   environment = env("ENVIRONMENT", "production")
+#   listen      = "127.0.0.1:9100"       # ...or on its own listener (metrics blocks only)
 # }
 # log_sink "elasticsearch" {
 #   url = env("ELASTICSEARCH_URL", "http://127.0.0.1:9200")

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -31,8 +32,11 @@ type PluginBlock struct {
 	Command     string        // explicit binary path; "" = <plugin_dir>/<kind>-<name>
 	SHA256      string        // optional pin, lower-case hex
 	CallTimeout time.Duration // per call
-	Body        hcl.Body      // the plugin's own attributes
-	DeclRange   hcl.Range
+	// Listen (metrics blocks only) serves /metrics on its own "host:port"
+	// instead of the main listener; "" = the main listener.
+	Listen    string
+	Body      hcl.Body // the plugin's own attributes
+	DeclRange hcl.Range
 }
 
 // Where names the block and its position for error messages.
@@ -53,6 +57,11 @@ var pluginReservedSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "command"}, {Name: "sha256"}, {Name: "call_timeout"}},
 }
 
+// metricsReservedSchema adds what only a metrics block has.
+var metricsReservedSchema = &hcl.BodySchema{
+	Attributes: append(append([]hcl.AttributeSchema(nil), pluginReservedSchema.Attributes...), hcl.AttributeSchema{Name: "listen"}),
+}
+
 func (d *decoder) plugins(blocks hcl.Blocks, cfg *Config) {
 	seen := map[string]*PluginBlock{}
 	for _, b := range blocks {
@@ -66,7 +75,11 @@ func (d *decoder) plugins(blocks hcl.Blocks, cfg *Config) {
 				"A plugin name is a simple word such as \"jwt\"; it names the binary %s-<name>.", binaryKind(kind))
 			continue
 		}
-		content, rest, diags := b.Body.PartialContent(pluginReservedSchema)
+		reserved := pluginReservedSchema
+		if kind == sdk.KindMetrics {
+			reserved = metricsReservedSchema
+		}
+		content, rest, diags := b.Body.PartialContent(reserved)
 		d.diags = append(d.diags, diags...)
 		pb.Body = rest
 		if a := content.Attributes["command"]; a != nil {
@@ -82,6 +95,11 @@ func (d *decoder) plugins(blocks hcl.Blocks, cfg *Config) {
 		}
 		if a := content.Attributes["call_timeout"]; a != nil {
 			d.duration(a, &pb.CallTimeout, true)
+		}
+		if a := content.Attributes["listen"]; a != nil && d.str(a, &pb.Listen) && pb.Listen != "" {
+			if _, _, err := net.SplitHostPort(pb.Listen); err != nil {
+				d.attrError(a, "Invalid listen address", "listen must be \"host:port\" (e.g. \"127.0.0.1:9100\"): %v.", err)
+			}
 		}
 		key := b.Type
 		if kind == sdk.KindLogSink {

@@ -78,6 +78,7 @@ func TestPluginBlockErrors(t *testing.T) {
 		{"same log sink twice", "log_sink \"x\" {}\nlog_sink \"x\" {}\n", false, "Duplicate plugin block", 2, 1},
 		{"bad sha256", "auth \"a\" {\n  sha256 = \"xyz\"\n}\n", false, "Invalid sha256", 2, 12},
 		{"bad call_timeout", "auth \"a\" {\n  call_timeout = \"soon\"\n}\n", false, "Invalid duration", 2, 18},
+		{"bad metrics listen", "metrics \"p\" {\n  listen = \"9100\"\n}\n", false, "Invalid listen address", 2, 12},
 		{"unknown attribute", "auth \"a\" {\n  secret = \"x\"\n  secrte = \"y\"\n}\n", true, "Unsupported argument", 3, 3},
 		{"missing required", "auth \"a\" {\n  leeway = \"1s\"\n}\n", true, "Missing required argument", 1, 10},
 		{"wrong type", "auth \"a\" {\n  secret = \"x\"\n  algorithms = \"HS256\"\n}\n", true, "Incorrect attribute value type", 3, 16},

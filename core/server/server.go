@@ -85,7 +85,9 @@ func newServer(cfg *config.Config, log *logrus.Entry, version string, plugins ro
 		mux.Handle(sc.EngineIOEcho, s.echo)
 	}
 	mux.HandleFunc("/health", s.serveHealth)
-	mux.HandleFunc("/metrics", s.serveMetrics)
+	if mb := cfg.Plugin(sdk.KindMetrics); mb == nil || mb.Listen == "" {
+		mux.HandleFunc("/metrics", s.serveMetrics)
+	}
 	mux.HandleFunc("/ready", s.serveReady)
 	if sc.API != nil {
 		mux.Handle(apiPrefix, newAPI(s, sc.API, log.WithField("component", "api")))
@@ -149,6 +151,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // once, new handshakes are refused, every socket gets the maintenance
 // event, and connections are closed paced over the drain window. What is
 // left at the deadline is closed; in-flight requests get 5 s more.
+
+// serveMetricsOn serves /metrics (only) on its own listener, for a metrics
+// block with `listen`; stop closes it.
+func (s *Server) serveMetricsOn(addr string) (stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", s.serveMetrics)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(l) }()
+	s.log.WithField("addr", l.Addr().String()).Info("metrics listening")
+	return func() { _ = hs.Close() }, nil
+}
+
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
@@ -222,6 +240,14 @@ func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version st
 	l, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
+	}
+	if mb := cfg.Plugin(sdk.KindMetrics); mb != nil && mb.Listen != "" {
+		stop, err := s.serveMetricsOn(mb.Listen)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("%s: %w", mb.Where(), err)
+		}
+		defer stop()
 	}
 	entry.WithFields(logrus.Fields{"addr": l.Addr().String(), "path": cfg.Server.Path, "version": version,
 		"plugins": len(cfg.Plugins)}).Info("listening")

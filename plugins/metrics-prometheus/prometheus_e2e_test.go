@@ -27,7 +27,8 @@ const prometheusPath = "/usr/bin/prometheus"
 // TestRealPrometheusScrapesTwoInstances builds the core and this plugin,
 // starts two core instances, connects K Socket.IO clients split over them,
 // and lets a real Prometheus scrape both: sum(socket_connections_active)
-// must be K.
+// must be K. The second instance serves /metrics on its own listener
+// (`listen` in the metrics block) and not on its main port.
 func TestRealPrometheusScrapesTwoInstances(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two servers and Prometheus")
@@ -58,6 +59,7 @@ func TestRealPrometheusScrapesTwoInstances(t *testing.T) {
 }
 metrics "prometheus" {
   environment = "test"
+  listen      = env("METRICS_LISTEN", "")
 }
 namespace "/" {}
 `, pluginDir)
@@ -66,12 +68,16 @@ namespace "/" {}
 	}
 
 	addrs := []string{freeAddr(t), freeAddr(t)}
+	metricsAddrs := []string{addrs[0], freeAddr(t)}
 	for i, addr := range addrs {
 		cmd := exec.Command(server, "--config", cfgPath)
 		cmd.Env = append(os.Environ(), "LISTEN_ADDR="+addr, "INSTANCE_ID=socket-"+strconv.Itoa(i+1))
+		if metricsAddrs[i] != addr {
+			cmd.Env = append(cmd.Env, "METRICS_LISTEN="+metricsAddrs[i])
+		}
 		start(t, cmd, fmt.Sprintf("socket-server %d", i+1))
 	}
-	for _, addr := range addrs {
+	for _, addr := range metricsAddrs {
 		waitFor(t, 30*time.Second, "GET http://"+addr+"/metrics answers 200", func() (bool, string) {
 			code, body := get("http://" + addr + "/metrics")
 			return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
@@ -88,7 +94,10 @@ namespace "/" {}
 		wg.Add(1)
 		go func() { defer wg.Done(); keepAlive(ctx, conn) }()
 	}
-	for i, addr := range addrs {
+	if code, _ := get("http://" + addrs[1] + "/metrics"); code != http.StatusNotFound {
+		t.Errorf("instance 2 with its own metrics listener: GET /metrics on the main port = %d, want 404", code)
+	}
+	for i, addr := range metricsAddrs {
 		want := fmt.Sprintf(`socket_connections_active{environment="test",instance="socket-%d"} %d`, i+1, (K+1-i)/2)
 		waitFor(t, 10*time.Second, addr+"/metrics shows "+want, func() (bool, string) {
 			_, body := get("http://" + addr + "/metrics")
@@ -106,7 +115,7 @@ scrape_configs:
     metrics_path: /metrics
     static_configs:
       - targets: ['%s', '%s']
-`, addrs[0], addrs[1])), 0o644); err != nil {
+`, metricsAddrs[0], metricsAddrs[1])), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	start(t, exec.Command(promBin, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(tmp, "tsdb"),
