@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -12,18 +12,47 @@ import (
 )
 
 // classic is the mode of Node's createAdapter: broadcasts on
-// PUBLISH/PSUBSCRIBE channels, requests and responses on their own channels.
+// PUBLISH/PSUBSCRIBE channels, requests and responses on their own
+// SUBSCRIBE channels (requests.go has their wire format).
 type classic struct {
 	rdb *redis.Client
 	key string
 	uid string
+	rt  *runtime
+
+	ctx    context.Context // ends on close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	startOnce sync.Once
+	rsub      *subConn     // request and response channels, once started
+	answers   chan outResp // our answers to other instances' requests
+
+	mu       sync.Mutex
+	chans    map[string]chanRole  // subscribed request/response channel → what it is
+	servers  map[string][]*server // namespace → ServeRequests calls serving it (the last one gets requests)
+	respSubs map[string]bool      // namespaces whose response channels are subscribed
+	pending  map[string]*pending  // our requests awaiting answers, by request id
 }
 
-func newClassic(rdb *redis.Client, key, uid string) *classic {
-	return &classic{rdb: rdb, key: key, uid: uid}
+type chanRole struct {
+	nsp     string
+	request bool
 }
 
-func (c *classic) close() error { return c.rdb.Close() }
+func newClassic(rdb *redis.Client, key, uid string, rt *runtime) *classic {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &classic{rdb: rdb, key: key, uid: uid, rt: rt, ctx: ctx, cancel: cancel,
+		answers: make(chan outResp, maxQueuedAnswers),
+		chans:   map[string]chanRole{}, servers: map[string][]*server{},
+		respSubs: map[string]bool{}, pending: map[string]*pending{}}
+}
+
+func (c *classic) close() error {
+	c.cancel()
+	c.wg.Wait()
+	return c.rdb.Close()
+}
 
 // channel is where the Node adapter publishes a broadcast: the room channel
 // for exactly one room, the namespace channel otherwise.
@@ -49,20 +78,32 @@ func (c *classic) flush(ctx context.Context, batch []sdk.AdapterMessage, skipped
 	}
 	if pipe.Len() > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf(`adapter "redis": publish: %w`, err)
+			return err // the shell says what failed
 		}
 	}
 	return nil
 }
 
-// Subscribe listens on <key>#* (every namespace and room channel). go-redis
-// reconnects and re-subscribes by itself, so this only returns when ctx ends
-// or deliver fails.
+// subscribe listens on <key>#* (every namespace and room channel). go-redis
+// reconnects and re-subscribes by itself, so this only returns when ctx
+// ends, the mode closes, or deliver fails.
 func (c *classic) subscribe(ctx context.Context, deliver func([]sdk.AdapterMessage) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.ctx, cancel)
+	defer stop()
 	key, uid := c.key, c.uid
-	ps := c.rdb.PSubscribe(ctx, globEscape(key)+"#*")
-	defer ps.Close()
-	ch := ps.Channel(redis.WithChannelSize(4 * maxDeliver))
+	ch := make(chan *redis.Message, 4*maxDeliver)
+	sub := newSubConn(c.rdb, "subscription", c.rt.met, func(m *redis.Message) {
+		select { // a slow core holds back the reads: Redis buffers, then drops the connection
+		case ch <- m:
+		case <-ctx.Done():
+		}
+	})
+	_ = sub.psubscribe(ctx, globEscape(key)+"#*") // when Redis is down, run subscribes once it is back
+	done := make(chan struct{})
+	go func() { defer close(done); sub.run(ctx) }()
+	defer func() { cancel(); <-done }()
 	prefix := key + "#"
 	batch := make([]sdk.AdapterMessage, 0, maxDeliver)
 	add := func(rm *redis.Message) {
@@ -73,19 +114,13 @@ func (c *classic) subscribe(ctx context.Context, deliver func([]sdk.AdapterMessa
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case rm, ok := <-ch:
-			if !ok {
-				return ctx.Err()
-			}
+			return context.Cause(ctx)
+		case rm := <-ch:
 			add(rm)
 		drain:
 			for len(batch) < maxDeliver {
 				select {
-				case rm, ok := <-ch:
-					if !ok {
-						break drain
-					}
+				case rm := <-ch:
 					add(rm)
 				default:
 					break drain
@@ -129,15 +164,6 @@ func globEscape(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-func (c *classic) request(context.Context, sdk.ClusterRequest, func(sdk.ClusterResponse)) (sdk.RequestResult, error) {
-	return sdk.RequestResult{}, errors.New(`adapter "redis": requests are not implemented yet`)
-}
-
-func (c *classic) serveRequests(ctx context.Context, _ []string, _ func(sdk.IncomingRequest)) error {
-	<-ctx.Done()
-	return ctx.Err()
 }
 
 func (c *classic) roomsChanged(context.Context, []sdk.RoomChange) error { return nil }

@@ -522,3 +522,55 @@ func appendJSONString(buf []byte, s string) []byte {
 	_ = enc.Encode(s)
 	return append(buf, strings.TrimSuffix(sb.String(), "\n")...)
 }
+
+// checkMessage is the cheap part of encodeMessage's checks, for Publish to
+// refuse a message at once rather than after it waited in the queue: valid
+// JSON, an array, and placeholders within the attachments (parsed only when
+// the data has placeholders at all).
+func checkMessage(m *sdk.AdapterMessage) error {
+	if !json.Valid(m.Data) {
+		return errors.New("message data is not valid JSON")
+	}
+	if b := bytes.TrimLeft(m.Data, " \t\r\n"); len(b) == 0 || b[0] != '[' {
+		return errors.New("message data is not a JSON array")
+	}
+	if !bytes.Contains(m.Data, []byte(`"_placeholder"`)) {
+		return nil
+	}
+	v, err := parseJSON(m.Data)
+	if err != nil {
+		return fmt.Errorf("message data: %w", err)
+	}
+	return checkPlaceholders(v, len(m.Attachments))
+}
+
+func checkPlaceholders(v any, n int) error {
+	switch t := v.(type) {
+	case placeholder:
+		if int(t) >= n {
+			return fmt.Errorf("placeholder %d but %d attachments", t, n)
+		}
+	case []any:
+		for _, x := range t {
+			if err := checkPlaceholders(x, n); err != nil {
+				return err
+			}
+		}
+	case *object:
+		for _, x := range t.vals {
+			if err := checkPlaceholders(x, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// encodeValue renders a parsed JSON value (parseJSON's types) as msgpack,
+// placeholders as bin from attachments.
+func encodeValue(v any, attachments [][]byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w := &writer{e: msgpack.NewEncoder(&buf), attachments: attachments}
+	w.value(v)
+	return buf.Bytes(), w.err
+}

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -30,22 +32,44 @@ type mode interface {
 	close() error
 }
 
+// A mode may also implement attach(*runtime) to get the shell's metrics
+// (a go-redis Hook to add to its clients, and setDown for its subscription's
+// health) and the request settings; the shell calls it once, right after
+// construction, before any other method.
+type attacher interface{ attach(*runtime) }
+
+// runtime is what the shell shares with the mode it runs.
+type runtime struct {
+	met             *metrics
+	requestsTimeout time.Duration // wait for answers when a request has no Timeout of its own
+}
+
 // maxDeliver is the most messages handed to the core in one batch.
 const maxDeliver = 256
 
+// Defaults and bounds of the config.
+const (
+	defaultQueue           = 10000
+	defaultRequestsTimeout = 5 * time.Second
+	closeFlushBound        = 2 * time.Second // on close, how long queued messages may take to go out
+)
+
 type plugin struct {
-	mu sync.Mutex
-	m  mode
+	mu  sync.Mutex
+	m   mode
+	q   *outQueue
+	met *metrics // kept across a re-Configure: counters only go up
 }
 
 var (
-	_ sdk.Adapter      = (*plugin)(nil)
-	_ sdk.Requester    = (*plugin)(nil)
-	_ sdk.RoomObserver = (*plugin)(nil)
+	_ sdk.Adapter        = (*plugin)(nil)
+	_ sdk.Requester      = (*plugin)(nil)
+	_ sdk.RoomObserver   = (*plugin)(nil)
+	_ sdk.StatusReporter = (*plugin)(nil)
 )
 
 func (p *plugin) Info() sdk.Info {
-	return sdk.Info{Kind: sdk.KindAdapter, Name: "redis", Version: "0.2.0", ProtocolVersion: sdk.ProtocolVersion}
+	return sdk.Info{Kind: sdk.KindAdapter, Name: "redis", Version: "0.3.0", ProtocolVersion: sdk.ProtocolVersion}
 }
 
 func (p *plugin) ConfigSchema() sdk.Schema {
@@ -53,13 +77,26 @@ func (p *plugin) ConfigSchema() sdk.Schema {
 		{Name: "url", Type: sdk.TypeString, Required: true, Description: `Redis URL, e.g. "redis://127.0.0.1:6379" (rediss:// for TLS)`},
 		{Name: "key", Type: sdk.TypeString, Description: `channel prefix, as the Node adapter's "key" option (default "socket.io")`},
 		{Name: "mode", Type: sdk.TypeString, Description: `"classic" (PUBLISH/PSUBSCRIBE, the default) or "sharded" (Redis 7 SPUBLISH/SSUBSCRIBE, Redis Cluster)`},
+		{Name: "queue", Type: sdk.TypeNumber, Description: `outgoing broadcasts held while Redis is slow or down (default 10000); when full, new ones are dropped and counted`},
+		{Name: "requests_timeout", Type: sdk.TypeDuration, Description: `how long a cluster request waits for the other instances' answers unless it has its own timeout (default "5s"), as the Node adapter's "requestsTimeout"`},
 	}}
 }
 
 type config struct {
-	URL  string `json:"url"`
-	Key  string `json:"key"`
-	Mode string `json:"mode"`
+	URL             string   `json:"url"`
+	Key             string   `json:"key"`
+	Mode            string   `json:"mode"`
+	Queue           *float64 `json:"queue"`
+	RequestsTimeout string   `json:"requests_timeout"`
+}
+
+func (p *plugin) metrics() *metrics {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.met == nil {
+		p.met = newMetrics()
+	}
+	return p.met
 }
 
 func (p *plugin) Configure(_ context.Context, raw sdk.Config) error {
@@ -77,36 +114,65 @@ func (p *plugin) Configure(_ context.Context, raw sdk.Config) error {
 	if c.Key == "" {
 		c.Key = "socket.io"
 	}
+	queue := defaultQueue
+	if c.Queue != nil {
+		if q := *c.Queue; q < 1 || q != math.Trunc(q) || q > 1e8 {
+			return fmt.Errorf(`adapter "redis": queue must be a whole number from 1 to 100000000, not %v`, q)
+		}
+		queue = int(*c.Queue)
+	}
+	rt := &runtime{met: p.metrics(), requestsTimeout: defaultRequestsTimeout}
+	if c.RequestsTimeout != "" {
+		d, err := time.ParseDuration(c.RequestsTimeout)
+		if err != nil || d <= 0 {
+			return fmt.Errorf(`adapter "redis": requests_timeout must be a positive duration such as "5s", not %q`, c.RequestsTimeout)
+		}
+		rt.requestsTimeout = d
+	}
 	var m mode
 	switch c.Mode {
 	case "", "classic":
-		m = newClassic(redis.NewClient(opts), c.Key, newUID())
+		rdb := redis.NewClient(opts)
+		rdb.AddHook(rt.met)
+		m = newClassic(rdb, c.Key, newUID(), rt)
 	case "sharded":
 		m, err = newSharded(opts, c.Key)
 		if err != nil {
 			return fmt.Errorf(`adapter "redis": %w`, err)
 		}
+		if a, ok := m.(attacher); ok {
+			a.attach(rt)
+		}
 	default:
 		return fmt.Errorf(`adapter "redis": mode must be "classic" or "sharded", not %q`, c.Mode)
 	}
+	q := newOutQueue(queue, rt.met, m.flush)
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.m != nil {
-		_ = p.m.close()
-	}
-	p.m = m
+	oldM, oldQ := p.m, p.q
+	p.m, p.q = m, q
+	p.mu.Unlock()
+	shutdown(oldM, oldQ)
 	return nil
 }
 
-// close releases the Redis connections (tests; the process exit does it
-// otherwise).
+// shutdown flushes q (bounded by closeFlushBound) and closes m.
+func shutdown(m mode, q *outQueue) {
+	if q != nil {
+		q.close(closeFlushBound)
+	}
+	if m != nil {
+		_ = m.close()
+	}
+}
+
+// close publishes what is queued (for at most closeFlushBound) and releases
+// the Redis connections. main calls it once Serve returns; tests call it.
 func (p *plugin) close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.m != nil {
-		_ = p.m.close()
-		p.m = nil
-	}
+	m, q := p.m, p.q
+	p.m, p.q = nil, nil
+	p.mu.Unlock()
+	shutdown(m, q)
 }
 
 func (p *plugin) mode() (mode, error) {
@@ -118,18 +184,42 @@ func (p *plugin) mode() (mode, error) {
 	return p.m, nil
 }
 
-// Publish sends the batch in one round trip. A message that cannot be
-// encoded is skipped and reported; the others are still sent.
-func (p *plugin) Publish(ctx context.Context, batch []sdk.AdapterMessage) error {
-	m, err := p.mode()
-	if err != nil {
-		return err
+// Publish queues the batch and returns at once: a writer goroutine sends
+// it to Redis (one pipeline per batch), retrying while Redis is down. It
+// fails only for messages that cannot be encoded (the others are queued),
+// and reports messages that failed to encode after an earlier call
+// returned. When the queue is full the newest messages are dropped and
+// counted (redis_publish_dropped_total), not reported as an error. The
+// messages' byte slices are kept until published: the caller must not
+// modify them.
+func (p *plugin) Publish(_ context.Context, batch []sdk.AdapterMessage) error {
+	p.mu.Lock()
+	q := p.q
+	p.mu.Unlock()
+	if q == nil {
+		return errors.New(`adapter "redis": not configured`)
 	}
 	var errs []error
-	if err := m.flush(ctx, batch, func(err error) { errs = append(errs, err) }); err != nil {
-		errs = append(errs, err)
+	valid := batch
+	for i := range batch {
+		if err := checkMessage(&batch[i]); err != nil {
+			if len(errs) == 0 {
+				valid = append([]sdk.AdapterMessage(nil), batch[:i]...)
+			}
+			errs = append(errs, fmt.Errorf("message %d: %w", i, err))
+			continue
+		}
+		if len(errs) > 0 {
+			valid = append(valid, batch[i])
+		}
 	}
-	return errors.Join(errs...)
+	p.metrics().invalid.Add(uint64(len(errs)))
+	q.add(valid)
+	errs = append(errs, q.lateErrors()...)
+	if len(errs) > 0 {
+		return fmt.Errorf(`adapter "redis": publish: %w`, errors.Join(errs...))
+	}
+	return nil
 }
 
 func (p *plugin) Subscribe(ctx context.Context, deliver func([]sdk.AdapterMessage) error) error {
@@ -162,6 +252,13 @@ func (p *plugin) RoomsChanged(ctx context.Context, changes []sdk.RoomChange) err
 		return err
 	}
 	return m.roomsChanged(ctx, changes)
+}
+
+// Status reports Redis trouble (publishes failing, a subscription down) and
+// the plugin's metrics.
+func (p *plugin) Status(context.Context) (sdk.Status, error) {
+	met := p.metrics()
+	return sdk.Status{Degraded: met.degraded(), Metrics: met.snapshot()}, nil
 }
 
 const uidAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
