@@ -1,13 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -52,67 +47,14 @@ const readline = require("readline");
 `
 
 // TestNodeWireCompatibility runs a real Node server with
-// @socket.io/redis-adapter (installed with npm in a temp dir) against the
-// plugin on one Redis: Node's broadcast arrives through Subscribe, and the
-// plugin's Publish reaches the Node server's client.
+// @socket.io/redis-adapter against the plugin on one Redis: Node's
+// broadcast arrives through Subscribe, and the plugin's Publish reaches the
+// Node server's client.
 func TestNodeWireCompatibility(t *testing.T) {
-	if testing.Short() {
-		t.Skip("installs npm packages and starts Node")
-	}
-	for _, bin := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s not found: Node wire compatibility cannot be checked (install Node.js 20 and npm)", bin)
-		}
-	}
+	modules := nodeModules(t)
 	r := startRedis(t)
-	dir := t.TempDir()
-	install := exec.Command("npm", "install", "--no-audit", "--no-fund", "--loglevel=error",
-		"@socket.io/redis-adapter@8.3.0", "socket.io@4.8.4", "redis@4", "socket.io-client@4.8.1")
-	install.Dir = dir
-	if out, err := install.CombinedOutput(); err != nil {
-		t.Fatalf("npm install failed (no registry access?), Node wire compatibility not checked: %v\n%s", err, out)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "server.js"), []byte(nodeScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	node := exec.Command("node", "server.js")
-	node.Dir = dir
-	node.Env = append(os.Environ(), "REDIS_URL="+r.URL())
-	stdin, err := node.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := node.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &syncBuffer{}
-	node.Stderr = stderr
-	if err := node.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = node.Wait(); close(done) }()
-	t.Cleanup(func() {
-		stdin.Close()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = node.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("node stderr:\n%s", stderr.String())
-		}
-	})
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	node := startNode(t, modules, nodeScript, "REDIS_URL="+r.URL())
+	lines := node.lines
 	nextLine := func(what string) string {
 		t.Helper()
 		select {
@@ -139,9 +81,7 @@ func TestNodeWireCompatibility(t *testing.T) {
 			t.Fatal(`io.to("room1").emit("x", ...) from Node never arrived through Subscribe`)
 		}
 		c.running(t)
-		if _, err := io.WriteString(stdin, "emit\n"); err != nil {
-			t.Fatal(err)
-		}
+		node.send(t, "emit")
 		time.Sleep(100 * time.Millisecond)
 	}
 	want := sdk.AdapterMessage{Namespace: "/", Rooms: []string{"room1"},

@@ -16,7 +16,7 @@ import (
 // testRedis is a real redis-server on a free loopback port, stopped when
 // the test ends.
 type testRedis struct {
-	t    *testing.T
+	t    testing.TB
 	port int
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -27,7 +27,7 @@ type testRedis struct {
 func (r *testRedis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
 func (r *testRedis) URL() string  { return "redis://" + r.Addr() }
 
-func startRedis(t *testing.T) *testRedis {
+func startRedis(t testing.TB) *testRedis {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not found in PATH (%v): these tests need a real Redis; install it with `apt-get install -y redis-server`", err)
