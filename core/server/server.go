@@ -254,9 +254,9 @@ func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version st
 	return s.Serve(ctx, l)
 }
 
-// clusterLink is the cluster adapter as an instance uses it:
+// ClusterLink is the cluster adapter as an instance uses it:
 // *pluginhost.Link, or a localcluster.Node in tests.
-type clusterLink interface {
+type ClusterLink interface {
 	socketio.Cluster
 	Receive(deliver func([]sdk.AdapterMessage))
 	ServeRequests(namespaces []string, handle func(sdk.IncomingRequest))
@@ -264,10 +264,16 @@ type clusterLink interface {
 	SetRoomSnapshot(snapshot func() []sdk.RoomChange)
 }
 
+// AttachCluster connects an instance built with New to the other
+// instances through l, as Run does with the adapter plugin's link (e.g. to
+// run instances in one process with another link). Call it once, before
+// Serve.
+func (s *Server) AttachCluster(l ClusterLink) { s.attachCluster(l) }
+
 // attachCluster connects the instance to the other instances: broadcasts
 // both ways, requests from them, and the rooms this instance holds (for
 // adapters that subscribe per room). Call before serving.
-func (s *Server) attachCluster(l clusterLink) {
+func (s *Server) attachCluster(l ClusterLink) {
 	s.SocketIO.SetCluster(l)
 	l.SetRoomSnapshot(s.roomSnapshot)
 	names := make([]string, 0, len(s.SocketIO.Namespaces()))
