@@ -79,6 +79,8 @@ func (p *plugin) ConfigSchema() sdk.Schema {
 		{Name: "mode", Type: sdk.TypeString, Description: `"classic" (PUBLISH/PSUBSCRIBE, the default) or "sharded" (Redis 7 SPUBLISH/SSUBSCRIBE, Redis Cluster)`},
 		{Name: "queue", Type: sdk.TypeNumber, Description: `outgoing broadcasts held while Redis is slow or down (default 10000); when full, new ones are dropped and counted`},
 		{Name: "requests_timeout", Type: sdk.TypeDuration, Description: `how long a cluster request waits for the other instances' answers unless it has its own timeout (default "5s"), as the Node adapter's "requestsTimeout"`},
+		{Name: "subscription_mode", Type: sdk.TypeString, Description: `sharded mode: "dynamic" (the default: a channel per room held), "static" (namespace channels only) or "dynamic-private" (socket-id rooms too), as the Node adapter's "subscriptionMode"`},
+		{Name: "cluster_nodes", Type: sdk.TypeListString, Description: `sharded mode on a Redis Cluster: "host:port" seeds besides the url's node (the url's credentials and TLS apply to all)`},
 	}}
 }
 
@@ -136,7 +138,7 @@ func (p *plugin) Configure(_ context.Context, raw sdk.Config) error {
 		rdb.AddHook(rt.met)
 		m = newClassic(rdb, c.Key, newUID(), rt)
 	case "sharded":
-		m, err = newSharded(opts, c.Key)
+		m, err = newSharded(opts, c.Key, raw)
 		if err != nil {
 			return fmt.Errorf(`adapter "redis": %w`, err)
 		}
