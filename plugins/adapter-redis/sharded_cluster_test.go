@@ -25,7 +25,7 @@ import (
 // Subscribe, ServeRequests, RoomsChanged, Request), and a fake core behind
 // it that answers requests.
 
-func shNeed(t *testing.T, bins ...string) {
+func shNeed(t testing.TB, bins ...string) {
 	t.Helper()
 	for _, b := range bins {
 		if _, err := exec.LookPath(b); err != nil {
@@ -44,7 +44,7 @@ func (c *testCluster) addr(i int) string { return "127.0.0.1:" + strconv.Itoa(c.
 
 // freeClusterPort finds a port p such that p and its cluster bus port
 // p+10000 are free.
-func freeClusterPort(t *testing.T, taken map[int]bool) int {
+func freeClusterPort(t testing.TB, taken map[int]bool) int {
 	t.Helper()
 	for range 100 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -68,7 +68,7 @@ func freeClusterPort(t *testing.T, taken map[int]bool) int {
 	return 0
 }
 
-func startRedisCluster(t *testing.T) *testCluster {
+func startRedisCluster(t testing.TB) *testCluster {
 	t.Helper()
 	shNeed(t, "redis-server", "redis-cli")
 	dir := t.TempDir()
@@ -127,7 +127,7 @@ func startRedisCluster(t *testing.T) *testCluster {
 }
 
 // ownerOf is the address of the master that serves a key's slot.
-func (c *testCluster) ownerOf(t *testing.T, key string) string {
+func (c *testCluster) ownerOf(t testing.TB, key string) string {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: c.addr(0)})
 	defer rdb.Close()
@@ -158,7 +158,7 @@ type shInstance struct {
 // startSharded configures a plugin from the JSON block cfg, runs Subscribe
 // and ServeRequests(namespaces) against a fake core holding sockets, and
 // stops everything when the test ends.
-func startSharded(t *testing.T, cfg string, namespaces []string, sockets ...fakeSocket) *shInstance {
+func startSharded(t testing.TB, cfg string, namespaces []string, sockets ...fakeSocket) *shInstance {
 	t.Helper()
 	p := &plugin{}
 	if err := p.Configure(context.Background(), sdk.Config(cfg)); err != nil {
@@ -199,7 +199,7 @@ func startSharded(t *testing.T, cfg string, namespaces []string, sockets ...fake
 }
 
 // rooms reports rooms created (or deleted) as the core would.
-func (in *shInstance) rooms(t *testing.T, created bool, nsp string, rooms ...string) {
+func (in *shInstance) rooms(t testing.TB, created bool, nsp string, rooms ...string) {
 	t.Helper()
 	var ch []sdk.RoomChange
 	for _, r := range rooms {
@@ -210,7 +210,7 @@ func (in *shInstance) rooms(t *testing.T, created bool, nsp string, rooms ...str
 	}
 }
 
-func (in *shInstance) publish(t *testing.T, msgs ...sdk.AdapterMessage) {
+func (in *shInstance) publish(t testing.TB, msgs ...sdk.AdapterMessage) {
 	t.Helper()
 	if err := in.p.Publish(context.Background(), msgs); err != nil {
 		t.Fatal(err)
@@ -232,7 +232,7 @@ func (in *shInstance) event(ev string) []sdk.AdapterMessage {
 }
 
 // waitEvent waits until n broadcasts of event ev have arrived.
-func (in *shInstance) waitEvent(t *testing.T, ev string, n int) []sdk.AdapterMessage {
+func (in *shInstance) waitEvent(t testing.TB, ev string, n int) []sdk.AdapterMessage {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -248,7 +248,7 @@ func (in *shInstance) waitEvent(t *testing.T, ev string, n int) []sdk.AdapterMes
 }
 
 // shWaitUntil polls cond for up to 10s.
-func shWaitUntil(t *testing.T, what string, cond func() bool) {
+func shWaitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -261,7 +261,7 @@ func shWaitUntil(t *testing.T, what string, cond func() bool) {
 
 // shardNumSub is PUBSUB SHARDNUMSUB of channel summed over the given
 // servers (every master of a cluster).
-func shardNumSub(t *testing.T, ch string, addrs ...string) int {
+func shardNumSub(t testing.TB, ch string, addrs ...string) int {
 	t.Helper()
 	n := 0
 	for _, a := range addrs {
@@ -277,7 +277,7 @@ func shardNumSub(t *testing.T, ch string, addrs ...string) int {
 }
 
 // shardChannels is PUBSUB SHARDCHANNELS of the given servers, sorted.
-func shardChannels(t *testing.T, addrs ...string) []string {
+func shardChannels(t testing.TB, addrs ...string) []string {
 	t.Helper()
 	var out []string
 	for _, a := range addrs {

@@ -582,3 +582,63 @@ func TestShardedRedisRestart(t *testing.T) {
 		t.Fatalf("fetch sockets after the restart: %+v %v", res, err)
 	}
 }
+
+// BenchmarkShardedBroadcast: one instance publishes one-room broadcasts
+// (batches of 256) that another receives, on one Redis 7 and on a
+// three-master cluster (rooms spread over the masters); msgs/s is what
+// arrived.
+func BenchmarkShardedBroadcast(b *testing.B) {
+	for _, cluster := range []bool{false, true} {
+		name := "redis7"
+		if cluster {
+			name = "cluster3"
+		}
+		b.Run(name, func(b *testing.B) {
+			shNeed(b, "redis-server", "redis-cli")
+			var cfg string
+			if cluster {
+				c := startRedisCluster(b)
+				cfg = fmt.Sprintf(`{"url":"redis://%s","mode":"sharded","queue":1000000,"cluster_nodes":[%q,%q]}`, c.addr(0), c.addr(1), c.addr(2))
+			} else {
+				cfg = fmt.Sprintf(`{"url":%q,"mode":"sharded","queue":1000000}`, startRedis(b).URL())
+			}
+			pub := startSharded(b, cfg, []string{"/"})
+			sub := startSharded(b, cfg, []string{"/"})
+			rooms := []string{"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"}
+			sub.rooms(b, true, "/", rooms...)
+			shWaitUntil(b, "rooms subscribed", func() bool {
+				for _, r := range rooms {
+					if !sub.m.confirmed("socket.io#/#" + r + "#") {
+						return false
+					}
+				}
+				return true
+			})
+			batch := make([]sdk.AdapterMessage, 256)
+			for i := range batch {
+				batch[i] = sdk.AdapterMessage{Namespace: "/", Rooms: []string{rooms[i%len(rooms)]}, Data: []byte(`["ev","hello world",{"a":1,"b":[1,2,3]}]`)}
+			}
+			b.ResetTimer()
+			sent := 0
+			for sent < b.N {
+				n := min(len(batch), b.N-sent)
+				pub.publish(b, batch[:n]...)
+				sent += n
+			}
+			deadline := time.Now().Add(time.Minute)
+			for {
+				sub.mu.Lock()
+				got := len(sub.msgs)
+				sub.mu.Unlock()
+				if got >= sent {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("%d of %d arrived", got, sent)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			b.ReportMetric(float64(sent)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
