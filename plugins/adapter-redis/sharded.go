@@ -235,9 +235,6 @@ func shRandomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// client is the Redis client, for the shell (metrics hooks).
-func (s *sharded) client() redis.UniversalClient { return s.rdb }
-
 func (s *sharded) close() error {
 	s.cancel()
 	s.subMu.Lock()
