@@ -26,7 +26,7 @@ GEN_CPU=${BENCH_GEN_CPU:-1}
 ALL="fanout-1k fanout-5k idle-10k handshake handshake-jwt cluster-30 cluster-max"
 SCENARIOS=${BENCH_SCENARIOS:-$ALL}
 STAMP=$(date -u +%Y-%m-%dT%H-%M)
-OUT=${BENCH_OUT:-bench/results/$STAMP$([ "$QUICK" = 1 ] && echo -quick)}
+OUT=${BENCH_OUT:-bench/results/$STAMP$(if [ "$QUICK" = 1 ]; then echo -quick; fi)}
 JWT_SECRET_BENCH=socketbench-secret
 PORT_A=18181 PORT_B=18182 REDIS_PORT=18179
 
