@@ -176,12 +176,13 @@ namespace "/" {
 
 // benchEnv is two instances, the clients and the publisher.
 type benchEnv struct {
-	redis   *testRedis
-	pids    []int // adapter plugin subprocesses
-	pub     *websocket.Conn
-	clients []*benchClient // in room "r"
-	solo    *benchClient   // in room "s"
-	cur     atomic.Pointer[benchRun]
+	redis    *testRedis
+	redisPID int
+	pids     []int // adapter plugin subprocesses
+	pub      *websocket.Conn
+	clients  []*benchClient // in room "r"
+	solo     *benchClient   // in room "s"
+	cur      atomic.Pointer[benchRun]
 }
 
 // benchRun tracks one run's deliveries.
@@ -267,6 +268,13 @@ func newBenchEnv(b *testing.B, variant, bin string) *benchEnv {
 
 	rdb := redis.NewClient(&redis.Options{Addr: env.redis.Addr()})
 	defer rdb.Close()
+	info, err := rdb.InfoMap(context.Background(), "server").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if env.redisPID, err = strconv.Atoi(info["Server"]["process_id"]); err != nil {
+		b.Fatalf("redis process_id: %v (%v)", err, info)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		list, err := rdb.ClientList(context.Background()).Result()
@@ -502,10 +510,7 @@ func (env *benchEnv) cpuTime(b *testing.B) cpuSample {
 	for _, pid := range env.pids {
 		s.plugins += procCPU(b, pid)
 	}
-	env.redis.mu.Lock()
-	pid := env.redis.cmd.Process.Pid
-	env.redis.mu.Unlock()
-	s.redis = procCPU(b, pid)
+	s.redis = procCPU(b, env.redisPID)
 	var ms goruntime.MemStats
 	goruntime.ReadMemStats(&ms)
 	s.gcs = ms.NumGC
