@@ -48,6 +48,14 @@ func newClassic(rdb *redis.Client, key, uid string, rt *runtime) *classic {
 		respSubs: map[string]bool{}, pending: map[string]*pending{}}
 }
 
+// subscribers is the number of pattern subscriptions on Redis: each
+// server of the classic format (ours, Node's) holds one, <key>#<nsp>#*.
+// Other applications' patterns on the same Redis count too, which is fine
+// for the queue's before/after comparison.
+func (c *classic) subscribers(ctx context.Context) (int64, error) {
+	return c.rdb.PubSubNumPat(ctx).Result()
+}
+
 func (c *classic) close() error {
 	c.cancel()
 	c.wg.Wait()

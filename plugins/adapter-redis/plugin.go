@@ -134,6 +134,13 @@ func (p *plugin) Configure(_ context.Context, raw sdk.Config) error {
 	var m mode
 	switch c.Mode {
 	case "", "classic":
+		if opts.MaxRetries == 0 {
+			// The queue retries, and must see a failure to hold the backlog
+			// until subscribers are back: go-redis's own retries would keep
+			// a pipeline waiting through an outage and send it the moment
+			// Redis returns.
+			opts.MaxRetries = -1
+		}
 		rdb := redis.NewClient(opts)
 		rdb.AddHook(rt.met)
 		m = newClassic(rdb, c.Key, newUID(), rt)
@@ -148,7 +155,15 @@ func (p *plugin) Configure(_ context.Context, raw sdk.Config) error {
 	default:
 		return fmt.Errorf(`adapter "redis": mode must be "classic" or "sharded", not %q`, c.Mode)
 	}
-	q := newOutQueue(queue, rt.met, m.flush)
+	// A mode may count the subscribers its broadcasts go to, for the queue
+	// to hold its backlog after an outage until they are back.
+	var subscribers func(context.Context) (int64, error)
+	if sc, ok := m.(interface {
+		subscribers(context.Context) (int64, error)
+	}); ok {
+		subscribers = sc.subscribers
+	}
+	q := newOutQueue(queue, rt.met, m.flush, subscribers)
 	p.mu.Lock()
 	oldM, oldQ := p.m, p.q
 	p.m, p.q = m, q

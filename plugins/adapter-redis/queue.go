@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/socketfleet/socketfleet/sdk"
 )
@@ -17,6 +20,13 @@ const (
 	backoffMin       = 50 * time.Millisecond
 	backoffMax       = time.Second
 	maxLateErrors    = 8 // encoding errors kept for the next Publish call
+	// After the connection to Redis was lost, the backlog waits until as
+	// many subscribers as before are back (at most resubscribeWait): every
+	// server's subscriptions reconnect on their own schedule, and Redis
+	// pub/sub keeps nothing for a subscriber that is not back yet. The count
+	// is sampled at most every subscribersEvery while publishing works.
+	resubscribeWait  = 3 * time.Second
+	subscribersEvery = 2 * time.Second
 )
 
 // outQueue holds outgoing broadcasts so that Publish never waits for, or
@@ -25,8 +35,13 @@ const (
 // When full, new messages are dropped and counted.
 type outQueue struct {
 	flush func(ctx context.Context, batch []sdk.AdapterMessage, skipped func(error)) error
-	met   *metrics
-	limit int
+	// subscribers counts the subscribers broadcasts go to (e.g. PUBSUB
+	// NUMPAT), without publishing; nil: retry flush at once, no wait.
+	subscribers func(ctx context.Context) (int64, error)
+	seen        int64     // subscribers at the last sample
+	seenAt      time.Time // of the last sample
+	met         *metrics
+	limit       int
 
 	mu       sync.Mutex
 	pending  []sdk.AdapterMessage // oldest first; not yet taken by the writer
@@ -41,9 +56,11 @@ type outQueue struct {
 	done   chan struct{}
 }
 
-func newOutQueue(limit int, met *metrics, flush func(context.Context, []sdk.AdapterMessage, func(error)) error) *outQueue {
+// newOutQueue starts the writer. subscribers, when not nil, counts the
+// subscribers on Redis (see outQueue).
+func newOutQueue(limit int, met *metrics, flush func(context.Context, []sdk.AdapterMessage, func(error)) error, subscribers func(context.Context) (int64, error)) *outQueue {
 	ctx, cancel := context.WithCancel(context.Background())
-	q := &outQueue{flush: flush, met: met, limit: limit, wake: make(chan struct{}, 1),
+	q := &outQueue{flush: flush, subscribers: subscribers, met: met, limit: limit, wake: make(chan struct{}, 1),
 		ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	go q.run()
 	return q
@@ -146,7 +163,25 @@ func (q *outQueue) run() {
 // queue was stopped first (the batch is then counted as dropped).
 func (q *outQueue) send(batch []sdk.AdapterMessage) bool {
 	backoff := backoffMin
+	// lost: a flush failed on the connection (not a Redis error reply):
+	// Redis probably went away, and the subscribers' connections with it.
+	failed, lost := false, false
 	for {
+		if failed && q.subscribers != nil {
+			ctx, cancel := context.WithTimeout(q.ctx, flushAttempt)
+			_, err := q.subscribers(ctx)
+			cancel()
+			if err != nil {
+				if !q.retryAfter(err, batch, &backoff) {
+					return false
+				}
+				continue
+			}
+			if lost {
+				q.awaitSubscribers()
+			}
+			failed, lost = false, false
+		}
 		// Skipped messages are only counted once Redis took the batch, so
 		// that retries do not count them again.
 		var skippedErrs []error
@@ -159,6 +194,7 @@ func (q *outQueue) send(batch []sdk.AdapterMessage) bool {
 		})
 		cancel()
 		if err == nil {
+			q.sample()
 			q.met.setDown("publish", nil)
 			q.met.invalid.Add(uint64(skipped))
 			q.met.published.Add(uint64(len(batch) - skipped))
@@ -175,21 +211,62 @@ func (q *outQueue) send(batch []sdk.AdapterMessage) bool {
 			q.done1(len(batch))
 			return true
 		}
-		if q.ctx.Err() != nil {
-			q.met.droppedClose.Add(uint64(len(batch)))
-			q.done1(len(batch))
+		var reply redis.Error
+		failed, lost = true, lost || !errors.As(err, &reply)
+		if !q.retryAfter(err, batch, &backoff) {
 			return false
 		}
-		q.mu.Lock()
-		queued := len(q.pending) + q.inFlight
-		q.mu.Unlock()
-		q.met.setDown("publish", fmt.Errorf("%w (%d messages queued)", redisCause(err), queued))
+	}
+}
+
+// sample counts the subscribers now and then while publishing works.
+func (q *outQueue) sample() {
+	if q.subscribers == nil || time.Since(q.seenAt) < subscribersEvery {
+		return
+	}
+	ctx, cancel := context.WithTimeout(q.ctx, flushAttempt)
+	defer cancel()
+	if n, err := q.subscribers(ctx); err == nil {
+		q.seen, q.seenAt = n, time.Now()
+	}
+}
+
+// awaitSubscribers waits, once Redis answers again, until as many
+// subscribers as last seen are back, at most resubscribeWait.
+func (q *outQueue) awaitSubscribers() {
+	deadline := time.Now().Add(resubscribeWait)
+	for time.Now().Before(deadline) && q.ctx.Err() == nil {
+		ctx, cancel := context.WithTimeout(q.ctx, time.Second)
+		n, err := q.subscribers(ctx)
+		cancel()
+		if err == nil && n >= q.seen {
+			return
+		}
 		select {
-		case <-time.After(backoff):
+		case <-time.After(backoffMin):
 		case <-q.ctx.Done():
 		}
-		backoff = min(backoff*2, backoffMax)
 	}
+}
+
+// retryAfter reports err in the status and waits the backoff; false when
+// the queue was stopped (the batch is then counted as dropped).
+func (q *outQueue) retryAfter(err error, batch []sdk.AdapterMessage, backoff *time.Duration) bool {
+	if q.ctx.Err() != nil {
+		q.met.droppedClose.Add(uint64(len(batch)))
+		q.done1(len(batch))
+		return false
+	}
+	q.mu.Lock()
+	queued := len(q.pending) + q.inFlight
+	q.mu.Unlock()
+	q.met.setDown("publish", fmt.Errorf("%w (%d messages queued)", redisCause(err), queued))
+	select {
+	case <-time.After(*backoff):
+	case <-q.ctx.Done():
+	}
+	*backoff = min(*backoff*2, backoffMax)
+	return true
 }
 
 func (q *outQueue) done1(n int) {

@@ -15,6 +15,11 @@ import (
 // a PING unanswered for as long again replaces the connection.
 const subHealthEvery = 3 * time.Second
 
+// subBackoffMax caps the wait between reconnection attempts: short, so that
+// subscriptions are back before publishers send their backlog (see
+// resubscribeGrace). A refused dial is cheap.
+const subBackoffMax = 250 * time.Millisecond
+
 // subConn is one pub/sub connection read by our own loop instead of
 // go-redis's Channel(): that loop sees the connection's errors (for
 // Status), knows when Redis has confirmed a SUBSCRIBE (a request must not
@@ -212,7 +217,7 @@ func (s *subConn) run(ctx context.Context) {
 			case <-time.After(backoff):
 			case <-ctx.Done():
 			}
-			backoff = min(2*backoff, backoffMax)
+			backoff = min(2*backoff, subBackoffMax)
 			continue
 		}
 		backoff, pinged = backoffMin, false
