@@ -4,9 +4,18 @@
 // Node Socket.IO servers can share one cluster.
 package main
 
-import "github.com/socketfleet/socketfleet/sdk"
+import (
+	"os"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/socketfleet/socketfleet/sdk"
+)
 
 func main() {
+	// Before Serve, which replaces os.Stderr: this is the host's log.
+	redis.SetLogger(&quietLogger{out: os.Stderr, every: 10 * time.Second})
 	p := &plugin{}
 	sdk.Serve(p)
 	// The host is done with us: publish what is still queued (bounded).

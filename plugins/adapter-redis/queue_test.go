@@ -483,3 +483,19 @@ func TestHookAllocations(t *testing.T) {
 		t.Fatal("nothing observed")
 	}
 }
+
+// go-redis's log lines pass at most once per interval, with a count of
+// those held back.
+func TestQuietLogger(t *testing.T) {
+	var sb strings.Builder
+	l := &quietLogger{out: &sb, every: time.Hour}
+	for i := range 5 {
+		l.Printf(context.Background(), "dial failed %d", i)
+	}
+	l.last = time.Now().Add(-2 * time.Hour)
+	l.Printf(context.Background(), "dial failed %d", 5)
+	want := "redis: dial failed 0\nredis: dial failed 5 (and 4 more go-redis messages in the last 2h0m0s)\n"
+	if sb.String() != want {
+		t.Fatalf("got %q, want %q", sb.String(), want)
+	}
+}
