@@ -131,16 +131,16 @@ func (p *plugin) Configure(_ context.Context, raw sdk.Config) error {
 		}
 		rt.requestsTimeout = d
 	}
+	if opts.MaxRetries == 0 {
+		// The queue retries, and must see a failure to hold the backlog
+		// until subscribers are back: go-redis's own retries would keep a
+		// pipeline waiting through an outage and send it the moment Redis
+		// returns.
+		opts.MaxRetries = -1
+	}
 	var m mode
 	switch c.Mode {
 	case "", "classic":
-		if opts.MaxRetries == 0 {
-			// The queue retries, and must see a failure to hold the backlog
-			// until subscribers are back: go-redis's own retries would keep
-			// a pipeline waiting through an outage and send it the moment
-			// Redis returns.
-			opts.MaxRetries = -1
-		}
 		rdb := redis.NewClient(opts)
 		rdb.AddHook(rt.met)
 		m = newClassic(rdb, c.Key, newUID(), rt)

@@ -102,6 +102,7 @@ type sharded struct {
 	sink    *shSink
 	handle  *shHandler
 	pending map[string]*shPending
+	served  []string // namespace channels ServeRequests subscribed
 }
 
 type shSink struct {
@@ -690,6 +691,9 @@ func (s *sharded) serveRequests(ctx context.Context, namespaces []string, handle
 	}
 	s.mu.Lock()
 	s.handle = h
+	for _, n := range namespaces {
+		s.served = append(s.served, s.mainChannel(nspOrRoot(n)))
+	}
 	s.mu.Unlock()
 	s.addChannels(ctx, channels)
 	select {
@@ -845,6 +849,24 @@ func (s *sharded) request(ctx context.Context, req sdk.ClusterRequest, answer fu
 		}
 	}
 	return res, nil
+}
+
+// subscribers is how many servers hold the namespace channels this
+// instance serves (SHARDNUMSUB, summed): the outgoing queue compares it
+// before and after an outage, to hold its backlog until they are back.
+func (s *sharded) subscribers(ctx context.Context) (int64, error) {
+	s.mu.Lock()
+	channels := append([]string(nil), s.served...)
+	s.mu.Unlock()
+	var total int64
+	for _, ch := range channels {
+		n, err := s.serverCount(ctx, ch)
+		if err != nil {
+			return 0, err
+		}
+		total += int64(n)
+	}
+	return total, nil
 }
 
 // serverCount is PUBSUB SHARDNUMSUB of the channel; on a cluster a shard
