@@ -38,8 +38,8 @@ import (
 // instance A (not in the room) sends chat messages to "r", so every
 // delivery crosses from A to B through Redis.
 //
-// Variants, the same in all but the boundary (both set up at the start, each
-// with its own redis-server; the idle one costs next to nothing):
+// Variants, the same in all but the boundary, each with its own
+// redis-server and set up only for the sub-benchmarks that run:
 //   - plugin: the real adapter-redis binary, a subprocess launched by
 //     pluginhost (Launch, Configure, ClusterLink: the batched gRPC Publish
 //     and Subscribe streams), as socket-server runs it;
@@ -58,11 +58,11 @@ import (
 //     on B (not the set-up): the cost of one message, which 1,000
 //     deliveries a message hide.
 //
-// and paired/throughput, paired/throughput-1member: both variants in turns
-// of a few hundred milliseconds, so that they see the same load from the
-// rest of the machine (blocks of runs one after the other do not, on a
-// shared 2-core machine); loss-% is how much lower the plugin's msgs/s is,
-// the median over pairs of turns.
+// and paired/throughput, paired/throughput-1member: both variants set up in
+// this process and measured in turns of a few hundred milliseconds, so that
+// they see the same load from the rest of the machine (blocks of runs one
+// after the other do not, on a shared 2-core machine); loss-% is how much
+// lower the plugin's msgs/s is, the median over pairs of turns.
 //
 // cpu-us/delivery is user+system CPU per delivery of this process (both
 // instances, the publisher and the clients, which the variants share) plus
@@ -85,13 +85,9 @@ func BenchmarkBoundary(b *testing.B) {
 	if rand.IntN(2) == 0 {
 		slices.Reverse(variants)
 	}
-	envs := map[string]*benchEnv{}
 	for _, v := range variants {
-		envs[v] = newBenchEnv(b, v, bin)
-	}
-	for _, v := range variants {
-		env := envs[v]
 		b.Run(v, func(b *testing.B) {
+			env := newBenchEnv(b, v, bin) // alone in the process while it runs
 			b.Run("throughput", env.throughput)
 			b.Run("latency", env.latency)
 			b.Run("throughput-1member", env.throughputOne)
@@ -102,6 +98,10 @@ func BenchmarkBoundary(b *testing.B) {
 	// hundred milliseconds) so that both see the same machine load; give
 	// these a long -benchtime (e.g. 20s) for many pairs of turns.
 	b.Run("paired", func(b *testing.B) {
+		envs := map[string]*benchEnv{}
+		for _, v := range variants {
+			envs[v] = newBenchEnv(b, v, bin)
+		}
 		b.Run("throughput", func(b *testing.B) { paired(b, envs, "r", 100) })
 		b.Run("throughput-1member", func(b *testing.B) { paired(b, envs, "s", 2000) })
 	})
