@@ -162,6 +162,23 @@ func median(lines []map[string]any, field string) (float64, int) {
 	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2, len(vs)
 }
 
+// spread is "min–max" of the field's values among lines.
+func spread(lines []map[string]any, field string) string {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, l := range lines {
+		if v, ok := l[field].(float64); ok {
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
+	}
+	switch {
+	case math.IsInf(lo, 1):
+		return "-"
+	case lo == hi:
+		return fmtNum(lo)
+	}
+	return fmtNum(lo) + "–" + fmtNum(hi)
+}
+
 func writeTable(w io.Writer, lines []map[string]any, a, b string, targets []target) {
 	// Figure names in order of first appearance.
 	var names []string
@@ -177,8 +194,8 @@ func writeTable(w io.Writer, lines []map[string]any, a, b string, targets []targ
 		}
 		byName[name][label] = append(byName[name][label], l)
 	}
-	fmt.Fprintf(w, "| figure | %s | %s | %s/%s | target | met | generator CPU %s / %s | rounds |\n", a, b, a, b, a, b)
-	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|---|---|")
+	fmt.Fprintf(w, "| figure | %s | %s | %s/%s | target | met | generator CPU %s / %s | rounds | range %s; %s |\n", a, b, a, b, a, b, a, b)
+	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|---|---|---|")
 	for _, name := range names {
 		la, lb := byName[name][a], byName[name][b]
 		genA, _ := median(la, "gen_cpu_pct")
@@ -208,8 +225,9 @@ func writeTable(w io.Writer, lines []map[string]any, a, b string, targets []targ
 			if fig.unit != "" {
 				unit = " " + fig.unit
 			}
-			fmt.Fprintf(w, "| %s: %s | %s%s | %s%s | %s | %s | %s | %.0f%% / %.0f%% | %d / %d |\n",
-				name, fig.title, fmtNum(ma), unit, fmtNum(mb), unit, fmtRatio(ratio), tgt, met, genA, genB, na, nb)
+			fmt.Fprintf(w, "| %s: %s | %s%s | %s%s | %s | %s | %s | %.0f%% / %.0f%% | %d / %d | %s; %s |\n",
+				name, fig.title, fmtNum(ma), unit, fmtNum(mb), unit, fmtRatio(ratio), tgt, met, genA, genB, na, nb,
+				spread(la, fig.field), spread(lb, fig.field))
 		}
 	}
 }
@@ -220,7 +238,7 @@ func fmtNum(v float64) string {
 		return "-"
 	case v == 0:
 		return "0"
-	case math.Abs(v) >= 1000:
+	case math.Abs(v) >= 100:
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	case math.Abs(v) >= 10:
 		return strconv.FormatFloat(v, 'f', 1, 64)

@@ -104,7 +104,7 @@ func TestTable(t *testing.T) {
 	}
 	got := out.String()
 	for _, want := range []string{
-		"| fanout-1k: server CPU per delivery | 6.00 µs | 20.0 µs | 0.30 | <= 0.2 | **no** | 20% / 22% | 3 / 1 |", // median of 4, 6, 100
+		"| fanout-1k: server CPU per delivery | 6.00 µs | 20.0 µs | 0.30 | <= 0.2 | **no** | 20% / 22% | 3 / 1 | 4.00–100; 20.0 |", // median of 4, 6, 100
 		"| fanout-1k: latency p99 | 2.00 ms | 20.0 ms | 0.10 | <= 0.2 | yes |",
 		"| idle-10k: connections/s | 6000 | 1500 | 4.00 | >= 3 | yes | 50% / 30% | 1 / 1 |",
 		"| idle-10k: RSS per connection | 8000 B | 16000 B | 0.50 |",
