@@ -48,12 +48,36 @@ func newClassic(rdb *redis.Client, key, uid string, rt *runtime) *classic {
 		respSubs: map[string]bool{}, pending: map[string]*pending{}}
 }
 
-// subscribers is the number of pattern subscriptions on Redis: each
-// server of the classic format (ours, Node's) holds one, <key>#<nsp>#*.
-// Other applications' patterns on the same Redis count too, which is fine
-// for the queue's before/after comparison.
+// subscribers is the number of clients holding a pattern subscription on
+// Redis: each server of the classic format (ours, Node's) holds one,
+// <key>#<nsp>#*. It is read from CLIENT LIST, because PUBSUB NUMPAT counts
+// distinct patterns (two servers on the same pattern count once, so the
+// queue would stop waiting when the first one is back). Other
+// applications' pattern subscribers count too, which is fine for the
+// queue's before/after comparison. Where CLIENT is not allowed (some
+// managed Redis), NUMPAT is the fallback.
 func (c *classic) subscribers(ctx context.Context) (int64, error) {
-	return c.rdb.PubSubNumPat(ctx).Result()
+	list, err := c.rdb.ClientList(ctx).Result()
+	if err != nil {
+		return c.rdb.PubSubNumPat(ctx).Result()
+	}
+	return countPatternClients(list), nil
+}
+
+// countPatternClients counts the lines of CLIENT LIST output with psub > 0.
+func countPatternClients(list string) int64 {
+	var n int64
+	for _, line := range strings.Split(list, "\n") {
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "psub="); ok {
+				if v != "0" && v != "" {
+					n++
+				}
+				break
+			}
+		}
+	}
+	return n
 }
 
 func (c *classic) close() error {

@@ -499,3 +499,44 @@ func TestQuietLogger(t *testing.T) {
 		t.Fatalf("got %q, want %q", sb.String(), want)
 	}
 }
+
+// Two servers on the same pattern are two subscribers (PUBSUB NUMPAT would
+// say one), so the post-outage wait holds until both are back.
+func TestSubscribersCountsEveryPatternClient(t *testing.T) {
+	r := startRedis(t)
+	opts, err := redis.ParseURL(r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	c := &classic{rdb: rdb}
+	ctx := context.Background()
+	count := func() int64 {
+		n, err := c.subscribers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("no subscribers yet: %d", n)
+	}
+	var subs []*redis.PubSub
+	for i := range 2 {
+		ps := rdb.PSubscribe(ctx, "socket.io#*")
+		defer ps.Close()
+		if _, err := ps.Receive(ctx); err != nil { // the confirmation
+			t.Fatal(err)
+		}
+		subs = append(subs, ps)
+		if n := count(); n != int64(i+1) {
+			t.Fatalf("%d clients on one pattern: subscribers = %d", i+1, n)
+		}
+	}
+	if numpat, _ := rdb.PubSubNumPat(ctx).Result(); numpat != 1 {
+		t.Logf("NUMPAT = %d (distinct patterns)", numpat)
+	}
+	subs[0].Close()
+	waitUntil(t, 5*time.Second, "one subscriber left", func() (bool, string) { n := count(); return n == 1, fmt.Sprint(n) })
+}
