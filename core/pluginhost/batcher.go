@@ -29,8 +29,13 @@ type batcher[T any] struct {
 	size        func(T) int   // estimated encoded size of one item; nil = 0
 	wait        time.Duration // how long to wait for more once it has one
 	maxAttempts int
-	send        func(ctx context.Context, batch []T) error
-	onFlush     func(ctx context.Context) error // after a Flush drained the queue; may be nil
+	// eager sends the first item after a quiet spell at once instead of
+	// waiting for company: at low rates (a chat message now and then) the
+	// linger would only add latency; in a burst, items keep arriving while
+	// a batch is sent, and the linger applies again.
+	eager   bool
+	send    func(ctx context.Context, batch []T) error
+	onFlush func(ctx context.Context) error // after a Flush drained the queue; may be nil
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -93,9 +98,10 @@ func (b *batcher[T]) queued() int { return len(b.ch) + int(b.inHand.Load()) }
 func (b *batcher[T]) run() {
 	defer close(b.done)
 	var (
-		batch = make([]T, 0, b.maxBatch)
-		carry []T // an item that would have overflowed the previous batch's bytes
-		timer = time.NewTimer(time.Hour)
+		batch    = make([]T, 0, b.maxBatch)
+		carry    []T // an item that would have overflowed the previous batch's bytes
+		timer    = time.NewTimer(time.Hour)
+		lastSent time.Time
 	)
 	timer.Stop()
 	for {
@@ -116,7 +122,9 @@ func (b *batcher[T]) run() {
 			}
 		}
 		size := b.sizeOf(batch[0])
-		// Take what is there, then wait up to b.wait for the rest of a batch.
+		// Take what is there, then wait up to b.wait for the rest of a batch
+		// (unless eager and the link was quiet).
+		quiet := b.eager && time.Since(lastSent) > b.wait
 		timer.Reset(b.wait)
 	fill:
 		for len(batch) < b.maxBatch && size < b.maxBytes {
@@ -124,6 +132,9 @@ func (b *batcher[T]) run() {
 			select {
 			case v = <-b.ch:
 			default:
+				if quiet {
+					break fill
+				}
 				select {
 				case v = <-b.ch:
 				case <-timer.C:
@@ -151,6 +162,7 @@ func (b *batcher[T]) run() {
 		} else {
 			b.deliver(b.ctx, batch)
 		}
+		lastSent = time.Now()
 		b.inHand.Store(int64(len(carry)))
 		clear(batch)
 	}

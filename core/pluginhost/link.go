@@ -16,7 +16,7 @@ import (
 type LinkOptions struct {
 	Queue    int           // outgoing messages held while the plugin is slow or down (default 10000)
 	MaxBatch int           // messages per Publish (default 256)
-	Linger   time.Duration // wait for more once one message is queued (default 1ms)
+	Linger   time.Duration // wait for more once one message is queued, in a burst (default 1ms); after a quiet spell the first message goes at once
 	// MaxBatchBytes stops a batch growing past this many payload bytes
 	// (default 16 MiB; a batch is one gRPC frame, at most sdk.MaxFrameSize).
 	MaxBatchBytes int
@@ -71,7 +71,7 @@ func (p *Plugin) ClusterLink(opts LinkOptions) *Link {
 				return a.Publish(ctx, batch)
 			})
 		})
-	l.out.maxBytes, l.out.size = opts.MaxBatchBytes, messageSize
+	l.out.maxBytes, l.out.size, l.out.eager = opts.MaxBatchBytes, messageSize, true
 	l.out.start()
 	return l
 }

@@ -229,3 +229,28 @@ func TestClusterLinkCloseFlushes(t *testing.T) {
 	}
 	link.Close()
 }
+
+// After a quiet spell a message is published at once, not after the
+// linger; a burst that follows is still batched.
+func TestClusterLinkQuietMessageSkipsTheLinger(t *testing.T) {
+	h, _ := newHost(t, pluginhost.Options{})
+	p := launch(t, h, pluginhost.Spec{Kind: sdk.KindAdapter, Name: "loop"})
+	link := p.ClusterLink(pluginhost.LinkOptions{Linger: 2 * time.Second})
+	defer link.Close()
+	c := newCollector()
+	link.Receive(c.deliver)
+
+	start := time.Now()
+	link.Send(msg(0))
+	eventually(t, 5*time.Second, "the lone message back", func() bool { d, _ := c.count(); return d == 1 })
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("a lone message took %s with a 2s linger", took)
+	}
+	for i := 1; i <= 100; i++ {
+		link.Send(msg(i))
+	}
+	eventually(t, 10*time.Second, "the burst back", func() bool { d, _ := c.count(); return d == 101 })
+	if _, batches := c.count(); batches > 4 {
+		t.Fatalf("101 messages in %d batches", batches)
+	}
+}
