@@ -268,7 +268,11 @@ func (s *Session) Close(reason string) {
 }
 
 // closeNow ends the session at once, dropping what is queued.
-func (s *Session) closeNow(reason string) {
+func (s *Session) closeNow(reason string) { s.close(reason, false) }
+
+// close ends the session at once; readFailed says the WebSocket read
+// failed, so no close frame is written.
+func (s *Session) close(reason string, readFailed bool) {
 	s.mu.Lock()
 	if s.reason == "" {
 		s.reason = reason
@@ -286,9 +290,14 @@ func (s *Session) closeNow(reason string) {
 	s.mu.Unlock()
 	if ws != nil {
 		// A close frame first, as Node does, so the peer sees 1000 rather
-		// than an abnormal 1006.
-		_ = ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
+		// than an abnormal 1006; but not when the read failed (the peer is
+		// gone, or closed first and gorilla answered its close frame, or
+		// gorilla sent 1009): that write only costs a syscall, a tenth of
+		// a short-lived connection's CPU.
+		if !readFailed {
+			_ = ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
+		}
 		_ = ws.Close()
 	}
 	s.finish(reason)
@@ -346,7 +355,7 @@ func (s *Session) wsRead(ws *websocket.Conn) {
 			if err == websocket.ErrReadLimit {
 				reason = ReasonTransportError
 			}
-			s.closeNow(reason)
+			s.close(reason, true)
 			return
 		}
 		if !s.handleFrame(kind, data) {
