@@ -1,17 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -64,116 +58,11 @@ const say = (what, v) => console.log(what + " " + JSON.stringify(v));
 })().catch((err) => { console.error(err); process.exit(1); });
 `
 
-// shNodeModules is a node_modules directory holding the Node adapter
-// 8.3.0 and its companions: test/e2e's (make e2e-deps installs it from its
-// lockfile), else a fresh npm install in a temp dir.
-func shNodeModules(t *testing.T) string {
+// startShardedNode runs the Node side of the sharded interop test with
+// the npm packages of test/e2e's lockfile (nodeModules).
+func startShardedNode(t *testing.T, redisURL string) *nodeProc {
 	t.Helper()
-	if dir, err := filepath.Abs(filepath.Join("..", "..", "test", "e2e", "node_modules")); err == nil {
-		var pkg struct{ Version string }
-		b, err := os.ReadFile(filepath.Join(dir, "@socket.io", "redis-adapter", "package.json"))
-		if err == nil && json.Unmarshal(b, &pkg) == nil && pkg.Version == "8.3.0" {
-			for _, dep := range []string{"socket.io", "socket.io-client", "redis"} {
-				if _, err := os.Stat(filepath.Join(dir, dep, "package.json")); err != nil {
-					goto install
-				}
-			}
-			return dir
-		}
-	}
-install:
-	dir := t.TempDir()
-	cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--loglevel=error",
-		"@socket.io/redis-adapter@8.3.0", "socket.io@4.8.1", "redis@4.7.0", "socket.io-client@4.8.1")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm install failed (no registry access?): %v\n%s", err, out)
-	}
-	return filepath.Join(dir, "node_modules")
-}
-
-// shNode is the running Node script: its stdin and its stdout lines.
-type shNode struct {
-	stdin io.WriteCloser
-	lines chan string
-}
-
-func startShardedNode(t *testing.T, redisURL string) *shNode {
-	t.Helper()
-	modules := shNodeModules(t)
-	script := filepath.Join(t.TempDir(), "sharded-server.js")
-	if err := os.WriteFile(script, []byte(shardedNodeScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", script)
-	cmd.Env = append(os.Environ(), "REDIS_URL="+redisURL, "NODE_PATH="+modules)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	n := &shNode{stdin: stdin, lines: make(chan string, 64)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			select {
-			case n.lines <- sc.Text():
-			case <-exited:
-				return
-			}
-		}
-	}()
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		stdin.Close()
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("node stderr:\n%s", stderr.String())
-		}
-	})
-	return n
-}
-
-func (n *shNode) send(t *testing.T, line string) {
-	t.Helper()
-	if _, err := io.WriteString(n.stdin, line+"\n"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// expect returns the payload of the next line starting with prefix
-// (other lines are skipped).
-func (n *shNode) expect(t *testing.T, prefix string) string {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		select {
-		case l := <-n.lines:
-			if rest, ok := strings.CutPrefix(l, prefix+" "); ok {
-				return rest
-			}
-			if strings.HasPrefix(l, "error ") {
-				t.Fatalf("node: %s", l)
-			}
-		case <-deadline:
-			t.Fatalf("node: no %q line within 20s", prefix)
-		}
-	}
+	return startNode(t, nodeModules(t), shardedNodeScript, "REDIS_URL="+redisURL)
 }
 
 func shJSONEqual(t *testing.T, what, got, want string) {
