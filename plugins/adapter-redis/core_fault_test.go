@@ -246,6 +246,23 @@ namespace "/" {
 			len(missed), numRanges(missed), dropped, lost, published)
 	}
 
+	// The plugin's Redis metrics reach the core's /metrics, with the
+	// instance label, and pass promtool: the outage shows as errors.
+	if errs, lines := metricsA.sum("redis_errors_total"); errs == 0 {
+		t.Errorf("A: no Redis errors counted through the outage: %v", lines)
+	}
+	if n, lines := metricsA.sum("redis_command_duration_seconds_count"); n == 0 || !strings.Contains(lines[0], `instance="`) {
+		t.Errorf("A: command duration histogram: %v", lines)
+	}
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		_, body := getURL(a.addr, "/metrics")
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(body)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics on A's exposition: %v\n%s", err, out)
+		}
+	}
+
 	// Nobody crashed: both instances up, their plugins never restarted.
 	for _, in := range []*coreInstance{a, b} {
 		in.checkAlive(t)
