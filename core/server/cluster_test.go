@@ -218,6 +218,31 @@ func TestClusterRequestsAreBounded(t *testing.T) {
 	waitUntil(t, "answer", func() bool { mu.Lock(); defer mu.Unlock(); return answered == 1 })
 }
 
+// Requests that get no answer change state: they are executed at once and
+// in order, even when every slot for the others is busy, never refused.
+func TestClusterJoinLeaveRunInOrderAndAreNeverRefused(t *testing.T) {
+	srv, ts := newTestInstance(t, clusterConfig)
+	c, id := member(t, ts)
+	for i := 0; i < maxConcurrentRequests; i++ {
+		srv.requestSlots <- struct{}{} // every slot busy
+	}
+	sel := sdk.ClusterRequest{Namespace: "/", Rooms: []string{id}, Targets: []string{"late"}}
+	join, leave := sel, sel
+	join.Type, leave.Type = sdk.RequestSocketsJoin, sdk.RequestSocketsLeave
+	ns := srv.SocketIO.Namespace("/")
+	srv.serveClusterRequest(sdk.IncomingRequest{ClusterRequest: join})
+	if got := ns.Adapter().Sockets([]string{"late"}); !slices.Equal(got, []string{id}) {
+		t.Fatalf("after join, late holds %v", got)
+	}
+	srv.serveClusterRequest(sdk.IncomingRequest{ClusterRequest: leave})
+	srv.serveClusterRequest(sdk.IncomingRequest{ClusterRequest: join})
+	srv.serveClusterRequest(sdk.IncomingRequest{ClusterRequest: leave})
+	if got := ns.Adapter().Sockets([]string{"late"}); len(got) != 0 || srv.RequestsRefused.Load() != 0 {
+		t.Fatalf("after join, leave, join, leave: late holds %v, %d refused", got, srv.RequestsRefused.Load())
+	}
+	c.silent(50 * time.Millisecond)
+}
+
 func TestPluginMetricsMergeWithCoreLabels(t *testing.T) {
 	inst := sdk.MetricLabel{Name: "instance", Value: "i1"}
 	snap := &sdk.MetricsSnapshot{Counters: []sdk.MetricSample{{Name: "core_total", Labels: []sdk.MetricLabel{inst}, Value: 1}}}

@@ -301,11 +301,20 @@ func (s *Server) roomSnapshot() []sdk.RoomChange {
 	return out
 }
 
-// serveClusterRequest runs a request from another instance off the
-// adapter's delivery goroutine (which must not block), at most
-// maxConcurrentRequests at once; over that it is refused and counted (the
-// requester sees this instance not answering).
+// serveClusterRequest runs a request from another instance. Requests that
+// get no answer (join, leave, disconnect, a server-side emit without ack)
+// change state and are as cheap per socket as a broadcast: they run here,
+// in the order they came, like broadcasts from other instances, and are
+// never refused (a refused join would be lost without anyone knowing; run
+// apart, a join and the leave after it could swap). The others (fetches,
+// broadcasts with acks) run off the adapter's delivery goroutine (which
+// must not block), at most maxConcurrentRequests at once; over that they
+// are refused and counted (the requester sees this instance not answering).
 func (s *Server) serveClusterRequest(in sdk.IncomingRequest) {
+	if !in.Type.Answered(in.WantAck) {
+		s.SocketIO.ServeRequest(in)
+		return
+	}
 	select {
 	case s.requestSlots <- struct{}{}:
 	default:

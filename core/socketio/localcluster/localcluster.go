@@ -38,10 +38,14 @@ type Hub struct {
 type Node struct {
 	hub *Hub
 
-	mu       sync.Mutex // serializes deliver and handle: never concurrent, as the contract says
-	deliver  func([]sdk.AdapterMessage)
-	handle   func(sdk.IncomingRequest)
-	down     bool
+	mu      sync.Mutex // serializes deliver and handle: never concurrent, as the contract says
+	deliver func([]sdk.AdapterMessage)
+	handle  func(sdk.IncomingRequest)
+	down    bool
+
+	// roomsMu guards the room changes apart from mu: deliver and handle
+	// may join sockets to rooms, which reports changes.
+	roomsMu  sync.Mutex
 	changes  []sdk.RoomChange
 	snapshot func() []sdk.RoomChange
 }
@@ -104,32 +108,32 @@ func (n *Node) ServeRequests(_ []string, handle func(sdk.IncomingRequest)) {
 
 // RoomChanged records a room change.
 func (n *Node) RoomChanged(c sdk.RoomChange) {
-	n.mu.Lock()
+	n.roomsMu.Lock()
 	if len(n.changes) < maxRoomChanges {
 		n.changes = append(n.changes, c)
 	}
-	n.mu.Unlock()
+	n.roomsMu.Unlock()
 }
 
 // RoomChanges returns the room changes recorded so far.
 func (n *Node) RoomChanges() []sdk.RoomChange {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	n.roomsMu.Lock()
+	defer n.roomsMu.Unlock()
 	return append([]sdk.RoomChange(nil), n.changes...)
 }
 
 // SetRoomSnapshot keeps the snapshot function.
 func (n *Node) SetRoomSnapshot(snapshot func() []sdk.RoomChange) {
-	n.mu.Lock()
+	n.roomsMu.Lock()
 	n.snapshot = snapshot
-	n.mu.Unlock()
+	n.roomsMu.Unlock()
 }
 
 // RoomSnapshot calls the snapshot function (nil when none was set).
 func (n *Node) RoomSnapshot() []sdk.RoomChange {
-	n.mu.Lock()
+	n.roomsMu.Lock()
 	f := n.snapshot
-	n.mu.Unlock()
+	n.roomsMu.Unlock()
 	if f == nil {
 		return nil
 	}
