@@ -28,6 +28,8 @@ type classic struct {
 	rsub      *subConn     // request and response channels, once started
 	answers   chan outResp // our answers to other instances' requests
 
+	subMu sync.Mutex // request channels: a decision to (un)subscribe and sending it
+
 	mu       sync.Mutex
 	chans    map[string]chanRole  // subscribed request/response channel → what it is
 	servers  map[string][]*server // namespace → ServeRequests calls serving it (the last one gets requests)

@@ -288,7 +288,11 @@ func (c *classic) serveRequests(ctx context.Context, namespaces []string, handle
 			nsps = append(nsps, n)
 		}
 	}
+	// subMu keeps each SUBSCRIBE or UNSUBSCRIBE in the order of the
+	// decisions to send it: an ending ServeRequests's UNSUBSCRIBE must not
+	// overtake the SUBSCRIBE of one starting on the same namespace.
 	var fresh []string
+	c.subMu.Lock()
 	c.mu.Lock()
 	for _, nsp := range nsps {
 		c.servers[nsp] = append(c.servers[nsp], s)
@@ -302,6 +306,7 @@ func (c *classic) serveRequests(ctx context.Context, namespaces []string, handle
 	if len(fresh) > 0 {
 		_ = c.rsub.subscribe(ctx, fresh...) // retried on reconnect
 	}
+	c.subMu.Unlock()
 	for _, nsp := range nsps { // Node subscribes to these too, whether it asks or not
 		c.subscribeResponses(ctx, nsp)
 	}
@@ -310,6 +315,7 @@ func (c *classic) serveRequests(ctx context.Context, namespaces []string, handle
 	// No longer a server of these namespaces: leave the request channels,
 	// so that PUBSUB NUMSUB stops counting us.
 	var gone []string
+	c.subMu.Lock()
 	c.mu.Lock()
 	for _, nsp := range nsps {
 		list := slices.DeleteFunc(c.servers[nsp], func(x *server) bool { return x == s })
@@ -328,6 +334,7 @@ func (c *classic) serveRequests(ctx context.Context, namespaces []string, handle
 		_ = c.rsub.unsubscribe(uctx, gone...)
 		ucancel()
 	}
+	c.subMu.Unlock()
 	<-done
 	return ctx.Err()
 }
