@@ -180,31 +180,39 @@ func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options) int {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	n := 0
-	deliver := func(id string, e *entry) {
+	a.eachSelectedLocked(opts, func(e *entry) {
+		e.m.Deliver(msgs)
+		n++
+	})
+	return n
+}
+
+// eachSelectedLocked visits every socket matching opts exactly once: in
+// any of opts.Rooms (all when empty), in none of opts.Except.
+func (a *Memory) eachSelectedLocked(opts Options, fn func(e *entry)) {
+	visit := func(id string, e *entry) {
 		if len(opts.Except) == 0 || !excepted(id, e, opts.Except) {
-			e.m.Deliver(msgs)
-			n++
+			fn(e)
 		}
 	}
 	switch len(opts.Rooms) {
 	case 0:
 		for id, e := range a.sockets {
-			deliver(id, e)
+			visit(id, e)
 		}
 	case 1:
-		a.eachInRoomLocked(opts.Rooms[0], deliver)
+		a.eachInRoomLocked(opts.Rooms[0], visit)
 	default:
 		seen := make(map[string]struct{})
 		for _, r := range opts.Rooms {
 			a.eachInRoomLocked(r, func(id string, e *entry) {
 				if _, dup := seen[id]; !dup {
 					seen[id] = struct{}{}
-					deliver(id, e)
+					visit(id, e)
 				}
 			})
 		}
 	}
-	return n
 }
 
 // eachInRoomLocked visits the members of a room, including the implicit
@@ -259,30 +267,10 @@ func (a *Memory) Select(opts Options) []Member {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	var out []Member
-	add := func(id string, e *entry) {
-		if len(opts.Except) == 0 || !excepted(id, e, opts.Except) {
-			out = append(out, e.m)
-		}
-	}
-	switch len(opts.Rooms) {
-	case 0:
+	if len(opts.Rooms) == 0 {
 		out = make([]Member, 0, len(a.sockets))
-		for id, e := range a.sockets {
-			add(id, e)
-		}
-	case 1:
-		a.eachInRoomLocked(opts.Rooms[0], add)
-	default:
-		seen := make(map[string]struct{})
-		for _, r := range opts.Rooms {
-			a.eachInRoomLocked(r, func(id string, e *entry) {
-				if _, dup := seen[id]; !dup {
-					seen[id] = struct{}{}
-					add(id, e)
-				}
-			})
-		}
 	}
+	a.eachSelectedLocked(opts, func(e *entry) { out = append(out, e.m) })
 	return out
 }
 
