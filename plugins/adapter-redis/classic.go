@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 
@@ -27,6 +29,8 @@ type classic struct {
 	startOnce sync.Once
 	rsub      *subConn     // request and response channels, once started
 	answers   chan outResp // our answers to other instances' requests
+
+	noClientType atomic.Bool // CLIENT LIST TYPE was refused: subscribers reads the whole list
 
 	subMu sync.Mutex // request channels: a decision to (un)subscribe and sending it
 
@@ -56,9 +60,23 @@ func newClassic(rdb *redis.Client, key, uid string, rt *runtime) *classic {
 // distinct patterns (two servers on the same pattern count once, so the
 // queue would stop waiting when the first one is back). Other
 // applications' pattern subscribers count too, which is fine for the
-// queue's before/after comparison. Where CLIENT is not allowed (some
+// queue's before/after comparison. It asks for pub/sub clients only
+// (CLIENT LIST TYPE pubsub, Redis 5): the sample runs on the publish path,
+// and a shared Redis may hold many more clients than subscribers. Where
+// TYPE is refused, the whole list; where CLIENT is not allowed (some
 // managed Redis), NUMPAT is the fallback.
 func (c *classic) subscribers(ctx context.Context) (int64, error) {
+	if !c.noClientType.Load() {
+		list, err := c.rdb.Do(ctx, "client", "list", "type", "pubsub").Text()
+		if err == nil {
+			return countPatternClients(list), nil
+		}
+		var reply redis.Error
+		if !errors.As(err, &reply) {
+			return 0, err // Redis unreachable: the fallbacks would fail too
+		}
+		c.noClientType.Store(true)
+	}
 	list, err := c.rdb.ClientList(ctx).Result()
 	if err != nil {
 		return c.rdb.PubSubNumPat(ctx).Result()

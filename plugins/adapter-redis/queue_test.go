@@ -540,3 +540,38 @@ func TestSubscribersCountsEveryPatternClient(t *testing.T) {
 	subs[0].Close()
 	waitUntil(t, 5*time.Second, "one subscriber left", func() (bool, string) { n := count(); return n == 1, fmt.Sprint(n) })
 }
+
+// CLIENT LIST TYPE pubsub counts RESP2 and RESP3 pattern subscribers alike,
+// and gives the same count as the whole list (the fallback).
+func TestSubscribersPubSubTypeMatchesWholeList(t *testing.T) {
+	r := startRedis(t)
+	ctx := context.Background()
+	var clients []*redis.Client
+	for _, proto := range []int{2, 3} {
+		opts, err := redis.ParseURL(r.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Protocol = proto
+		rdb := redis.NewClient(opts)
+		defer rdb.Close()
+		clients = append(clients, rdb)
+		ps := rdb.PSubscribe(ctx, "socket.io#*")
+		defer ps.Close()
+		if _, err := ps.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.Ping(ctx).Err(); err != nil { // a normal client besides
+			t.Fatal(err)
+		}
+	}
+	c := &classic{rdb: clients[0]}
+	n, err := c.subscribers(ctx)
+	if err != nil || n != 2 || c.noClientType.Load() {
+		t.Fatalf("CLIENT LIST TYPE pubsub: %d, %v (refused: %v), want 2", n, err, c.noClientType.Load())
+	}
+	c.noClientType.Store(true)
+	if n, err := c.subscribers(ctx); err != nil || n != 2 {
+		t.Fatalf("CLIENT LIST: %d, %v, want 2", n, err)
+	}
+}
