@@ -438,29 +438,34 @@ func (n *Namespace) DisconnectSockets(ctx context.Context, opts adapter.Options,
 // collector serializes answers from this instance and the others into one
 // callback, and drops whatever comes after the operation returned.
 type collector struct {
-	mu   sync.Mutex
-	fn   func(ack []byte, attachments [][]byte)
-	n    int
-	done bool
+	mu    sync.Mutex
+	fn    func(ack []byte, attachments [][]byte)
+	n     int
+	local bool // this instance's own answer was taken
+	done  bool
 }
 
-func (c *collector) add(ack []byte, atts [][]byte) {
+// add takes one answer; local says it is this instance's own.
+func (c *collector) add(ack []byte, atts [][]byte, local bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.done {
 		return
 	}
 	c.n++
+	c.local = c.local || local
 	if c.fn != nil {
 		c.fn(orNull(ack), atts)
 	}
 }
 
-func (c *collector) finish() int {
+// finish drops every later answer and says how many were taken, and
+// whether this instance's was one of them.
+func (c *collector) finish() (n int, local bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.done = true
-	return c.n
+	return c.n, c.local
 }
 
 // ServerSideEmit sends a server-side emit (data = ["event", ...args]) to
@@ -477,24 +482,23 @@ func (n *Namespace) ServerSideEmit(ctx context.Context, data []byte, attachments
 	col := &collector{fn: onAck}
 	localDone := make(chan struct{})
 	var once sync.Once
-	var localAnswered atomic.Bool
 	handled := n.ServerEventLocal(data, attachments, func(arg []byte, atts [][]byte) {
 		once.Do(func() {
-			localAnswered.Store(true)
-			col.add(arg, atts)
+			col.add(arg, atts, true)
 			close(localDone)
 		})
 	})
 	reach, err := n.request(ctx, sdk.ClusterRequest{Type: sdk.RequestServerSideEmit, Data: data, Attachments: attachments, WantAck: true},
-		func(r sdk.ClusterResponse) { col.add(r.Ack, r.AckAttachments) })
+		func(r sdk.ClusterResponse) { col.add(r.Ack, r.AckAttachments, false) })
 	if handled {
 		select {
 		case <-localDone:
 		case <-ctx.Done():
 		}
 	}
-	col.finish()
-	if !localAnswered.Load() {
+	// Counted only if its ack was taken: one that comes after finish is
+	// dropped, so it must not count as an answer either.
+	if _, local := col.finish(); !local {
 		reach.Answered--
 	}
 	return reach, err
@@ -543,7 +547,7 @@ func (n *Namespace) BroadcastWithAck(ctx context.Context, opts adapter.Options, 
 	settle := func() { closeOnce.Do(func() { close(localDone) }) }
 	local := n.BroadcastWithAckLocal(opts, data, attachments, timeout, func(ack []byte, atts [][]byte, err error) {
 		if err == nil {
-			col.add(ack, atts)
+			col.add(ack, atts, false)
 		}
 		if remaining.Add(-1) == 0 {
 			settle()
@@ -561,12 +565,12 @@ func (n *Namespace) BroadcastWithAck(ctx context.Context, opts adapter.Options, 
 				out.Clients += r.ClientCount
 				return
 			}
-			col.add(r.Ack, r.AckAttachments)
+			col.add(r.Ack, r.AckAttachments, false)
 		})
 	select {
 	case <-localDone:
 	case <-ctx.Done():
 	}
-	out.Acks = col.finish()
+	out.Acks, _ = col.finish()
 	return out, err
 }

@@ -58,6 +58,12 @@ func rawList(args [][]byte) string {
 }
 
 func (h *clusterHandler) ServerEvent(_ *socketio.Namespace, name string, args, _ [][]byte, ack func([]byte, [][]byte)) bool {
+	if name == "slow" { // acknowledged 200ms later
+		if ack != nil {
+			time.AfterFunc(200*time.Millisecond, func() { ack([]byte(`"late"`), nil) })
+		}
+		return true
+	}
 	if name != "ping" {
 		return false
 	}
@@ -375,6 +381,30 @@ func TestClusterServerSideEmit(t *testing.T) {
 	reach, err = a.ns.ServerSideEmit(ctx, []byte(`["ping"]`), nil, func(ack []byte, _ [][]byte) { acks = append(acks, string(ack)) })
 	if err != nil || len(acks) != 2 || reach.Expected != 3 || reach.Answered != 2 || time.Since(start) > 2*time.Second {
 		t.Fatalf("with a dead node: %v %+v %v after %v", acks, reach, err, time.Since(start))
+	}
+}
+
+// A local acknowledgement that comes after the caller stopped waiting is
+// neither passed on nor counted as an answer.
+func TestServerSideEmitLateLocalAck(t *testing.T) {
+	in := newInstance(t, "a", &localcluster.Hub{})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	var mu sync.Mutex
+	var acks []string
+	reach, err := in.ns.ServerSideEmit(ctx, []byte(`["slow"]`), nil, func(ack []byte, _ [][]byte) {
+		mu.Lock()
+		acks = append(acks, string(ack))
+		mu.Unlock()
+	})
+	if err != nil || reach != (socketio.Reach{Expected: 1, Answered: 0}) {
+		t.Fatalf("%+v %v", reach, err)
+	}
+	time.Sleep(300 * time.Millisecond) // the ack comes, and is dropped
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acks) != 0 {
+		t.Fatalf("acks after return: %v", acks)
 	}
 }
 
