@@ -147,11 +147,6 @@ func (s *Server) admit(*http.Request) (int, int) {
 // ServeHTTP serves the instance's endpoints.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Serve serves on l until ctx is done, then drains: /ready answers 503 at
-// once, new handshakes are refused, every socket gets the maintenance
-// event, and connections are closed paced over the drain window. What is
-// left at the deadline is closed; in-flight requests get 5 s more.
-
 // serveMetricsOn serves /metrics (only) on its own listener, for a metrics
 // block with `listen`; stop closes it.
 func (s *Server) serveMetricsOn(addr string) (stop func(), err error) {
@@ -167,6 +162,10 @@ func (s *Server) serveMetricsOn(addr string) (stop func(), err error) {
 	return func() { _ = hs.Close() }, nil
 }
 
+// Serve serves on l until ctx is done, then drains: /ready answers 503 at
+// once, new handshakes are refused, every socket gets the maintenance
+// event, and connections are closed paced over the drain window. What is
+// left at the deadline is closed; in-flight requests get 5 s more.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
