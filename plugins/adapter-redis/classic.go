@@ -196,11 +196,11 @@ func accept(prefix, uid string, rm *redis.Message) (sdk.AdapterMessage, bool) {
 	if !strings.HasPrefix(rm.Channel, prefix) {
 		return sdk.AdapterMessage{}, false
 	}
-	d, err := decodeMessage([]byte(rm.Payload))
-	if err != nil || d.uid == uid || (d.typ != packetEvent && d.typ != 5) {
+	d, err := decodeMessageFrom([]byte(rm.Payload), uid)
+	if err != nil || (d.typ != packetEvent && d.typ != 5) {
 		return sdk.AdapterMessage{}, false
 	}
-	if !strings.HasPrefix(rm.Channel[len(prefix):], d.msg.Namespace+"#") {
+	if rest := rm.Channel[len(prefix):]; !strings.HasPrefix(rest, d.msg.Namespace) || len(rest) == len(d.msg.Namespace) || rest[len(d.msg.Namespace)] != '#' {
 		return sdk.AdapterMessage{}, false
 	}
 	return d.msg, true

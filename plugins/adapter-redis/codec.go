@@ -254,8 +254,16 @@ type decoded struct {
 	msg sdk.AdapterMessage
 }
 
+// errOwnMessage is decodeMessageFrom's answer for a message of our own.
+var errOwnMessage = errors.New("own message")
+
 // decodeMessage parses a Node adapter broadcast message.
-func decodeMessage(b []byte) (*decoded, error) {
+func decodeMessage(b []byte) (*decoded, error) { return decodeMessageFrom(b, "") }
+
+// decodeMessageFrom is decodeMessage that stops at the uid when it is own
+// (not ""), with errOwnMessage: every broadcast we publish comes back
+// through the pattern subscription, and is dropped unread.
+func decodeMessageFrom(b []byte, own string) (*decoded, error) {
 	d := msgpack.NewDecoder(bytes.NewReader(b))
 	n, err := d.DecodeArrayLen()
 	if err != nil {
@@ -267,6 +275,9 @@ func decodeMessage(b []byte) (*decoded, error) {
 	out := &decoded{typ: -1}
 	if out.uid, err = decodeStringish(d); err != nil {
 		return nil, fmt.Errorf("uid: %w", err)
+	}
+	if own != "" && out.uid == own {
+		return nil, errOwnMessage
 	}
 	out.msg.Namespace = "/"
 	if err := decodeMap(d, func(k string) error {
