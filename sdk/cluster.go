@@ -88,7 +88,8 @@ type ClusterRequest struct {
 	Attachments [][]byte
 	WantAck     bool // ServerSideEmit: the sender waits for one answer per server
 	// Timeout bounds the wait for answers: the client ack timeout of a
-	// BroadcastAck; 0 elsewhere means the adapter's own request timeout.
+	// BroadcastAck; 0 elsewhere means the adapter's own request timeout
+	// (the host gives such a request 30 s at most).
 	Timeout time.Duration
 }
 

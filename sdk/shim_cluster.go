@@ -72,6 +72,7 @@ func (s *adapterServer) ServeRequests(stream pb.Adapter_ServeRequestsServer) err
 	type pending struct {
 		respond func(ClusterResponse)
 		until   time.Time
+		once    bool // one answer per server: forget it after that
 	}
 	var (
 		mu      sync.Mutex
@@ -88,6 +89,9 @@ func (s *adapterServer) ServeRequests(stream pb.Adapter_ServeRequestsServer) err
 			}
 			mu.Lock()
 			p, ok := waiting[a.GetId()]
+			if ok && p.once {
+				delete(waiting, a.GetId())
+			}
 			mu.Unlock()
 			if ok && a.GetResponse() != nil {
 				p.respond(responseFromPB(a.GetResponse()))
@@ -123,7 +127,8 @@ func (s *adapterServer) ServeRequests(stream pb.Adapter_ServeRequestsServer) err
 		nextID++
 		id := nextID
 		if in.Respond != nil {
-			waiting[id] = pending{respond: in.Respond, until: time.Now().Add(max(in.Timeout+5*time.Second, minRequestMemory))}
+			waiting[id] = pending{respond: in.Respond, until: time.Now().Add(max(in.Timeout+5*time.Second, minRequestMemory)),
+				once: in.Type != RequestBroadcastAck}
 		}
 		mu.Unlock()
 		sendErr = stream.Send(&pb.IncomingRequest{Id: id, Request: requestToPB(&in.ClusterRequest), Answered: in.Respond != nil})

@@ -114,13 +114,14 @@ func TestClusterRequestRoundTrip(t *testing.T) {
 		serveDone <- r.ServeRequests(ctx, []string{"/", "/chat"}, func(in sdk.IncomingRequest) { handled <- in })
 	}()
 	responded := make(chan sdk.ClusterResponse, 4)
+	// A broadcast with acks is answered several times by one server.
 	impl.incoming <- sdk.IncomingRequest{
-		ClusterRequest: sdk.ClusterRequest{Type: sdk.RequestFetchSockets, Namespace: "/chat", Rooms: []string{"r"}},
+		ClusterRequest: sdk.ClusterRequest{Type: sdk.RequestBroadcastAck, Namespace: "/chat", Rooms: []string{"r"}},
 		Respond:        func(resp sdk.ClusterResponse) { responded <- resp },
 	}
 	impl.incoming <- sdk.IncomingRequest{ClusterRequest: sdk.ClusterRequest{Type: sdk.RequestSocketsJoin, Namespace: "/", Targets: []string{"t"}}}
 	in := <-handled
-	if in.Type != sdk.RequestFetchSockets || in.Namespace != "/chat" || in.Respond == nil {
+	if in.Type != sdk.RequestBroadcastAck || in.Namespace != "/chat" || in.Respond == nil {
 		t.Fatalf("host got %+v", in)
 	}
 	in.Respond(sdk.ClusterResponse{Rooms: []string{"a"}})
