@@ -139,6 +139,29 @@ func TestClusterRequestRoundTrip(t *testing.T) {
 	if in := <-handled; in.Type != sdk.RequestSocketsJoin || in.Respond != nil {
 		t.Errorf("unanswered request arrived as %+v (Respond set: %v)", in.ClusterRequest, in.Respond != nil)
 	}
+	// A fetch is answered once per server: a second answer is dropped.
+	fetched := make(chan sdk.ClusterResponse, 4)
+	impl.incoming <- sdk.IncomingRequest{
+		ClusterRequest: sdk.ClusterRequest{Type: sdk.RequestFetchSockets, Namespace: "/"},
+		Respond:        func(resp sdk.ClusterResponse) { fetched <- resp },
+	}
+	in = <-handled
+	in.Respond(sdk.ClusterResponse{Rooms: []string{"first"}})
+	in.Respond(sdk.ClusterResponse{Rooms: []string{"second"}})
+	select {
+	case resp := <-fetched:
+		if resp.Rooms[0] != "first" {
+			t.Errorf("fetch answer %+v", resp)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("fetch answer did not reach the plugin")
+	}
+	select {
+	case resp := <-fetched:
+		t.Errorf("a second answer to a fetch reached the plugin: %+v", resp)
+	case <-time.After(300 * time.Millisecond):
+	}
+
 	impl.mu.Lock()
 	served := impl.served
 	impl.mu.Unlock()
