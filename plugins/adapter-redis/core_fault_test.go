@@ -114,8 +114,9 @@ namespace "/" {
 	// the plugins take to resume is theirs to decide), so that the tail of
 	// the stream shows whether cross-instance delivery resumed.
 	killed := make(chan struct{})
-	var sending atomic.Int64     // the message being sent
-	resumeFrom := atomic.Int64{} // B must get a message from this number on; -1 until Redis is back
+	resumed := make(chan struct{}) // Redis is dead: publish again
+	var sending atomic.Int64       // the message being sent
+	resumeFrom := atomic.Int64{}   // B must get a message from this number on; -1 until Redis is back
 	resumeFrom.Store(-1)
 	type result struct {
 		total int
@@ -130,7 +131,11 @@ namespace "/" {
 				time.Sleep(d)
 			}
 			if n == stopAt {
+				// Redis pub/sub is at most once: a message Redis took in
+				// the instant it is killed may never reach B, and nobody
+				// can count it. So nothing is sent while it dies.
 				close(killed)
+				<-resumed
 			}
 			if n >= minTotal && n%20 == 0 {
 				from := resumeFrom.Load()
@@ -151,7 +156,14 @@ namespace "/" {
 	}()
 
 	<-killed
+	for i, c := range bMembers {
+		waitUntil(t, 10*time.Second, fmt.Sprintf("B member %d has every message before the outage", i), func() (bool, string) {
+			got := c.unread()
+			return len(got) > 0 && got[len(got)-1] == chat(stopAt-1), fmt.Sprintf("last %q", lastOf(got))
+		})
+	}
 	r.stop()
+	close(resumed)
 	downAt := time.Now()
 	// /ready on A during the outage; the plugin's status is polled once a
 	// second, so give it the whole outage to show.
