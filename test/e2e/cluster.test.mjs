@@ -200,7 +200,12 @@ describe("three instances over Redis", { timeout: 120_000 }, () => {
 
   t("join, leave and disconnect through the API act on every instance", async () => {
     const { members, outsiders } = await spread("base");
+    // Like Node's socketsJoin, the call returns once this instance has done
+    // its part and the others were asked: wait until every instance has.
+    const inRoom = async (room) => (await api(servers[0], "GET", `sockets?room=${room}`)).sockets.map((s) => s.id).sort();
+    const memberIds = members.map((c) => c.id).sort();
     await api(servers[1], "POST", "join", { rooms: ["base"], join: ["extra"] });
+    await until(async () => JSON.stringify(await inRoom("extra")) === JSON.stringify(memberIds), 5000, "every member in extra");
     const got = [...members, ...outsiders].map((c) => collect(c, "chat"));
     outsiders[0].emit("chat", { room: "extra" });
     await until(() => got.slice(0, members.length).every((g) => g.length === 1), 5000, "members of extra got it");
@@ -208,6 +213,7 @@ describe("three instances over Redis", { timeout: 120_000 }, () => {
     assert.ok(got.slice(members.length).every((g) => g.length === 0), "outsiders are not in extra");
 
     await api(servers[2], "POST", "leave", { rooms: ["extra"], leave: ["extra"] });
+    await until(async () => (await inRoom("extra")).length === 0, 5000, "nobody left in extra");
     outsiders[0].emit("chat", { room: "extra" });
     await sleep(QUIET_MS);
     assert.ok(got.every((g) => g.length <= 1), "nobody is in extra any more");
@@ -325,10 +331,11 @@ describe("a mixed fleet: Node socket.io with @socket.io/redis-adapter and a Go i
       const res = await api(goServer, "GET", "sockets?room=joined-by-emitter");
       return res.sockets.some((s) => s.id === onGo.id);
     }, 5000, "the Go client joined by the emitter");
-    const gone = waitFor(onGo, "disconnect", 5000);
+    await until(async () => (await nodeIO.in("joined-by-emitter").fetchSockets()).length === 2, 5000,
+      "both clients joined by the emitter, seen from Node");
+    const gone = [waitFor(onGo, "disconnect", 5000), waitFor(onNode, "disconnect", 5000)];
     emitter.in("joined-by-emitter").disconnectSockets();
-    assert.equal((await gone)[0], "io server disconnect");
-    await waitFor(onNode, "disconnect", 5000);
+    for (const [reason] of await Promise.all(gone)) assert.equal(reason, "io server disconnect");
   });
 
   t("fetchSockets from Node sees the Go sockets, and the reverse", async () => {
