@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -99,47 +97,17 @@ func (l *Link) ServeRequests(namespaces []string, handle func(sdk.IncomingReques
 
 func (l *Link) serveRequests(namespaces []string, handle func(sdk.IncomingRequest)) {
 	defer close(l.cs.serveDone)
-	ctx := l.out.ctx
-	backoff := l.p.host.opts.BackoffMin
-	for ctx.Err() == nil {
-		inst, err := l.p.waitUp(ctx)
-		if err != nil {
-			return
-		}
-		r, ok := inst.raw.(sdk.Requester)
+	l.keepOpen("ServeRequests", func(ctx context.Context, raw sdk.Plugin) error {
+		r, ok := raw.(sdk.Requester)
 		if !ok {
-			return
+			return sdk.ErrUnsupported
 		}
-		sctx, cancel := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-inst.dead:
-				cancel()
-			case <-sctx.Done():
-			}
-		}()
-		began := time.Now()
-		err = r.ServeRequests(sctx, namespaces, handle)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
+		err := r.ServeRequests(ctx, namespaces, handle)
 		if errors.Is(err, sdk.ErrUnsupported) {
 			l.p.log.Info("adapter plugin carries broadcasts only: cluster requests reach this instance's sockets only")
-			return
 		}
-		if inst.isDead() {
-			continue // waitUp waits for the restart
-		}
-		if time.Since(began) > backoffReset {
-			backoff = l.p.host.opts.BackoffMin
-		}
-		l.p.log.WithFields(logrus.Fields{"error": errString(err), "retry_in": backoff}).Warn("adapter ServeRequests stream ended; re-opening")
-		if !sleepCtx(ctx, backoff) {
-			return
-		}
-		backoff = min(backoff*2, l.p.host.opts.BackoffMax)
-	}
+		return err
+	})
 }
 
 // RoomChanged tells the adapter plugin that this instance now holds a room,

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -152,6 +153,28 @@ func (l *Link) closePublishStream() {
 // subscribe keeps one Subscribe stream open on the live process.
 func (l *Link) subscribe() {
 	defer close(l.subDone)
+	l.keepOpen("Subscribe", func(ctx context.Context, raw sdk.Plugin) error {
+		a, ok := raw.(sdk.Adapter)
+		if !ok {
+			l.p.log.Error(wrongKind(l.p, raw, "sdk.Adapter").Error())
+			return sdk.ErrUnsupported
+		}
+		return a.Subscribe(ctx, func(batch []sdk.AdapterMessage) error {
+			l.received.Add(uint64(len(batch)))
+			if f := l.deliver.Load(); f != nil && *f != nil {
+				(*f)(batch)
+			}
+			return nil
+		})
+	})
+}
+
+// keepOpen runs one long-lived stream call on the live process until the
+// link closes: it ends the call when the process is declared dead, waits
+// for the restart and calls again; a call that ends by itself is made again
+// after a backoff. A call returning an error wrapping sdk.ErrUnsupported
+// ends it for good.
+func (l *Link) keepOpen(method string, call func(ctx context.Context, raw sdk.Plugin) error) {
 	ctx := l.out.ctx // cancelled by Close and by host Close
 	backoff := l.p.host.opts.BackoffMin
 	for ctx.Err() == nil {
@@ -159,13 +182,7 @@ func (l *Link) subscribe() {
 		if err != nil {
 			return
 		}
-		a, ok := inst.raw.(sdk.Adapter)
-		if !ok {
-			l.p.log.Error(wrongKind(l.p, inst.raw, "sdk.Adapter").Error())
-			return
-		}
 		sctx, cancel := context.WithCancel(ctx)
-		stop := context.AfterFunc(ctx, cancel)
 		go func() { // end the stream when this process is declared dead
 			select {
 			case <-inst.dead:
@@ -174,16 +191,9 @@ func (l *Link) subscribe() {
 			}
 		}()
 		began := time.Now()
-		err = a.Subscribe(sctx, func(batch []sdk.AdapterMessage) error {
-			l.received.Add(uint64(len(batch)))
-			if f := l.deliver.Load(); f != nil && *f != nil {
-				(*f)(batch)
-			}
-			return nil
-		})
-		stop()
+		err = call(sctx, inst.raw)
 		cancel()
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, sdk.ErrUnsupported) {
 			return
 		}
 		if inst.isDead() {
@@ -192,7 +202,7 @@ func (l *Link) subscribe() {
 		if time.Since(began) > backoffReset {
 			backoff = l.p.host.opts.BackoffMin
 		}
-		l.p.log.WithFields(logrus.Fields{"error": errString(err), "retry_in": backoff}).Warn("adapter Subscribe stream ended; re-opening")
+		l.p.log.WithFields(logrus.Fields{"error": errString(err), "retry_in": backoff}).Warn("adapter " + method + " stream ended; re-opening")
 		if !sleepCtx(ctx, backoff) {
 			return
 		}
