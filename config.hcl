@@ -287,9 +287,12 @@ namespace "/" {
 #   rooms_claim = "rooms"
 # }
 #
-# adapter "redis" {                    # broadcasts across instances (Node-compatible)
-#   url = env("REDIS_URL", "redis://127.0.0.1:6379")
-#   key = env("REDIS_PREFIX", "socket.io")
+# adapter "redis" {                    # broadcasts and cluster requests across instances (Node-compatible)
+#   url              = env("REDIS_URL", "redis://127.0.0.1:6379")
+#   key              = env("REDIS_PREFIX", "socket.io")
+#   mode             = "classic"        # or "sharded" (Redis 7 SPUBLISH; subscription_mode, cluster_nodes)
+#   queue            = 10000            # broadcasts held while Redis is away; beyond, dropped and counted
+#   requests_timeout = "5s"             # fetch sockets & co. wait this long for the other servers
 # }
 # sharding "hash" {                    # md5 of the user id, or algorithm = "rendezvous"
 #   shards = 4
