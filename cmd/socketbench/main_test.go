@@ -109,7 +109,7 @@ func startServer(t *testing.T, configName string, env ...string) (string, int) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server on %s not up: %v\n%s", addr, err, logs.String())
+			t.Fatalf("server on %s not up: %v", addr, err) // the cleanup logs its output
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

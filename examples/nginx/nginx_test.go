@@ -41,12 +41,12 @@ func need(t *testing.T, bins ...string) {
 }
 
 // start runs a background process, killed at the end of the test.
-func start(t *testing.T, name string, env []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+func start(t *testing.T, name string, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group, so that nginx's workers and the server's
 	// plugins go with it; and Wait does not hang on a pipe they hold.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -58,7 +58,26 @@ func start(t *testing.T, name string, env []string, args ...string) (*exec.Cmd, 
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 	})
-	return cmd, &out
+	return cmd, out
+}
+
+// syncBuffer collects a process's output; the test may read it (on failure)
+// while the process still writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 func waitHTTP(t *testing.T, url string) {
@@ -192,7 +211,7 @@ func TestThreeInstancesBehindNginx(t *testing.T) {
 	type instance struct {
 		id, addr string
 		cmd      *exec.Cmd
-		log      *bytes.Buffer
+		log      *syncBuffer
 	}
 	var insts []*instance
 	for i := 1; i <= 3; i++ {
@@ -317,12 +336,21 @@ func TestThreeInstancesBehindNginx(t *testing.T) {
 		}
 	}
 	_ = victim.cmd.Process.Signal(syscall.SIGTERM)
-	res, err := http.Get("http://" + victim.addr + "/ready")
-	if err != nil || res.StatusCode != 503 {
-		t.Fatalf("/ready of the draining instance: %v %v", res, err)
-	}
-	res.Body.Close()
 	signalled := time.Now()
+	// The signal is handled asynchronously: /ready turns 503 once it is.
+	for ready := 0; ; time.Sleep(10 * time.Millisecond) {
+		res, err := http.Get("http://" + victim.addr + "/ready")
+		if err != nil {
+			t.Fatalf("/ready of the draining instance: %v", err)
+		}
+		res.Body.Close()
+		if res.StatusCode == 503 {
+			break
+		}
+		if ready++; time.Since(signalled) > time.Second {
+			t.Fatalf("/ready of the draining instance still %d after 1s (%d answers)", res.StatusCode, ready)
+		}
+	}
 	for _, c := range moved {
 		select {
 		case got := <-c.msgs:
