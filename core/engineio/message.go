@@ -1,65 +1,99 @@
 package engineio
 
 import (
-	"sync/atomic"
+	"encoding/binary"
 
-	"github.com/gorilla/websocket"
 	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
 )
 
+// Headroom is the space a frame buffer keeps free in front of its Engine.IO
+// frame, for the WebSocket header (at most 10 bytes from server to client).
+// With it the WebSocket frame is built in place: no copy, no second buffer.
+const Headroom = 10
+
 // Message is one outgoing Engine.IO packet, already encoded. A broadcast
 // builds one Message and queues the same pointer on every recipient, so the
-// bytes are encoded once and the WebSocket frame is framed once
-// (PreparedMessage) no matter how many sockets receive it.
+// bytes are encoded and framed once no matter how many sockets receive it.
+// A Message is immutable once built.
 type Message struct {
 	// Frame is the Engine.IO text encoding (type digit + data) for text
 	// packets, or the raw bytes of a binary message.
 	Frame  []byte
 	Binary bool
-	// Shared marks a message queued on many sessions (a broadcast): its
-	// WebSocket frame is built once and reused.
-	Shared bool
 
-	prepared atomic.Pointer[websocket.PreparedMessage]
+	ws []byte // the whole WebSocket frame: header + Frame, sharing Frame's bytes
+}
+
+// NewFramed wraps buf, whose first Headroom bytes are free and whose rest is
+// the message (an Engine.IO text frame, type digit included, or binary
+// bytes). It does not copy; buf must not be modified afterwards.
+func NewFramed(buf []byte, binary bool) *Message {
+	op := byte(opText)
+	if binary {
+		op = opBinary
+	}
+	return &Message{Frame: buf[Headroom:], Binary: binary, ws: frameInPlace(buf, op)}
 }
 
 // NewText returns a text message with the given packet type and data.
 func NewText(t eiop.PacketType, data []byte) *Message {
-	return &Message{Frame: eiop.AppendText(make([]byte, 0, 1+len(data)), eiop.Packet{Type: t, Data: data})}
+	buf := make([]byte, Headroom, Headroom+1+len(data))
+	return NewFramed(eiop.AppendText(buf, eiop.Packet{Type: t, Data: data}), false)
 }
 
-// NewMessage wraps an already encoded Engine.IO text frame (type digit
-// included). The slice must not be modified afterwards.
-func NewMessage(frame []byte) *Message { return &Message{Frame: frame} }
+// NewMessage copies an already encoded Engine.IO text frame (type digit
+// included). Encoders that can leave Headroom use NewFramed instead.
+func NewMessage(frame []byte) *Message {
+	return NewFramed(append(make([]byte, Headroom, Headroom+len(frame)), frame...), false)
+}
 
-// NewBinary returns a binary message; b must not be modified afterwards.
-func NewBinary(b []byte) *Message { return &Message{Frame: b, Binary: true} }
+// NewBinary copies b into a binary message.
+func NewBinary(b []byte) *Message {
+	return NewFramed(append(make([]byte, Headroom, Headroom+len(b)), b...), true)
+}
 
-// wsPrepared returns the WebSocket frame for m, building it on first use.
-func (m *Message) wsPrepared() (*websocket.PreparedMessage, error) {
-	if pm := m.prepared.Load(); pm != nil {
-		return pm, nil
+// WebSocket opcodes (RFC 6455 §5.2).
+const (
+	opText   = 0x1
+	opBinary = 0x2
+	opPong   = 0xA
+)
+
+// frameInPlace writes a final, unmasked WebSocket header for buf[Headroom:]
+// just in front of it and returns header and payload as one slice.
+func frameInPlace(buf []byte, op byte) []byte {
+	n := len(buf) - Headroom
+	var h int
+	switch {
+	case n < 126:
+		h = 2
+		buf[Headroom-1] = byte(n)
+	case n <= 0xFFFF:
+		h = 4
+		buf[Headroom-3] = 126
+		binary.BigEndian.PutUint16(buf[Headroom-2:], uint16(n))
+	default:
+		h = 10
+		buf[Headroom-9] = 127
+		binary.BigEndian.PutUint64(buf[Headroom-8:], uint64(n))
 	}
-	kind := websocket.TextMessage
-	if m.Binary {
-		kind = websocket.BinaryMessage
-	}
-	pm, err := websocket.NewPreparedMessage(kind, m.Frame)
-	if err != nil {
-		return nil, err
-	}
-	if !m.prepared.CompareAndSwap(nil, pm) {
-		return m.prepared.Load(), nil
-	}
-	return pm, nil
+	buf[Headroom-h] = 0x80 | op // FIN
+	return buf[Headroom-h:]
+}
+
+// newPong answers a client's WebSocket ping through the session's own
+// writer, so that no other goroutine writes to the connection.
+func newPong(data string) *Message {
+	buf := append(make([]byte, Headroom, Headroom+len(data)), data...)
+	return &Message{ws: frameInPlace(buf, opPong)}
 }
 
 // Shared control packets; they carry no per-session data.
 var (
-	msgPing  = &Message{Frame: []byte{'2'}}
-	msgNoop  = &Message{Frame: []byte{'6'}}
-	msgClose = &Message{Frame: []byte{'1'}}
-	msgProbe = &Message{Frame: []byte("3probe")}
+	msgPing  = NewText(eiop.Ping, nil)
+	msgNoop  = NewText(eiop.Noop, nil)
+	msgClose = NewText(eiop.Close, nil)
+	msgProbe = NewText(eiop.Pong, []byte("probe"))
 )
 
 // packet returns m as a codec packet (for the polling payload encoder).

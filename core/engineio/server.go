@@ -67,7 +67,8 @@ type Server struct {
 	handler  Handler
 	log      *logrus.Entry
 	upgrader websocket.Upgrader
-	openJSON []byte // the open packet after the sid, identical for every session
+	writers  sync.Pool // *wsWriter
+	openJSON []byte    // the open packet after the sid, identical for every session
 
 	mu       sync.RWMutex
 	sessions map[string]*Session
@@ -117,6 +118,7 @@ func NewServer(opts Options, h Handler) *Server {
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked in ServeHTTP
 	}
+	s.writers.New = newWSWriter
 	s.openJSON = []byte(`,"pingInterval":` + strconv.FormatInt(opts.PingInterval.Milliseconds(), 10) +
 		`,"pingTimeout":` + strconv.FormatInt(opts.PingTimeout.Milliseconds(), 10) +
 		`,"maxPayload":` + strconv.FormatInt(opts.MaxPayload, 10) + `}`)
@@ -330,7 +332,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 	if isWS || !s.opts.AllowWebSocket {
 		upgrades = `[]`
 	}
-	open := make([]byte, 0, 64+len(s.openJSON))
+	open := make([]byte, Headroom, Headroom+64+len(s.openJSON))
 	open = append(open, `0{"sid":"`...)
 	open = append(open, sess.id...)
 	open = append(open, `","upgrades":`...)
@@ -338,12 +340,12 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 	open = append(open, s.openJSON...)
 
 	if isWS {
-		sess.startWebSocket(ws, &Message{Frame: open})
+		sess.startWebSocket(ws, NewFramed(open, false)) // returns when the connection ends
 		return
 	}
 	// Polling: the handshake response carries the open packet only.
 	sess.startPolling()
-	writePollResponse(w, open)
+	writePollResponse(w, open[Headroom:])
 }
 
 func (s *Server) setCookies(h http.Header, sid string) {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -93,9 +94,11 @@ type Session struct {
 
 	// websocket
 	ws       *websocket.Conn
-	writing  bool
-	writeFn  func()    // s.wsWrite, bound once: `go s.wsWrite()` would allocate per burst
-	deadline time.Time // current write deadline; only the writer touches it
+	raw      syscall.RawConn // nil: no raw writes (see wswrite.go)
+	writing  bool            // a writer (inline or goroutine) owns the fields below
+	writeFn  func()          // s.wsWrite, bound once: `go s.wsWrite()` would allocate per burst
+	pending  [][]byte        // what an inline write left unwritten
+	deadline time.Time       // current write deadline
 
 	heartbeat *time.Timer
 	closeOnce sync.Once
@@ -155,17 +158,27 @@ func (s *Session) startPolling() {
 	s.startHeartbeat()
 }
 
+// startWebSocket runs on the handshake's goroutine: it writes the open
+// packet itself and then becomes the reader (which moves to a fresh
+// goroutine after the first packet).
 func (s *Session) startWebSocket(ws *websocket.Conn, open *Message) {
-	s.transport = transportWebSocket
-	s.ws = ws
-	s.writeFn = s.wsWrite
 	s.mu.Lock()
+	s.transport = transportWebSocket
+	s.attachWSLocked(ws)
 	s.queue = append([]*Message{open}, s.queue...)
 	s.writing = true
+	batch := s.takeLocked()
 	s.mu.Unlock()
 	s.startHeartbeat()
-	go s.writeFn()
-	go s.wsRead(ws)
+	if s.raw != nil {
+		s.writeInline(batch)
+	} else {
+		s.mu.Lock()
+		s.queue = append(batch, s.queue...)
+		go s.writeFn()
+		s.mu.Unlock()
+	}
+	s.wsRead(ws)
 }
 
 func (s *Session) startHeartbeat() {
@@ -209,6 +222,13 @@ func (s *Session) Send(msgs ...*Message) bool {
 		return false
 	}
 	s.queue = append(s.queue, msgs...)
+	if s.raw != nil && !s.writing {
+		s.writing = true
+		batch := s.takeLocked()
+		s.mu.Unlock()
+		s.writeInline(batch)
+		return true
+	}
 	s.kickLocked()
 	s.mu.Unlock()
 	return true
@@ -217,7 +237,7 @@ func (s *Session) Send(msgs ...*Message) bool {
 // kickLocked makes the transport pick up the queue.
 func (s *Session) kickLocked() {
 	if s.transport == transportWebSocket {
-		if !s.writing {
+		if !s.writing && s.writeFn != nil {
 			s.writing = true
 			go s.writeFn()
 		}
@@ -277,9 +297,15 @@ func (s *Session) close(reason string, readFailed bool) {
 	if s.reason == "" {
 		s.reason = reason
 	}
+	// The first reason wins: closing the socket below makes the reader
+	// fail too, and it may reach finish first.
+	reason = s.reason
 	s.closed = true
 	s.closing = false
 	ws := s.ws
+	// A writer under way may have left half a frame on the wire; a close
+	// frame after it would be garbage.
+	closeFrame := !readFailed && !s.writing
 	s.queue = nil
 	if s.wake != nil {
 		select {
@@ -294,7 +320,7 @@ func (s *Session) close(reason string, readFailed bool) {
 		// gone, or closed first and gorilla answered its close frame, or
 		// gorilla sent 1009): that write only costs a syscall, a tenth of
 		// a short-lived connection's CPU.
-		if !readFailed {
+		if closeFrame {
 			_ = ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
 		}
@@ -381,66 +407,6 @@ func (s *Session) handleFrame(kind int, data []byte) bool {
 	return s.receive(p)
 }
 
-// wsWrite drains the queue onto the WebSocket. It runs only while there is
-// something to write, so an idle connection has no writer goroutine.
-func (s *Session) wsWrite() {
-	ws := s.ws
-	for {
-		s.mu.Lock()
-		if len(s.queue) == 0 {
-			s.writing = false
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
-				_ = ws.WriteControl(websocket.CloseMessage,
-					websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-				s.closeNow(ReasonForcedClose)
-			}
-			return
-		}
-		batch := s.takeLocked()
-		s.mu.Unlock()
-
-		// Re-arming the deadline costs a timer update; do it only when less
-		// than half of writeWait is left.
-		if now := time.Now(); s.deadline.Sub(now) < writeWait/2 {
-			s.deadline = now.Add(writeWait)
-			_ = ws.SetWriteDeadline(s.deadline)
-		}
-		var err error
-		for _, m := range batch {
-			if err = writeWS(ws, m); err != nil {
-				break
-			}
-		}
-		s.mu.Lock()
-		s.recycleLocked(batch)
-		s.mu.Unlock()
-		if err != nil {
-			s.mu.Lock()
-			s.writing = false
-			s.mu.Unlock()
-			s.closeNow(ReasonTransportError)
-			return
-		}
-	}
-}
-
-func writeWS(ws *websocket.Conn, m *Message) error {
-	if m.Shared {
-		pm, err := m.wsPrepared()
-		if err != nil {
-			return err
-		}
-		return ws.WritePreparedMessage(pm)
-	}
-	kind := websocket.TextMessage
-	if m.Binary {
-		kind = websocket.BinaryMessage
-	}
-	return ws.WriteMessage(kind, m.Frame)
-}
-
 // serveUpgrade runs the polling → WebSocket upgrade: probe, then '5'.
 func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
@@ -502,8 +468,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			s.transport = transportWebSocket
-			s.ws = ws
-			s.writeFn = s.wsWrite
+			s.attachWSLocked(ws)
 			s.upgrading, s.probing = false, false
 			select { // release a GET waiting for the upgrade's outcome
 			case s.wake <- struct{}{}:

@@ -417,9 +417,9 @@ type echoHandler struct{}
 func (echoHandler) Open(s *engineio.Session) {
 	s.SetHandler(func(p eiop.Packet) {
 		if p.Binary {
-			s.Send(engineio.NewBinary(append([]byte(nil), p.Data...)))
+			s.Send(engineio.NewBinary(p.Data))
 			return
 		}
-		s.Send(engineio.NewText(eiop.Message, append([]byte(nil), p.Data...)))
+		s.Send(engineio.NewText(eiop.Message, p.Data)) // copies
 	}, func(string) {})
 }

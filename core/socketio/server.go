@@ -356,12 +356,12 @@ func (c *client) removeSocket(s *Socket) {
 // encode turns a packet into Engine.IO messages: the text frame and one
 // binary message per attachment.
 func encode(p *siop.Packet) []*engineio.Message {
-	frame := make([]byte, 0, 24+len(p.Namespace)+len(p.Data))
+	frame := make([]byte, engineio.Headroom, engineio.Headroom+24+len(p.Namespace)+len(p.Data))
 	frame = append(frame, '4')
 	frame = siop.AppendHeader(frame, p.Type, p.Namespace, len(p.Attachments), p.ID, p.HasID)
 	frame = append(frame, p.Data...)
 	msgs := make([]*engineio.Message, 0, 1+len(p.Attachments))
-	msgs = append(msgs, engineio.NewMessage(frame))
+	msgs = append(msgs, engineio.NewFramed(frame, false))
 	for _, a := range p.Attachments {
 		msgs = append(msgs, engineio.NewBinary(a))
 	}

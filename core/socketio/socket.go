@@ -320,9 +320,6 @@ func (n *Namespace) BroadcastData(opts adapter.Options, data []byte, attachments
 // other instances, or what concerns this instance alone).
 func (n *Namespace) BroadcastLocal(opts adapter.Options, data []byte, attachments [][]byte) int {
 	msgs := encode(&siop.Packet{Type: eventType(attachments), Namespace: n.name, Data: data, Attachments: attachments})
-	for _, m := range msgs {
-		m.Shared = true
-	}
 	n.srv.Stats.Broadcasts.Add(1)
 	cnt := n.adapter.Broadcast(msgs, opts)
 	n.srv.Stats.PacketsOut.Add(int64(cnt))

@@ -1,0 +1,50 @@
+package engineio
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// rawWrites: this platform writes WebSocket frames with writev on the raw
+// socket.
+const rawWrites = true
+
+// maxIovec bounds one writev; the rest goes in the next call.
+const maxIovec = 64
+
+// writev writes bufs, skipping their first off bytes, in one system call.
+func writev(fd uintptr, bufs [][]byte, off int) (int, error) {
+	var iov [maxIovec]syscall.Iovec
+	n := 0
+	for _, b := range bufs {
+		if off >= len(b) {
+			off -= len(b)
+			continue
+		}
+		b = b[off:]
+		off = 0
+		iov[n].Base = &b[0]
+		iov[n].SetLen(len(b))
+		if n++; n == maxIovec {
+			break
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	// A raw system call: the socket is non-blocking, so the call cannot
+	// park the thread, and the scheduler need not hear of it. Announcing it
+	// (syscall.Syscall) lets the runtime hand the P to another thread
+	// while a write runs long, a thread switch per few deliveries.
+	var r uintptr
+	var errno syscall.Errno
+	if n == 1 {
+		r, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(iov[0].Base)), uintptr(iov[0].Len))
+	} else {
+		r, _, errno = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+	}
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(r), nil
+}

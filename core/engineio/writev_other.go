@@ -1,0 +1,9 @@
+//go:build !linux
+
+package engineio
+
+// rawWrites: elsewhere WebSocket frames go through net.Buffers on the
+// writer goroutine (no inline writes).
+const rawWrites = false
+
+func writev(uintptr, [][]byte, int) (int, error) { panic("engineio: no raw writes on this platform") }

@@ -1,0 +1,176 @@
+package engineio
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/sirupsen/logrus"
+	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
+)
+
+func dialWS(t *testing.T, ts *httptest.Server) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(ts)+"/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	readText(t, c) // open
+	return c
+}
+
+// Every WebSocket header length (7-bit, 16-bit and 64-bit payload length),
+// text and binary, as a standard client decodes them.
+func TestWebSocketFrameSizes(t *testing.T) {
+	ts, _ := newTestServer(t, Options{MaxPayload: 1 << 20})
+	c := dialWS(t, ts)
+	for _, n := range []int{0, 1, 124, 125, 126, 127, 65534, 65535, 65536, 300000} {
+		text := "4" + strings.Repeat("x", n)
+		_ = c.WriteMessage(websocket.TextMessage, []byte(text))
+		if got := readText(t, c); got != text {
+			t.Fatalf("text of %d bytes: echo of %d bytes", len(text), len(got))
+		}
+		bin := bytes.Repeat([]byte{0xfe}, n)
+		_ = c.WriteMessage(websocket.BinaryMessage, bin)
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		kind, got, err := c.ReadMessage()
+		if err != nil || kind != websocket.BinaryMessage || !bytes.Equal(got, bin) {
+			t.Fatalf("binary of %d bytes: kind %d, %d bytes, %v", n, kind, len(got), err)
+		}
+	}
+}
+
+// A client WebSocket ping is answered with its data, through the session's
+// writer, and the stream stays intact around it.
+func TestWebSocketPingGetsPong(t *testing.T) {
+	ts, _ := newTestServer(t, Options{})
+	c := dialWS(t, ts)
+	pong := make(chan string, 1)
+	c.SetPongHandler(func(data string) error { pong <- data; return nil })
+	if err := c.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.WriteMessage(websocket.TextMessage, []byte("4after"))
+	if got := readText(t, c); got != "4after" {
+		t.Fatalf("echo %q", got)
+	}
+	select {
+	case got := <-pong:
+		if got != "are you there" {
+			t.Fatalf("pong %q", got)
+		}
+	default:
+		t.Fatal("no pong before the echo")
+	}
+}
+
+// flood is a Handler whose sessions, on "4go", send count messages of size
+// bytes from each of senders goroutines: "4<sender>:<seq>:xxxx...".
+type flood struct {
+	senders, count, size int
+	closed               chan string
+}
+
+func (f *flood) Open(s *Session) {
+	s.SetHandler(func(p eiop.Packet) {
+		if string(p.Data) != "go" {
+			return
+		}
+		for g := 0; g < f.senders; g++ {
+			go func() {
+				pad := strings.Repeat("x", f.size)
+				for i := 0; i < f.count; i++ {
+					if !s.Send(NewText(eiop.Message, []byte(fmt.Sprintf("%d:%d:%s", g, i, pad)))) {
+						return
+					}
+				}
+			}()
+		}
+	}, func(reason string) { f.closed <- reason })
+}
+
+func newFloodServer(t *testing.T, f *flood, opts Options) *httptest.Server {
+	t.Helper()
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	opts.Log = logrus.NewEntry(log)
+	f.closed = make(chan string, 4)
+	ts := httptest.NewServer(NewServer(opts, f))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// A client that stops reading fills the socket: inline writes leave a
+// remainder, the writer goroutine blocks on it, and when the client reads
+// again every message arrives whole, in each sender's order, exactly once.
+func TestWebSocketBackpressureLosesNothing(t *testing.T) {
+	f := &flood{senders: 3, count: 300, size: 32 << 10} // ~29 MB: far more than the socket buffers
+	ts := newFloodServer(t, f, Options{SendQueue: 1000})
+	c := dialWS(t, ts)
+	_ = c.WriteMessage(websocket.TextMessage, []byte("4go"))
+	time.Sleep(500 * time.Millisecond) // the senders run into a full socket
+
+	next := make([]int, f.senders)
+	for got := 0; got < f.senders*f.count; got++ {
+		m := readText(t, c)
+		parts := strings.SplitN(strings.TrimPrefix(m, "4"), ":", 3)
+		if len(parts) != 3 || len(parts[2]) != f.size || strings.Trim(parts[2], "x") != "" {
+			t.Fatalf("message %d damaged: %.40q... (%d bytes)", got, m, len(m))
+		}
+		g, _ := strconv.Atoi(parts[0])
+		i, _ := strconv.Atoi(parts[1])
+		if g < 0 || g >= f.senders || i != next[g] {
+			t.Fatalf("sender %d: got message %d, want %d", g, i, next[g])
+		}
+		next[g]++
+	}
+	select {
+	case reason := <-f.closed:
+		t.Fatalf("session closed: %s", reason)
+	default:
+	}
+}
+
+// A WebSocket client that never reads is closed once its queue is full;
+// the queue is bounded, whatever the socket buffers took.
+func TestWebSocketSlowConsumerIsClosed(t *testing.T) {
+	f := &flood{senders: 1, count: 10000, size: 64 << 10}
+	ts := newFloodServer(t, f, Options{SendQueue: 16})
+	c := dialWS(t, ts)
+	_ = c.WriteMessage(websocket.TextMessage, []byte("4go"))
+	select {
+	case reason := <-f.closed:
+		if reason != ReasonSlowConsumer {
+			t.Fatalf("reason %q", reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a client that never reads was not closed")
+	}
+}
+
+// Sends from many goroutines to one session, while it writes inline and
+// hands over to its writer goroutine, keep each goroutine's order.
+func TestWebSocketConcurrentSendsKeepOrder(t *testing.T) {
+	f := &flood{senders: 8, count: 2000, size: 16}
+	ts := newFloodServer(t, f, Options{SendQueue: 100000})
+	c := dialWS(t, ts)
+	_ = c.WriteMessage(websocket.TextMessage, []byte("4go"))
+	next := make([]int, f.senders)
+	for got := 0; got < f.senders*f.count; got++ {
+		m := readText(t, c)
+		parts := strings.SplitN(strings.TrimPrefix(m, "4"), ":", 3)
+		g, _ := strconv.Atoi(parts[0])
+		i, _ := strconv.Atoi(parts[1])
+		if i != next[g] {
+			t.Fatalf("sender %d: got message %d, want %d", g, i, next[g])
+		}
+		next[g]++
+	}
+}
