@@ -5,6 +5,7 @@
 package adapter
 
 import (
+	"runtime"
 	"sync"
 
 	"github.com/socketfleet/socketfleet/core/engineio"
@@ -70,6 +71,7 @@ type Memory struct {
 	sockets map[string]*entry
 	rooms   map[string]map[string]*entry
 	onRoom  func(room string, created bool) // nil = nobody watches
+	targets sync.Pool                       // *[]Member, Broadcast's recipient lists
 }
 
 // NewMemory returns an empty in-memory adapter.
@@ -176,15 +178,57 @@ func (a *Memory) Rooms(id string) []string {
 }
 
 // Broadcast delivers msgs to every matching local socket exactly once.
+// The recipients are collected under the lock and written to after it:
+// delivery is a system call per socket, and joins must not wait for it.
 func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options) int {
+	tp, _ := a.targets.Get().(*[]Member)
+	if tp == nil {
+		tp = new([]Member)
+	}
+	to := (*tp)[:0]
 	a.mu.RLock()
-	defer a.mu.RUnlock()
-	n := 0
-	a.eachSelectedLocked(opts, func(e *entry) {
-		e.m.Deliver(msgs)
-		n++
-	})
+	a.eachSelectedLocked(opts, func(e *entry) { to = append(to, e.m) })
+	a.mu.RUnlock()
+	deliver(to, msgs)
+	n := len(to)
+	if cap(to) <= maxPooledTargets {
+		clear(to)
+		*tp = to[:0]
+		a.targets.Put(tp)
+	}
 	return n
+}
+
+// parallelChunk is the fewest recipients worth a goroutine of their own:
+// a write costs a few µs, a goroutine about one.
+const parallelChunk = 256
+
+// maxPooledTargets bounds the recipient lists kept for reuse (16 B each).
+const maxPooledTargets = 1 << 16
+
+// deliver hands msgs to every member. Large broadcasts are split over the
+// available cores and deliver returns when all parts are done, so that
+// broadcasts from one sender stay in order for every recipient.
+func deliver(to []Member, msgs []*engineio.Message) {
+	if len(to) >= 2*parallelChunk {
+		if p := min(runtime.GOMAXPROCS(0), len(to)/parallelChunk); p > 1 {
+			size := (len(to) + p - 1) / p
+			var wg sync.WaitGroup
+			for i := size; i < len(to); i += size {
+				part := to[i:min(i+size, len(to))]
+				wg.Go(func() {
+					for _, m := range part {
+						m.Deliver(msgs)
+					}
+				})
+			}
+			to = to[:size]
+			defer wg.Wait()
+		}
+	}
+	for _, m := range to {
+		m.Deliver(msgs)
+	}
 }
 
 // eachSelectedLocked visits every socket matching opts exactly once: in

@@ -1,10 +1,13 @@
 package adapter
 
 import (
+	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 
 	"github.com/socketfleet/socketfleet/core/engineio"
+	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
 )
 
 type member struct {
@@ -147,5 +150,51 @@ func TestRoomWatcherFiresOnCreateAndDeleteOnly(t *testing.T) {
 	want := []change{{"red", true}, {"blue", true}, {"red", false}, {"blue", false}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("changes %v, want %v", got, want)
+	}
+}
+
+// orderMember records what it was given, in order.
+type orderMember struct {
+	id  string
+	got []*engineio.Message
+}
+
+func (m *orderMember) ID() string                       { return m.id }
+func (m *orderMember) Deliver(msgs []*engineio.Message) { m.got = append(m.got, msgs...) }
+
+// A broadcast large enough to be split over cores still reaches each
+// member once, and successive broadcasts arrive in order everywhere.
+func TestLargeBroadcastOverCores(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	a := NewMemory()
+	var in, out []*orderMember
+	for i := 0; i < 3000; i++ {
+		m := &orderMember{id: fmt.Sprintf("in%d", i)}
+		a.Add(m)
+		a.Join(m.id, "big")
+		in = append(in, m)
+	}
+	for i := 0; i < 100; i++ {
+		m := &orderMember{id: fmt.Sprintf("out%d", i)}
+		a.Add(m)
+		out = append(out, m)
+	}
+	var sent []*engineio.Message
+	for i := 0; i < 20; i++ {
+		msg := engineio.NewText(eiop.Message, []byte(fmt.Sprint(i)))
+		sent = append(sent, msg)
+		if n := a.Broadcast([]*engineio.Message{msg}, Options{Rooms: []string{"big"}}); n != len(in) {
+			t.Fatalf("broadcast %d reached %d, want %d", i, n, len(in))
+		}
+	}
+	for _, m := range in {
+		if !slices.Equal(m.got, sent) {
+			t.Fatalf("%s got %d messages (in order: %v), want the %d sent", m.id, len(m.got), len(m.got) == len(sent), len(sent))
+		}
+	}
+	for _, m := range out {
+		if len(m.got) != 0 {
+			t.Fatalf("%s outside the room got %d", m.id, len(m.got))
+		}
 	}
 }
