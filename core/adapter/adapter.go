@@ -5,7 +5,6 @@
 package adapter
 
 import (
-	"runtime"
 	"sync"
 
 	"github.com/socketfleet/socketfleet/core/engineio"
@@ -15,8 +14,8 @@ import (
 type Member interface {
 	ID() string
 	// Deliver queues already encoded messages (a packet and its binary
-	// attachments) for the socket's client.
-	Deliver(msgs []*engineio.Message)
+	// attachments) for the socket's client, to be written at b's Flush.
+	Deliver(msgs []*engineio.Message, b *engineio.Batch)
 }
 
 // Options selects the recipients of a broadcast. Rooms empty means every
@@ -36,8 +35,9 @@ type Interface interface {
 	// Rooms returns the rooms a socket is in, its own id first.
 	Rooms(id string) []string
 	// Broadcast delivers msgs to the local sockets matching opts and returns
-	// how many received them.
-	Broadcast(msgs []*engineio.Message, opts Options) int
+	// how many received them. With b nil they are written before it
+	// returns; otherwise at b's Flush, with whatever else b holds.
+	Broadcast(msgs []*engineio.Message, opts Options, b *engineio.Batch) int
 	// Sockets returns the ids of the sockets in any of rooms (all when empty).
 	Sockets(rooms []string) []string
 	// Select returns the local sockets matching opts, each once: the same
@@ -72,6 +72,7 @@ type Memory struct {
 	rooms   map[string]map[string]*entry
 	onRoom  func(room string, created bool) // nil = nobody watches
 	targets sync.Pool                       // *[]Member, Broadcast's recipient lists
+	batches sync.Pool                       // *engineio.Batch
 }
 
 // NewMemory returns an empty in-memory adapter.
@@ -179,8 +180,8 @@ func (a *Memory) Rooms(id string) []string {
 
 // Broadcast delivers msgs to every matching local socket exactly once.
 // The recipients are collected under the lock and written to after it:
-// delivery is a system call per socket, and joins must not wait for it.
-func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options) int {
+// writing is a system call per socket, and joins must not wait for it.
+func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options, b *engineio.Batch) int {
 	tp, _ := a.targets.Get().(*[]Member)
 	if tp == nil {
 		tp = new([]Member)
@@ -189,7 +190,20 @@ func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options) int {
 	a.mu.RLock()
 	a.eachSelectedLocked(opts, func(e *entry) { to = append(to, e.m) })
 	a.mu.RUnlock()
-	deliver(to, msgs)
+	own := b == nil
+	if own {
+		b, _ = a.batches.Get().(*engineio.Batch)
+		if b == nil {
+			b = new(engineio.Batch)
+		}
+	}
+	for _, m := range to {
+		m.Deliver(msgs, b)
+	}
+	if own {
+		b.Flush()
+		a.batches.Put(b)
+	}
 	n := len(to)
 	if cap(to) <= maxPooledTargets {
 		clear(to)
@@ -199,37 +213,8 @@ func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options) int {
 	return n
 }
 
-// parallelChunk is the fewest recipients worth a goroutine of their own:
-// a write costs a few µs, a goroutine about one.
-const parallelChunk = 256
-
 // maxPooledTargets bounds the recipient lists kept for reuse (16 B each).
 const maxPooledTargets = 1 << 16
-
-// deliver hands msgs to every member. Large broadcasts are split over the
-// available cores and deliver returns when all parts are done, so that
-// broadcasts from one sender stay in order for every recipient.
-func deliver(to []Member, msgs []*engineio.Message) {
-	if len(to) >= 2*parallelChunk {
-		if p := min(runtime.GOMAXPROCS(0), len(to)/parallelChunk); p > 1 {
-			size := (len(to) + p - 1) / p
-			var wg sync.WaitGroup
-			for i := size; i < len(to); i += size {
-				part := to[i:min(i+size, len(to))]
-				wg.Go(func() {
-					for _, m := range part {
-						m.Deliver(msgs)
-					}
-				})
-			}
-			to = to[:size]
-			defer wg.Wait()
-		}
-	}
-	for _, m := range to {
-		m.Deliver(msgs)
-	}
-}
 
 // eachSelectedLocked visits every socket matching opts exactly once: in
 // any of opts.Rooms (all when empty), in none of opts.Except.

@@ -209,7 +209,11 @@ func (s *Session) onHeartbeat() {
 // Send queues messages for the client, in order and contiguously (a packet
 // and its binary attachments). It returns false when the session is closed
 // or its queue is full; a full queue closes the session.
-func (s *Session) Send(msgs ...*Message) bool {
+func (s *Session) Send(msgs ...*Message) bool { return s.send(msgs, nil) }
+
+// send queues msgs; an idle WebSocket writes them at once (inline), or at
+// b's Flush when b is given.
+func (s *Session) send(msgs []*Message, b *Batch) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -224,6 +228,11 @@ func (s *Session) Send(msgs ...*Message) bool {
 	s.queue = append(s.queue, msgs...)
 	if s.raw != nil && !s.writing {
 		s.writing = true
+		if b != nil {
+			s.mu.Unlock()
+			b.held = append(b.held, s)
+			return true
+		}
 		batch := s.takeLocked()
 		s.mu.Unlock()
 		s.writeInline(batch)
@@ -232,6 +241,14 @@ func (s *Session) Send(msgs ...*Message) bool {
 	s.kickLocked()
 	s.mu.Unlock()
 	return true
+}
+
+// flushHeld writes what queued while a Batch held the session.
+func (s *Session) flushHeld() {
+	s.mu.Lock()
+	batch := s.takeLocked()
+	s.mu.Unlock()
+	s.writeInline(batch)
 }
 
 // kickLocked makes the transport pick up the queue.

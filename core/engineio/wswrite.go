@@ -111,6 +111,9 @@ func (s *Session) writeFrames(batch []*Message, wait bool) error {
 	for _, b := range w.bufs {
 		w.total += len(b)
 	}
+	if w.total == 0 {
+		return nil
+	}
 	w.wait = wait
 	if s.raw == nil {
 		// No raw socket (not Linux, or not TCP): blocking writes only.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,8 @@ type Server struct {
 	// executed at once; RequestsRefused counts those refused over it.
 	requestSlots    chan struct{}
 	RequestsRefused atomic.Int64
+
+	clusterOut sync.Pool // *engineio.Batch for receiveCluster
 }
 
 // maxConcurrentRequests bounds the cluster requests from other instances
@@ -329,13 +332,20 @@ func (s *Server) serveClusterRequest(in sdk.IncomingRequest) {
 }
 
 // receiveCluster delivers broadcasts from other instances to local sockets.
+// The whole batch is queued first and written once per recipient socket.
 func (s *Server) receiveCluster(batch []sdk.AdapterMessage) {
+	out, _ := s.clusterOut.Get().(*engineio.Batch)
+	if out == nil {
+		out = new(engineio.Batch)
+	}
+	defer s.clusterOut.Put(out)
 	for i := range batch {
 		m := &batch[i]
 		if ns := s.SocketIO.Namespace(m.Namespace); ns != nil {
-			ns.BroadcastLocal(adapter.Options{Rooms: m.Rooms, Except: m.Except}, m.Data, m.Attachments)
+			ns.BroadcastLocalBatch(out, adapter.Options{Rooms: m.Rooms, Except: m.Except}, m.Data, m.Attachments)
 		}
 	}
+	out.Flush()
 }
 
 type health struct {

@@ -255,12 +255,12 @@ type recordingMember struct {
 	a *recordingAdapter
 }
 
-func (m recordingMember) Deliver(msgs []*engineio.Message) {
+func (m recordingMember) Deliver(msgs []*engineio.Message, b *engineio.Batch) {
 	m.a.mu.Lock()
 	m.a.got[m.ID()] = append(m.a.got[m.ID()], msgs...)
 	m.a.hits++
 	m.a.mu.Unlock()
-	m.Member.Deliver(msgs)
+	m.Member.Deliver(msgs, b)
 }
 
 func (a *recordingAdapter) Add(m adapter.Member) { a.Memory.Add(recordingMember{m, a}) }

@@ -115,7 +115,9 @@ func (s *Socket) send(msgs []*engineio.Message) bool {
 }
 
 // Deliver implements adapter.Member.
-func (s *Socket) Deliver(msgs []*engineio.Message) { s.client.sess.Send(msgs...) }
+func (s *Socket) Deliver(msgs []*engineio.Message, b *engineio.Batch) {
+	b.Send(s.client.sess, msgs)
+}
 
 // Join adds the socket to rooms.
 func (s *Socket) Join(rooms ...string) { s.ns.adapter.Join(s.id, rooms...) }
@@ -319,9 +321,16 @@ func (n *Namespace) BroadcastData(opts adapter.Options, data []byte, attachments
 // BroadcastLocal delivers to this instance's sockets only (messages from
 // other instances, or what concerns this instance alone).
 func (n *Namespace) BroadcastLocal(opts adapter.Options, data []byte, attachments [][]byte) int {
+	return n.BroadcastLocalBatch(nil, opts, data, attachments)
+}
+
+// BroadcastLocalBatch is BroadcastLocal with the writes held in b until
+// its Flush (nil: written before it returns), so that many broadcasts
+// leave in one system call per recipient.
+func (n *Namespace) BroadcastLocalBatch(b *engineio.Batch, opts adapter.Options, data []byte, attachments [][]byte) int {
 	msgs := encode(&siop.Packet{Type: eventType(attachments), Namespace: n.name, Data: data, Attachments: attachments})
 	n.srv.Stats.Broadcasts.Add(1)
-	cnt := n.adapter.Broadcast(msgs, opts)
+	cnt := n.adapter.Broadcast(msgs, opts, b)
 	n.srv.Stats.PacketsOut.Add(int64(cnt))
 	n.Stats.PacketsOut.Add(int64(cnt))
 	n.Stats.BytesOut.Add(int64(cnt * msgBytes(msgs)))

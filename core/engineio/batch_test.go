@@ -1,0 +1,129 @@
+package engineio
+
+import (
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/sirupsen/logrus"
+	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
+)
+
+// collect is a Handler that hands out its sessions.
+type collect struct{ sessions chan *Session }
+
+func (c *collect) Open(s *Session) {
+	s.SetHandler(func(eiop.Packet) {}, func(string) {})
+	c.sessions <- s
+}
+
+func newCollectServer(t *testing.T) (*httptest.Server, *collect) {
+	t.Helper()
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	h := &collect{sessions: make(chan *Session, 1024)}
+	ts := httptest.NewServer(NewServer(Options{Log: logrus.NewEntry(log), SendQueue: 10000}, h))
+	t.Cleanup(ts.Close)
+	return ts, h
+}
+
+// What a Batch holds is not written before Flush, and then arrives whole
+// and in order, ahead of what was sent meanwhile without the batch.
+func TestBatchHoldsUntilFlush(t *testing.T) {
+	ts, h := newCollectServer(t)
+	c := dialWS(t, ts)
+	s := <-h.sessions
+	got := make(chan string, 64)
+	go func() {
+		defer close(got)
+		for {
+			_, m, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			got <- string(m)
+		}
+	}()
+	var b Batch
+	for i := 0; i < 50; i++ {
+		b.Send(s, []*Message{NewText(eiop.Message, []byte(fmt.Sprint(i)))})
+	}
+	if b.Len() != 1 {
+		t.Fatalf("batch holds %d sessions, want 1", b.Len())
+	}
+	s.Send(NewText(eiop.Message, []byte("late")))
+	select {
+	case m := <-got:
+		t.Fatalf("read %q before Flush", m)
+	case <-time.After(200 * time.Millisecond):
+	}
+	b.Flush()
+	if b.Len() != 0 {
+		t.Fatalf("batch holds %d sessions after Flush", b.Len())
+	}
+	for i := 0; i <= 50; i++ {
+		want := fmt.Sprint("4", i)
+		if i == 50 {
+			want = "4late"
+		}
+		select {
+		case m := <-got:
+			if m != want {
+				t.Fatalf("message %d: %q, want %q", i, m, want)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("message %d did not arrive", i)
+		}
+	}
+}
+
+// A Flush over more sessions than one goroutine writes alone runs on
+// several cores; every client still gets every message once, in order.
+func TestBatchFlushOverCores(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	ts, h := newCollectServer(t)
+	const n, rounds = 3 * flushChunk, 5
+	conns := make([]*websocket.Conn, n)
+	sessions := make([]*Session, n)
+	for i := range conns {
+		conns[i] = dialWS(t, ts)
+		sessions[i] = <-h.sessions
+	}
+	var b Batch
+	for r := 0; r < rounds; r++ {
+		for k := 0; k < 3; k++ {
+			m := []*Message{NewText(eiop.Message, []byte(fmt.Sprint(r*3+k)))}
+			for _, s := range sessions {
+				b.Send(s, m)
+			}
+		}
+		if b.Len() != n {
+			t.Fatalf("round %d: %d held, want %d", r, b.Len(), n)
+		}
+		b.Flush()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for _, c := range conns {
+		wg.Go(func() {
+			for want := 0; want < rounds*3; want++ {
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, m, err := c.ReadMessage()
+				if err != nil || string(m) != fmt.Sprint("4", want) {
+					errs <- fmt.Errorf("message %d: %q %v", want, m, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
