@@ -22,6 +22,23 @@ func (c *collect) Open(s *Session) {
 	c.sessions <- s
 }
 
+// settle waits until s has finished writing what it sent so far (the open
+// packet): a session whose writer is busy is not held by a Batch.
+func settle(t *testing.T, s *Session) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		busy := s.writing
+		s.mu.Unlock()
+		if !busy {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("session still writing after 3s")
+		}
+	}
+}
+
 func newCollectServer(t *testing.T) (*httptest.Server, *collect) {
 	t.Helper()
 	log := logrus.New()
@@ -38,6 +55,7 @@ func TestBatchHoldsUntilFlush(t *testing.T) {
 	ts, h := newCollectServer(t)
 	c := dialWS(t, ts)
 	s := <-h.sessions
+	settle(t, s)
 	got := make(chan string, 64)
 	go func() {
 		defer close(got)
@@ -93,6 +111,9 @@ func TestBatchFlushOverCores(t *testing.T) {
 	for i := range conns {
 		conns[i] = dialWS(t, ts)
 		sessions[i] = <-h.sessions
+	}
+	for _, s := range sessions {
+		settle(t, s)
 	}
 	var b Batch
 	for r := 0; r < rounds; r++ {

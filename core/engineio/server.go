@@ -5,6 +5,7 @@
 package engineio
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
@@ -110,10 +111,9 @@ func NewServer(opts Options, h Handler) *Server {
 	}
 	s := &Server{opts: opts, handler: h, log: opts.Log, sessions: make(map[string]*Session)}
 	s.upgrader = websocket.Upgrader{
-		// Small read buffer, pooled write buffer: an idle connection holds
-		// 256 B here instead of the 8 KiB of the defaults. Larger frames
-		// are read in several chunks.
-		ReadBufferSize:  256,
+		// The read buffer comes from the hijack (wsread.go); the write
+		// buffer only serves gorilla's control frames, pooled: an idle
+		// connection holds 288 B here instead of the 8 KiB of the defaults.
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked in ServeHTTP
@@ -312,9 +312,10 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 	s.setCookies(hdr, sess.id)
 
 	var ws *websocket.Conn
+	var rd *bufio.Reader
 	if isWS {
 		var err error
-		ws, err = s.upgrader.Upgrade(w, r, hdr.Clone())
+		ws, rd, err = s.upgrade(w, r, hdr.Clone())
 		if err != nil {
 			s.log.WithError(err).Debug("websocket handshake failed")
 			return
@@ -340,7 +341,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 	open = append(open, s.openJSON...)
 
 	if isWS {
-		sess.startWebSocket(ws, NewFramed(open, false)) // returns when the connection ends
+		sess.startWebSocket(ws, rd, NewFramed(open, false)) // returns when the connection ends
 		return
 	}
 	// Polling: the handshake response carries the open packet only.

@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -95,6 +96,7 @@ type Session struct {
 	// websocket
 	ws       *websocket.Conn
 	raw      syscall.RawConn // nil: no raw writes (see wswrite.go)
+	rd       *bufio.Reader   // the WebSocket's read buffer (see wsread.go)
 	writing  bool            // a writer (inline or goroutine) owns the fields below
 	writeFn  func()          // s.wsWrite, bound once: `go s.wsWrite()` would allocate per burst
 	pending  [][]byte        // what an inline write left unwritten
@@ -161,10 +163,10 @@ func (s *Session) startPolling() {
 // startWebSocket runs on the handshake's goroutine: it writes the open
 // packet itself and then becomes the reader (which moves to a fresh
 // goroutine after the first packet).
-func (s *Session) startWebSocket(ws *websocket.Conn, open *Message) {
+func (s *Session) startWebSocket(ws *websocket.Conn, rd *bufio.Reader, open *Message) {
 	s.mu.Lock()
 	s.transport = transportWebSocket
-	s.attachWSLocked(ws)
+	s.attachWSLocked(ws, rd)
 	s.queue = append([]*Message{open}, s.queue...)
 	s.writing = true
 	batch := s.takeLocked()
@@ -385,30 +387,39 @@ func (s *Session) receive(p eiop.Packet) bool {
 	return true
 }
 
-// wsRead is the connection's one idle goroutine. Handling a packet (above
-// all the CONNECT, with auth and rules) grows a goroutine's stack, and Go
-// rarely shrinks it again; so after the first packet the loop moves to a
-// fresh goroutine whose small stack then sits idle.
+// wsRead reads the connection's first packet on the goroutine it is
+// called on, then hands the loop to a fresh goroutine. Handling a packet
+// (above all the CONNECT, with auth and rules) grows a goroutine's stack,
+// and the one that sits idle for the connection's life should be small.
 func (s *Session) wsRead(ws *websocket.Conn) {
 	ws.SetReadLimit(s.srv.opts.MaxPayload)
-	for first := true; ; first = false {
-		kind, data, err := ws.ReadMessage()
-		if err != nil {
-			reason := ReasonTransportClose
-			if err == websocket.ErrReadLimit {
-				reason = ReasonTransportError
-			}
-			s.close(reason, true)
-			return
-		}
-		if !s.handleFrame(kind, data) {
-			return
-		}
-		if first {
-			go s.wsRead(ws)
+	if s.readOne(ws) {
+		go s.wsReadLoop(ws)
+	}
+}
+
+// wsReadLoop is the connection's one idle goroutine.
+func (s *Session) wsReadLoop(ws *websocket.Conn) {
+	for {
+		s.waitReadable()
+		if !s.readOne(ws) {
 			return
 		}
 	}
+}
+
+// readOne reads and handles one frame; false ends the session's reading.
+func (s *Session) readOne(ws *websocket.Conn) bool {
+	kind, data, err := ws.ReadMessage()
+	if err != nil {
+		reason := ReasonTransportClose
+		if err == websocket.ErrReadLimit {
+			reason = ReasonTransportError
+		}
+		s.close(reason, true)
+		return false
+	}
+	return s.handleFrame(kind, data)
 }
 
 //go:noinline
@@ -431,7 +442,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		// Already upgraded or upgrading: like Node, accept the WebSocket
 		// and close it at once; the session itself is unaffected.
-		if ws, err := s.srv.upgrader.Upgrade(w, r, nil); err == nil {
+		if ws, _, err := s.srv.upgrade(w, r, nil); err == nil {
 			_ = ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
 			_ = ws.Close()
@@ -441,7 +452,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.probing = true
 	s.mu.Unlock()
 
-	ws, err := s.srv.upgrader.Upgrade(w, r, nil)
+	ws, rd, err := s.srv.upgrade(w, r, nil)
 	if err != nil {
 		s.mu.Lock()
 		s.probing = false
@@ -485,7 +496,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			s.transport = transportWebSocket
-			s.attachWSLocked(ws)
+			s.attachWSLocked(ws, rd)
 			s.upgrading, s.probing = false, false
 			select { // release a GET waiting for the upgrade's outcome
 			case s.wake <- struct{}{}:

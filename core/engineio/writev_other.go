@@ -6,4 +6,10 @@ package engineio
 // writer goroutine (no inline writes).
 const rawWrites = false
 
-func writev(uintptr, [][]byte, int) (int, error) { panic("engineio: no raw writes on this platform") }
+type iovecs struct{}
+
+func writev(*iovecs, uintptr, [][]byte, int) (int, error) {
+	panic("engineio: no raw writes on this platform")
+}
+
+func peekReadable(uintptr) bool { return true }

@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"bufio"
 	"net"
 	"syscall"
 	"time"
@@ -27,6 +28,7 @@ type wsWriter struct {
 	wait  bool // block until written (the writer goroutine) or not (inline)
 	err   error
 	fn    func(fd uintptr) bool
+	iov   iovecs
 }
 
 func newWSWriter() any {
@@ -39,7 +41,7 @@ func newWSWriter() any {
 // socket to become writable (under the deadline) and calls it again.
 func (w *wsWriter) write(fd uintptr) bool {
 	for w.off < w.total {
-		n, err := writev(fd, w.bufs, w.off)
+		n, err := writev(&w.iov, fd, w.bufs, w.off)
 		switch err {
 		case nil:
 			w.off += n
@@ -76,8 +78,9 @@ func (w *wsWriter) reset() {
 }
 
 // attachWSLocked makes ws the session's transport for writes.
-func (s *Session) attachWSLocked(ws *websocket.Conn) {
+func (s *Session) attachWSLocked(ws *websocket.Conn, rd *bufio.Reader) {
 	s.ws = ws
+	s.rd = rd
 	s.writeFn = s.wsWrite
 	if rawWrites {
 		if sc, ok := ws.NetConn().(syscall.Conn); ok {

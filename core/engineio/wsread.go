@@ -1,0 +1,65 @@
+package engineio
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+
+	"github.com/gorilla/websocket"
+)
+
+// An idle WebSocket costs one goroutine blocked in a read. Blocked inside
+// gorilla's reader its stack holds a dozen frames (over 1 KiB), so the
+// runtime keeps it at the size it started with, which it sizes by the
+// average stack in use (4 KiB while handshakes run). Blocked in a bare
+// wait for readability it uses a few hundred bytes, and the collector
+// shrinks it to the 2 KiB minimum. That needs to know whether gorilla's
+// read buffer still holds a frame, so the session supplies that buffer.
+
+// readBufferSize is the read buffer of a WebSocket connection, held for
+// its whole life: gorilla adopts a hijacked buffer only when it is larger
+// than 256 bytes, and 288 is an allocation size class. Payloads larger
+// than the buffer are read straight into the message, past it.
+const readBufferSize = 288
+
+// upgrade runs the WebSocket handshake and returns the connection and its
+// read buffer.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, hdr http.Header) (*websocket.Conn, *bufio.Reader, error) {
+	h := &hijacker{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(h, r, hdr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ws, h.br, nil
+}
+
+// hijacker gives gorilla a read buffer of the session's making.
+type hijacker struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if brw.Reader.Buffered() > 0 {
+		conn.Close()
+		return nil, nil, errors.New("websocket: client sent data before the handshake completed")
+	}
+	h.br = bufio.NewReaderSize(conn, readBufferSize)
+	return conn, bufio.NewReadWriter(h.br, brw.Writer), nil
+}
+
+// waitReadable blocks, on a shallow stack, until the socket has data (or
+// an error) when the read buffer is empty. Without a raw socket it returns
+// at once and the read that follows waits.
+func (s *Session) waitReadable() {
+	if s.raw == nil || s.rd == nil || s.rd.Buffered() > 0 {
+		return
+	}
+	// Errors (a closed socket) surface in the read that follows.
+	_ = s.raw.Read(peekReadable)
+}
