@@ -69,7 +69,11 @@ type Server struct {
 	log      *logrus.Entry
 	upgrader websocket.Upgrader
 	writers  sync.Pool // *wsWriter
-	openJSON []byte    // the open packet after the sid, identical for every session
+
+	pollOnce   sync.Once
+	poller     *poller // parks idle WebSocket readers; nil: not available
+	pollTokens atomic.Uint64
+	openJSON   []byte // the open packet after the sid, identical for every session
 
 	mu       sync.RWMutex
 	sessions map[string]*Session
@@ -401,4 +405,14 @@ func (s *Server) Close(reason string) {
 	for _, sess := range s.Sessions() {
 		sess.Close(reason)
 	}
+	s.pollOnce.Do(func() {}) // no poller after this
+	if s.poller != nil {
+		s.poller.close()
+	}
+}
+
+// pollerFor returns the server's poller, started on first use.
+func (s *Server) pollerFor() *poller {
+	s.pollOnce.Do(func() { s.poller = newPoller() })
+	return s.poller
 }

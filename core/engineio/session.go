@@ -94,13 +94,18 @@ type Session struct {
 	wake       chan struct{}
 
 	// websocket
-	ws       *websocket.Conn
-	raw      syscall.RawConn // nil: no raw writes (see wswrite.go)
-	rd       *bufio.Reader   // the WebSocket's read buffer (see wsread.go)
-	writing  bool            // a writer (inline or goroutine) owns the fields below
-	writeFn  func()          // s.wsWrite, bound once: `go s.wsWrite()` would allocate per burst
-	pending  [][]byte        // what an inline write left unwritten
-	deadline time.Time       // current write deadline
+	ws  *websocket.Conn
+	raw syscall.RawConn // nil: no raw writes (see wswrite.go)
+	rd  *bufio.Reader   // the WebSocket's read buffer (see wsread.go)
+	fd  int             // the socket, for the poller
+	// pollToken names the session in the poller; pollAdded: its socket is
+	// in the poller's set (both under the poller's lock).
+	pollToken uint64
+	pollAdded bool
+	writing   bool      // a writer (inline or goroutine) owns the fields below
+	writeFn   func()    // s.wsWrite, bound once: `go s.wsWrite()` would allocate per burst
+	pending   [][]byte  // what an inline write left unwritten
+	deadline  time.Time // current write deadline
 
 	heartbeat *time.Timer
 	closeOnce sync.Once
@@ -334,6 +339,7 @@ func (s *Session) close(reason string, readFailed bool) {
 	}
 	s.mu.Unlock()
 	if ws != nil {
+		s.unpark()
 		// A close frame first, as Node does, so the peer sees 1000 rather
 		// than an abnormal 1006; but not when the read failed (the peer is
 		// gone, or closed first and gorilla answered its close frame, or
@@ -393,16 +399,19 @@ func (s *Session) receive(p eiop.Packet) bool {
 // and the one that sits idle for the connection's life should be small.
 func (s *Session) wsRead(ws *websocket.Conn) {
 	ws.SetReadLimit(s.srv.opts.MaxPayload)
-	if s.readOne(ws) {
+	if s.readOne(ws) && !s.park() {
 		go s.wsReadLoop(ws)
 	}
 }
 
-// wsReadLoop is the connection's one idle goroutine.
+// wsReadLoop reads until the session has nothing buffered, then parks it
+// with the server's poller (which calls it again when the socket is
+// readable) and ends. Without a poller it is the connection's one idle
+// goroutine.
 func (s *Session) wsReadLoop(ws *websocket.Conn) {
 	for {
 		s.waitReadable()
-		if !s.readOne(ws) {
+		if !s.readOne(ws) || s.park() {
 			return
 		}
 	}

@@ -63,3 +63,26 @@ func (s *Session) waitReadable() {
 	// Errors (a closed socket) surface in the read that follows.
 	_ = s.raw.Read(peekReadable)
 }
+
+// park hands a session with nothing buffered to the server's poller; true
+// means the caller's goroutine must end (the poller starts a reader when
+// the socket is readable).
+func (s *Session) park() bool {
+	if s.raw == nil || s.rd == nil || s.rd.Buffered() > 0 {
+		return false
+	}
+	p := s.srv.pollerFor()
+	if p == nil {
+		return false
+	}
+	return p.park(s, s.fd)
+}
+
+// unpark takes the session out of the poller before its socket closes.
+func (s *Session) unpark() {
+	if s.pollToken != 0 {
+		if p := s.srv.pollerFor(); p != nil {
+			p.forget(s, s.fd)
+		}
+	}
+}

@@ -86,6 +86,10 @@ func (s *Session) attachWSLocked(ws *websocket.Conn, rd *bufio.Reader) {
 		if sc, ok := ws.NetConn().(syscall.Conn); ok {
 			s.raw, _ = sc.SyscallConn()
 		}
+		if s.raw != nil {
+			_ = s.raw.Control(func(fd uintptr) { s.fd = int(fd) })
+			s.pollToken = s.srv.pollTokens.Add(1)
+		}
 	}
 	// gorilla would answer pings itself, writing around our writer and
 	// moving the connection's write deadline.
