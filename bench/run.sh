@@ -68,9 +68,19 @@ wait_up() { # wait_up PORT: the Socket.IO endpoint answers
   echo "server on port $1 did not come up" >&2; return 1
 }
 
+# port_free PORT: nothing listens on it (waits up to 5 s)
+port_free() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null || return 0
+    sleep 0.05
+  done
+  return 1
+}
+
 # start_server LABEL CONFIG PORT [VAR=value...]: prints the pid
 start_server() {
   local label=$1 config=$2 port=$3; shift 3
+  port_free "$port" || { echo "port $port still taken before starting $label" >&2; return 1; }
   if [ "$label" = ours ]; then
     env LISTEN_ADDR=127.0.0.1:$port "$@" \
       taskset -c "$SERVER_CPU" bin/socket-server run --config "bench/socketfleet$config.hcl" >>"$OUT/server-$label.log" 2>&1 &
@@ -80,6 +90,8 @@ start_server() {
   local pid=$!
   PIDS+=("$pid")
   wait_up "$port" >&2
+  # Answered by this server, not by one still on its way out.
+  if gone "$pid"; then echo "server $label on port $port exited at start (see $OUT/server-$label.log)" >&2; return 1; fi
   echo "$pid"
 }
 
@@ -111,6 +123,14 @@ stop() {
     sleep 0.05
   done
   kill -9 "${all[@]}" 2>/dev/null || true
+  # A killed process with 10,000 sockets takes a moment to go: the next
+  # server must not find the port still taken.
+  for _ in $(seq 1 100); do
+    local alive=0
+    for p in "${all[@]}"; do gone "$p" || alive=1; done
+    [ $alive = 0 ] && return 0
+    sleep 0.05
+  done
 }
 
 # gen NAME LABEL SCENARIO ARGS...: the generator on its core; the JSON
