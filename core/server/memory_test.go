@@ -1,7 +1,8 @@
 package server
 
 // Memory per idle WebSocket connection (DESIGN.md §5: budget 8 KB/conn,
-// about one goroutine per idle connection).
+// at most one goroutine per idle connection; on Linux there is none, the
+// socket waits in the engine's poller).
 //
 // The real binary is built (go build ./cmd/socket-server) and run as a
 // subprocess with a minimal config; this process opens the clients, so
