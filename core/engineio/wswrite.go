@@ -169,15 +169,16 @@ func (s *Session) wsWrite() {
 	for {
 		s.mu.Lock()
 		if len(s.queue) == 0 && len(s.pending) == 0 {
-			s.writing = false
-			closing := s.closing
-			s.mu.Unlock()
 			if !s.deadline.IsZero() {
 				// Inline writes never wait, and must not find an
-				// expired deadline.
+				// expired deadline. Cleared while still the writer:
+				// the next one may start as soon as the lock is free.
 				s.deadline = time.Time{}
 				_ = conn.SetWriteDeadline(s.deadline)
 			}
+			s.writing = false
+			closing := s.closing
+			s.mu.Unlock()
 			if closing {
 				_ = s.ws.WriteControl(websocket.CloseMessage,
 					websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
