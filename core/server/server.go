@@ -170,9 +170,10 @@ func (s *Server) serveMetricsOn(addr string) (stop func(), err error) {
 // event, and connections are closed paced over the drain window. What is
 // left at the deadline is closed; in-flight requests get 5 s more.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	const headTimeout = 10 * time.Second
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: headTimeout}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
+	go func() { errc <- hs.Serve(newUpgradeListener(l, s, s.log, headTimeout)) }()
 	mctx, stopMemory := context.WithCancel(context.Background())
 	defer stopMemory()
 	go s.Memory.Run(mctx, s.cfg.Server.MemoryReportInterval)
