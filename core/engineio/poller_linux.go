@@ -83,7 +83,7 @@ func (p *poller) loop() {
 			}
 			p.mu.Unlock()
 			for i, s := range wake {
-				go s.wsReadLoop(s.ws)
+				go s.wsReadLoop(s.ws, false) // readable: no need to wait
 				wake[i] = nil
 			}
 			wake = wake[:0]
@@ -156,7 +156,7 @@ func (p *poller) stop() {
 	p.parked = make(map[uint64]*Session)
 	p.mu.Unlock()
 	for _, s := range parked {
-		go s.wsReadLoop(s.ws)
+		go s.wsReadLoop(s.ws, true)
 	}
 	close(p.stopped)
 }

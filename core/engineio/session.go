@@ -166,24 +166,23 @@ func (s *Session) startPolling() {
 }
 
 // startWebSocket runs on the handshake's goroutine: it writes the open
-// packet itself and then becomes the reader (which moves to a fresh
-// goroutine after the first packet).
+// packet itself and then reads the first packet (see wsRead).
 func (s *Session) startWebSocket(ws *websocket.Conn, rd *bufio.Reader, open *Message) {
 	s.mu.Lock()
 	s.transport = transportWebSocket
 	s.attachWSLocked(ws, rd)
 	s.queue = append([]*Message{open}, s.queue...)
 	s.writing = true
-	batch := s.takeLocked()
+	var batch []*Message
+	if s.raw != nil {
+		batch = s.takeLocked()
+	} else {
+		go s.writeFn()
+	}
 	s.mu.Unlock()
 	s.startHeartbeat()
-	if s.raw != nil {
+	if batch != nil {
 		s.writeInline(batch)
-	} else {
-		s.mu.Lock()
-		s.queue = append(batch, s.queue...)
-		go s.writeFn()
-		s.mu.Unlock()
 	}
 	s.wsRead(ws)
 }
@@ -394,26 +393,30 @@ func (s *Session) receive(p eiop.Packet) bool {
 }
 
 // wsRead reads the connection's first packet on the goroutine it is
-// called on, then hands the loop to a fresh goroutine. Handling a packet
-// (above all the CONNECT, with auth and rules) grows a goroutine's stack,
-// and the one that sits idle for the connection's life should be small.
+// called on, then parks the session (or, without a poller, hands the loop
+// to a fresh goroutine: handling a packet, above all the CONNECT with auth
+// and rules, grows a goroutine's stack, and the one that sits idle for the
+// connection's life should be small).
 func (s *Session) wsRead(ws *websocket.Conn) {
 	ws.SetReadLimit(s.srv.opts.MaxPayload)
 	if s.readOne(ws) && !s.park() {
-		go s.wsReadLoop(ws)
+		go s.wsReadLoop(ws, true)
 	}
 }
 
 // wsReadLoop reads until the session has nothing buffered, then parks it
-// with the server's poller (which calls it again when the socket is
-// readable) and ends. Without a poller it is the connection's one idle
-// goroutine.
-func (s *Session) wsReadLoop(ws *websocket.Conn) {
+// with the server's poller (which calls it again, wait false, when the
+// socket is readable) and ends. Without a poller it is the connection's
+// one idle goroutine.
+func (s *Session) wsReadLoop(ws *websocket.Conn, wait bool) {
 	for {
-		s.waitReadable()
+		if wait {
+			s.waitReadable()
+		}
 		if !s.readOne(ws) || s.park() {
 			return
 		}
+		wait = true
 	}
 }
 

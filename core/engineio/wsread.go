@@ -9,13 +9,15 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// An idle WebSocket costs one goroutine blocked in a read. Blocked inside
-// gorilla's reader its stack holds a dozen frames (over 1 KiB), so the
-// runtime keeps it at the size it started with, which it sizes by the
-// average stack in use (4 KiB while handshakes run). Blocked in a bare
-// wait for readability it uses a few hundred bytes, and the collector
-// shrinks it to the 2 KiB minimum. That needs to know whether gorilla's
-// read buffer still holds a frame, so the session supplies that buffer.
+// How a WebSocket session reads. On Linux an idle session holds no
+// goroutine: its socket waits in the server's poller (poller_linux.go),
+// which starts a reader when it becomes readable. The reader parks the
+// session again once gorilla's read buffer is empty, so the session
+// supplies that buffer to be able to tell. Without a poller the session
+// keeps one reader goroutine; it waits for readability outside gorilla,
+// on a stack shallow enough for the collector to shrink it to 2 KiB
+// (blocked inside gorilla's reader it would keep the 4 KiB it started
+// with while handshakes run).
 
 // readBufferSize is the read buffer of a WebSocket connection, held for
 // its whole life: gorilla adopts a hijacked buffer only when it is larger
