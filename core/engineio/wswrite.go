@@ -144,13 +144,7 @@ func (s *Session) writeFrames(batch []*Message, wait bool) error {
 // writes batch itself, and starts the writer goroutine only for what the
 // socket did not take or what was queued meanwhile.
 func (s *Session) writeInline(batch []*Message) {
-	err := s.writeFrames(batch, false)
-	s.mu.Lock()
-	s.recycleLocked(batch)
-	if err != nil {
-		s.writing = false
-		s.mu.Unlock()
-		s.closeNow(ReasonTransportError)
+	if !s.wrote(batch, s.writeFrames(batch, false)) {
 		return
 	}
 	if len(s.pending) > 0 || len(s.queue) > 0 || s.closing {
@@ -166,8 +160,8 @@ func (s *Session) writeInline(batch []*Message) {
 // to write that could not go out inline, so an idle connection has none.
 func (s *Session) wsWrite() {
 	conn := s.ws.NetConn()
+	s.mu.Lock()
 	for {
-		s.mu.Lock()
 		if len(s.queue) == 0 && len(s.pending) == 0 {
 			if !s.deadline.IsZero() {
 				// Inline writes never wait, and must not find an
@@ -195,15 +189,23 @@ func (s *Session) wsWrite() {
 			s.deadline = now.Add(writeWait)
 			_ = conn.SetWriteDeadline(s.deadline)
 		}
-		err := s.writeFrames(batch, true)
-		s.mu.Lock()
-		s.recycleLocked(batch)
-		if err != nil {
-			s.writing = false
-			s.mu.Unlock()
-			s.closeNow(ReasonTransportError)
+		if !s.wrote(batch, s.writeFrames(batch, true)) {
 			return
 		}
-		s.mu.Unlock()
 	}
+}
+
+// wrote ends a write: it takes s.mu and recycles batch. On success it
+// returns true with s.mu held; a failed write gives up the writer role and
+// closes the session (false, s.mu released).
+func (s *Session) wrote(batch []*Message, err error) bool {
+	s.mu.Lock()
+	s.recycleLocked(batch)
+	if err != nil {
+		s.writing = false
+		s.mu.Unlock()
+		s.closeNow(ReasonTransportError)
+		return false
+	}
+	return true
 }

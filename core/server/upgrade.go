@@ -119,8 +119,9 @@ func (u *upgradeListener) classify(c net.Conn) {
 	if err != nil || br.Buffered() > 0 || (req.ProtoAtLeast(1, 1) && req.Host == "") {
 		// A client must wait for the 101 before it sends anything; and
 		// HTTP/1.1 needs a Host (net/http's rule too).
-		writeStatus(c, http.StatusBadRequest, "bad WebSocket handshake")
-		c.Close()
+		w := &upgradeWriter{conn: c, header: make(http.Header)}
+		http.Error(w, "bad WebSocket handshake", http.StatusBadRequest)
+		w.finish()
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
@@ -249,10 +250,4 @@ func (w *upgradeWriter) finish() {
 	_ = w.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, _ = w.conn.Write(b.Bytes())
 	w.conn.Close()
-}
-
-func writeStatus(c net.Conn, code int, msg string) {
-	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-		code, http.StatusText(code), len(msg), msg)
 }

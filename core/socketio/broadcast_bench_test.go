@@ -347,7 +347,7 @@ func TestBroadcastAllocsIndependentOfRecipients(t *testing.T) {
 }
 
 // TestBroadcastWebSocketFrames: WebSocket recipients get the frame intact
-// (the shared PreparedMessage path), text and binary attachments alike.
+// (the frame built once and shared), text and binary attachments alike.
 func TestBroadcastWebSocketFrames(t *testing.T) {
 	const n = 20
 	bs := newBenchServer(nil, 0)
