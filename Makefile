@@ -53,7 +53,7 @@ e2e-deps:
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s)
 FUZZTIME ?= 30s
 fuzz:
-	@for pkg in ./core/protocol/engineio ./core/protocol/socketio; do \
+	@for pkg in ./core/protocol/eiowire ./core/protocol/siowire; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done; done
 

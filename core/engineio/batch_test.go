@@ -11,14 +11,14 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sirupsen/logrus"
-	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
+	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 )
 
 // collect is a Handler that hands out its sessions.
 type collect struct{ sessions chan *Session }
 
 func (c *collect) Open(s *Session) {
-	s.SetHandler(func(eiop.Packet) {}, func(string) {})
+	s.SetHandler(func(eiowire.Packet) {}, func(string) {})
 	c.sessions <- s
 }
 
@@ -69,12 +69,12 @@ func TestBatchHoldsUntilFlush(t *testing.T) {
 	}()
 	var b Batch
 	for i := 0; i < 50; i++ {
-		b.Send(s, []*Message{NewText(eiop.Message, []byte(fmt.Sprint(i)))})
+		b.Send(s, []*Message{NewText(eiowire.Message, []byte(fmt.Sprint(i)))})
 	}
 	if b.Len() != 1 {
 		t.Fatalf("batch holds %d sessions, want 1", b.Len())
 	}
-	s.Send(NewText(eiop.Message, []byte("late")))
+	s.Send(NewText(eiowire.Message, []byte("late")))
 	select {
 	case m := <-got:
 		t.Fatalf("read %q before Flush", m)
@@ -118,7 +118,7 @@ func TestBatchFlushOverCores(t *testing.T) {
 	var b Batch
 	for r := 0; r < rounds; r++ {
 		for k := 0; k < 3; k++ {
-			m := []*Message{NewText(eiop.Message, []byte(fmt.Sprint(r*3+k)))}
+			m := []*Message{NewText(eiowire.Message, []byte(fmt.Sprint(r*3+k)))}
 			for _, s := range sessions {
 				b.Send(s, m)
 			}

@@ -3,7 +3,7 @@ package engineio
 import (
 	"encoding/binary"
 
-	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
+	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 )
 
 // Headroom is the space a frame buffer keeps free in front of its Engine.IO
@@ -36,9 +36,9 @@ func NewFramed(buf []byte, binary bool) *Message {
 }
 
 // NewText returns a text message with the given packet type and data.
-func NewText(t eiop.PacketType, data []byte) *Message {
+func NewText(t eiowire.PacketType, data []byte) *Message {
 	buf := make([]byte, Headroom, Headroom+1+len(data))
-	return NewFramed(eiop.AppendText(buf, eiop.Packet{Type: t, Data: data}), false)
+	return NewFramed(eiowire.AppendText(buf, eiowire.Packet{Type: t, Data: data}), false)
 }
 
 // NewMessage copies an already encoded Engine.IO text frame (type digit
@@ -90,16 +90,16 @@ func newPong(data string) *Message {
 
 // Shared control packets; they carry no per-session data.
 var (
-	msgPing  = NewText(eiop.Ping, nil)
-	msgNoop  = NewText(eiop.Noop, nil)
-	msgClose = NewText(eiop.Close, nil)
-	msgProbe = NewText(eiop.Pong, []byte("probe"))
+	msgPing  = NewText(eiowire.Ping, nil)
+	msgNoop  = NewText(eiowire.Noop, nil)
+	msgClose = NewText(eiowire.Close, nil)
+	msgProbe = NewText(eiowire.Pong, []byte("probe"))
 )
 
 // packet returns m as a codec packet (for the polling payload encoder).
-func (m *Message) packet() eiop.Packet {
+func (m *Message) packet() eiowire.Packet {
 	if m.Binary {
-		return eiop.Packet{Type: eiop.Message, Data: m.Frame, Binary: true}
+		return eiowire.Packet{Type: eiowire.Message, Data: m.Frame, Binary: true}
 	}
-	return eiop.Packet{Type: eiop.PacketType(m.Frame[0] - '0'), Data: m.Frame[1:]}
+	return eiowire.Packet{Type: eiowire.PacketType(m.Frame[0] - '0'), Data: m.Frame[1:]}
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sirupsen/logrus"
-	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
+	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 )
 
 // echo is a Handler that sends every message back and records closes.
@@ -23,12 +23,12 @@ type echo struct {
 }
 
 func (e *echo) Open(s *Session) {
-	s.SetHandler(func(p eiop.Packet) {
+	s.SetHandler(func(p eiowire.Packet) {
 		if p.Binary {
 			s.Send(NewBinary(append([]byte(nil), p.Data...)))
 			return
 		}
-		s.Send(NewText(eiop.Message, append([]byte(nil), p.Data...)))
+		s.Send(NewText(eiowire.Message, append([]byte(nil), p.Data...)))
 	}, func(reason string) {
 		e.mu.Lock()
 		e.closed = append(e.closed, reason)

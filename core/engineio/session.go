@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
+	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 )
 
 // Handshake is what the core keeps of the request that opened a session.
@@ -74,7 +74,7 @@ type Session struct {
 	srv *Server
 	hs  *Handshake
 
-	onMessage func(eiop.Packet)
+	onMessage func(eiowire.Packet)
 	onClose   func(reason string)
 
 	mu        sync.Mutex
@@ -132,7 +132,7 @@ func newSession(srv *Server, id string, r *http.Request) *Session {
 			Headers: h,
 			Secure:  r.TLS != nil,
 		},
-		onMessage: func(eiop.Packet) {},
+		onMessage: func(eiowire.Packet) {},
 		onClose:   func(string) {},
 	}
 }
@@ -155,7 +155,7 @@ func (s *Session) Transport() string {
 
 // SetHandler installs the callbacks for received messages and for the end of
 // the session. Messages of one session are delivered one at a time.
-func (s *Session) SetHandler(onMessage func(eiop.Packet), onClose func(reason string)) {
+func (s *Session) SetHandler(onMessage func(eiowire.Packet), onClose func(reason string)) {
 	s.onMessage, s.onClose = onMessage, onClose
 }
 
@@ -368,18 +368,18 @@ func (s *Session) finish(reason string) {
 }
 
 // receive handles one packet from the client, whichever transport carried it.
-func (s *Session) receive(p eiop.Packet) bool {
+func (s *Session) receive(p eiowire.Packet) bool {
 	switch p.Type {
-	case eiop.Message:
+	case eiowire.Message:
 		s.onMessage(p)
-	case eiop.Pong:
+	case eiowire.Pong:
 		s.mu.Lock()
 		if s.awaitPong && !s.closed {
 			s.awaitPong = false
 			s.heartbeat.Reset(s.srv.opts.PingInterval)
 		}
 		s.mu.Unlock()
-	case eiop.Close:
+	case eiowire.Close:
 		s.closeNow(ReasonTransportClose)
 		return false
 	default:
@@ -437,9 +437,9 @@ func (s *Session) readOne(ws *websocket.Conn) bool {
 //go:noinline
 func (s *Session) handleFrame(kind int, data []byte) bool {
 	if kind == websocket.BinaryMessage {
-		return s.receive(eiop.Packet{Type: eiop.Message, Data: data, Binary: true})
+		return s.receive(eiowire.Packet{Type: eiowire.Message, Data: data, Binary: true})
 	}
-	p, err := eiop.DecodeText(data)
+	p, err := eiowire.DecodeText(data)
 	if err != nil {
 		s.closeNow(ReasonParseError)
 		return false
@@ -485,13 +485,13 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 			fail()
 			return
 		}
-		p, err := eiop.DecodeText(data)
+		p, err := eiowire.DecodeText(data)
 		if err != nil {
 			fail()
 			return
 		}
 		switch {
-		case p.Type == eiop.Ping && string(p.Data) == "probe":
+		case p.Type == eiowire.Ping && string(p.Data) == "probe":
 			if err := ws.WriteMessage(websocket.TextMessage, msgProbe.Frame); err != nil {
 				fail()
 				return
@@ -500,7 +500,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 			s.upgrading = true
 			s.kickLocked() // a pending GET answers noop
 			s.mu.Unlock()
-		case p.Type == eiop.Upgrade:
+		case p.Type == eiowire.Upgrade:
 			s.mu.Lock()
 			if !s.upgrading || s.closed {
 				s.mu.Unlock()
@@ -582,7 +582,7 @@ func (s *Session) servePollGet(w http.ResponseWriter, r *http.Request) {
 			var body []byte
 			sentClose := false
 			for _, m := range batch {
-				body = eiop.AppendPayload(body, m.packet())
+				body = eiowire.AppendPayload(body, m.packet())
 				sentClose = sentClose || m == msgClose
 			}
 			writePollResponse(w, body)
@@ -658,7 +658,7 @@ func (s *Session) servePollPost(w http.ResponseWriter, r *http.Request) {
 		s.closeNow(ReasonTransportError)
 		return
 	}
-	if err := eiop.DecodePayload(body, func(p eiop.Packet) error {
+	if err := eiowire.DecodePayload(body, func(p eiowire.Packet) error {
 		if !s.receive(p) {
 			return errStop
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sirupsen/logrus"
-	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
+	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 )
 
 func dialWS(t *testing.T, ts *httptest.Server) *websocket.Conn {
@@ -80,7 +80,7 @@ type flood struct {
 }
 
 func (f *flood) Open(s *Session) {
-	s.SetHandler(func(p eiop.Packet) {
+	s.SetHandler(func(p eiowire.Packet) {
 		if string(p.Data) != "go" {
 			return
 		}
@@ -88,7 +88,7 @@ func (f *flood) Open(s *Session) {
 			go func() {
 				pad := strings.Repeat("x", f.size)
 				for i := 0; i < f.count; i++ {
-					if !s.Send(NewText(eiop.Message, []byte(fmt.Sprintf("%d:%d:%s", g, i, pad)))) {
+					if !s.Send(NewText(eiowire.Message, []byte(fmt.Sprintf("%d:%d:%s", g, i, pad)))) {
 						return
 					}
 				}

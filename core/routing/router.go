@@ -17,9 +17,9 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/socketfleet/socketfleet/core/adapter"
 	"github.com/socketfleet/socketfleet/core/config"
-	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
+	"github.com/socketfleet/socketfleet/core/protocol/siowire"
+	"github.com/socketfleet/socketfleet/core/rooms"
 	"github.com/socketfleet/socketfleet/core/socketio"
 	"github.com/socketfleet/socketfleet/sdk"
 )
@@ -186,7 +186,7 @@ func (r *Router) checkShard(s *socketio.Socket, user string) error {
 	r.stats.WrongShard.Add(1)
 	data := []byte(`{"shard":` + strconv.Itoa(as.Shard))
 	if as.URL != "" {
-		data = siop.AppendString(append(data, `,"url":`...), as.URL)
+		data = siowire.AppendString(append(data, `,"url":`...), as.URL)
 	}
 	return &socketio.ConnectError{Message: "Please connect to shard " + strconv.Itoa(as.Shard), Data: append(data, '}')}
 }
@@ -281,7 +281,7 @@ func (r *Router) Event(s *socketio.Socket, e *socketio.Event) {
 	}
 
 	for _, b := range ev.Broadcasts {
-		var opts adapter.Options
+		var opts rooms.Options
 		if b.To != nil {
 			rooms, diags := config.EvalStrings(b.To, ctx)
 			if diags.HasErrors() {
@@ -361,7 +361,7 @@ func (r *Router) Event(s *socketio.Socket, e *socketio.Event) {
 			r.refuse(s, e, "not a member of the room")
 		}
 	case ev.Ack.Passthrough:
-		s.AckRaw(e, siop.AppendArray(nil, e.Args...), e.Attachments)
+		s.AckRaw(e, siowire.AppendArray(nil, e.Args...), e.Attachments)
 	default:
 		args, err := r.evalArgs(s, *ev.Ack, ctx, e.Args)
 		if err != nil {
@@ -375,7 +375,7 @@ func (r *Router) Event(s *socketio.Socket, e *socketio.Event) {
 // refuse answers an ack the client asked for with {"ok":false,"error":...}.
 func (r *Router) refuse(s *socketio.Socket, e *socketio.Event, reason string) {
 	if e.WantsAck() {
-		b := siop.AppendString([]byte(`{"ok":false,"error":`), reason)
+		b := siowire.AppendString([]byte(`{"ok":false,"error":`), reason)
 		s.Ack(e, [][]byte{append(b, '}')}, nil)
 	}
 }
@@ -625,7 +625,7 @@ func (r *Router) ServerEvent(ns *socketio.Namespace, name string, args, attachme
 
 func (r *Router) serverBroadcast(ns *socketio.Namespace, b *config.Broadcast, args, attachments [][]byte,
 	lazyCtx func() (*hcl.EvalContext, error)) error {
-	var opts adapter.Options
+	var opts rooms.Options
 	if b.To != nil {
 		ctx, err := lazyCtx()
 		if err != nil {

@@ -17,9 +17,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/socketfleet/socketfleet/core/adapter"
 	"github.com/socketfleet/socketfleet/core/config"
-	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
+	"github.com/socketfleet/socketfleet/core/protocol/siowire"
+	"github.com/socketfleet/socketfleet/core/rooms"
 	"github.com/socketfleet/socketfleet/core/socketio"
 )
 
@@ -223,22 +223,22 @@ type selection struct {
 
 // resolve checks the selection and finds its namespace (404 when it is not
 // declared).
-func (a *api) resolve(sel selection, c *apiCall) (*socketio.Namespace, adapter.Options, *apiError) {
+func (a *api) resolve(sel selection, c *apiCall) (*socketio.Namespace, rooms.Options, *apiError) {
 	if sel.Namespace == "" {
 		sel.Namespace = "/"
 	}
 	c.namespace = sel.Namespace
 	ns := a.s.SocketIO.Namespace(sel.Namespace)
 	if ns == nil {
-		return nil, adapter.Options{}, &apiError{http.StatusNotFound, fmt.Sprintf("namespace %q is not declared in the config", sel.Namespace)}
+		return nil, rooms.Options{}, &apiError{http.StatusNotFound, fmt.Sprintf("namespace %q is not declared in the config", sel.Namespace)}
 	}
 	if err := roomList("rooms", sel.Rooms, false); err != nil {
-		return nil, adapter.Options{}, err
+		return nil, rooms.Options{}, err
 	}
 	if err := roomList("except", sel.Except, false); err != nil {
-		return nil, adapter.Options{}, err
+		return nil, rooms.Options{}, err
 	}
-	return ns, adapter.Options{Rooms: sel.Rooms, Except: sel.Except}, nil
+	return ns, rooms.Options{Rooms: sel.Rooms, Except: sel.Except}, nil
 }
 
 func roomList(field string, rooms []string, required bool) *apiError {
@@ -298,7 +298,7 @@ func clusterFailed(err error) *apiError {
 // rawOrNull keeps a JSON value as is for the answer, or null when it is
 // not valid JSON (an answer from another instance is not trusted to be).
 func rawOrNull(b []byte) json.RawMessage {
-	if len(b) == 0 || !siop.Valid(b) {
+	if len(b) == 0 || !siowire.Valid(b) {
 		return json.RawMessage("null")
 	}
 	return json.RawMessage(b)

@@ -297,7 +297,7 @@ func TestAPIJoinLeaveDisconnect(t *testing.T) {
 	srv, ts := newTestInstance(t, apiConfig)
 	a, aID := member(t, ts, "red")
 	b, bID := member(t, ts)
-	rooms := func(id string) []string { return srv.SocketIO.Namespace("/").Adapter().Rooms(id) }
+	rooms := func(id string) []string { return srv.SocketIO.Namespace("/").RoomIndex().Rooms(id) }
 
 	if r := apiDo(t, ts, "POST", "/api/v1/join", apiToken, `{"except":["red"],"join":["blue","green"]}`); r.status != 200 || r.raw != `{"ok":true}`+"\n" {
 		t.Fatalf("join: %d %s", r.status, r.raw)

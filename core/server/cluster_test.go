@@ -231,13 +231,13 @@ func TestClusterJoinLeaveRunInOrderAndAreNeverRefused(t *testing.T) {
 	join.Type, leave.Type = sdk.RequestSocketsJoin, sdk.RequestSocketsLeave
 	ns := srv.SocketIO.Namespace("/")
 	srv.serveClusterRequest(sdk.IncomingRequest{ClusterRequest: join})
-	if got := ns.Adapter().Sockets([]string{"late"}); !slices.Equal(got, []string{id}) {
+	if got := ns.RoomIndex().Sockets([]string{"late"}); !slices.Equal(got, []string{id}) {
 		t.Fatalf("after join, late holds %v", got)
 	}
 	srv.serveClusterRequest(sdk.IncomingRequest{ClusterRequest: leave})
 	srv.serveClusterRequest(sdk.IncomingRequest{ClusterRequest: join})
 	srv.serveClusterRequest(sdk.IncomingRequest{ClusterRequest: leave})
-	if got := ns.Adapter().Sockets([]string{"late"}); len(got) != 0 || srv.RequestsRefused.Load() != 0 {
+	if got := ns.RoomIndex().Sockets([]string{"late"}); len(got) != 0 || srv.RequestsRefused.Load() != 0 {
 		t.Fatalf("after join, leave, join, leave: late holds %v, %d refused", got, srv.RequestsRefused.Load())
 	}
 	c.silent(50 * time.Millisecond)

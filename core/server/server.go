@@ -18,12 +18,12 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/socketfleet/socketfleet/core/adapter"
 	"github.com/socketfleet/socketfleet/core/config"
 	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/lifecycle"
-	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
-	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
+	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
+	"github.com/socketfleet/socketfleet/core/protocol/siowire"
+	"github.com/socketfleet/socketfleet/core/rooms"
 	"github.com/socketfleet/socketfleet/core/routing"
 	"github.com/socketfleet/socketfleet/core/socketio"
 	"github.com/socketfleet/socketfleet/sdk"
@@ -202,12 +202,12 @@ func (s *Server) Drain(ctx context.Context) {
 	}
 	sessions := s.Engine.Sessions()
 	s.log.WithFields(logrus.Fields{"connections": len(sessions), "drain_window": dr.Timeout.String()}).Info("draining")
-	payload := siop.AppendString([]byte(`{"message":`), dr.Message)
-	payload = siop.AppendString(append(payload, `,"code":`...), dr.Code)
+	payload := siowire.AppendString([]byte(`{"message":`), dr.Message)
+	payload = siowire.AppendString(append(payload, `,"code":`...), dr.Code)
 	payload = append(payload, '}')
 	data := socketio.EventData(dr.Event, [][]byte{payload})
 	for _, ns := range s.SocketIO.Namespaces() {
-		ns.BroadcastLocal(adapter.Options{}, data, nil) // this instance's clients only
+		ns.BroadcastLocal(rooms.Options{}, data, nil) // this instance's clients only
 	}
 	conns := make([]lifecycle.Closer, len(sessions))
 	for i, sess := range sessions {
@@ -283,7 +283,7 @@ func (s *Server) attachCluster(l ClusterLink) {
 	for _, ns := range s.SocketIO.Namespaces() {
 		name := ns.Name()
 		names = append(names, name)
-		if w, ok := ns.Adapter().(adapter.RoomWatcher); ok {
+		if w, ok := ns.RoomIndex().(rooms.RoomWatcher); ok {
 			w.WatchRooms(func(room string, created bool) {
 				l.RoomChanged(sdk.RoomChange{Namespace: name, Room: room, Created: created})
 			})
@@ -343,7 +343,7 @@ func (s *Server) receiveCluster(batch []sdk.AdapterMessage) {
 	for i := range batch {
 		m := &batch[i]
 		if ns := s.SocketIO.Namespace(m.Namespace); ns != nil {
-			ns.BroadcastLocalBatch(out, adapter.Options{Rooms: m.Rooms, Except: m.Except}, m.Data, m.Attachments)
+			ns.BroadcastLocalBatch(out, rooms.Options{Rooms: m.Rooms, Except: m.Except}, m.Data, m.Attachments)
 		}
 	}
 	out.Flush()
@@ -414,11 +414,11 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 	ok, reason := s.Ready()
 	if !ok {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write(siop.AppendString([]byte(`{"ready":false,"instance_id":`), s.cfg.Server.InstanceID))
-		_, _ = w.Write(append(siop.AppendString([]byte(`,"reason":`), reason), "}\n"...))
+		_, _ = w.Write(siowire.AppendString([]byte(`{"ready":false,"instance_id":`), s.cfg.Server.InstanceID))
+		_, _ = w.Write(append(siowire.AppendString([]byte(`,"reason":`), reason), "}\n"...))
 		return
 	}
-	_, _ = w.Write(append(siop.AppendString([]byte(`{"ready":true,"instance_id":`), s.cfg.Server.InstanceID), "}\n"...))
+	_, _ = w.Write(append(siowire.AppendString([]byte(`{"ready":true,"instance_id":`), s.cfg.Server.InstanceID), "}\n"...))
 }
 
 // echoHandler is the raw Engine.IO echo endpoint the public Engine.IO
@@ -426,11 +426,11 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 type echoHandler struct{}
 
 func (echoHandler) Open(s *engineio.Session) {
-	s.SetHandler(func(p eiop.Packet) {
+	s.SetHandler(func(p eiowire.Packet) {
 		if p.Binary {
 			s.Send(engineio.NewBinary(p.Data))
 			return
 		}
-		s.Send(engineio.NewText(eiop.Message, p.Data)) // copies
+		s.Send(engineio.NewText(eiowire.Message, p.Data)) // copies
 	}, func(string) {})
 }

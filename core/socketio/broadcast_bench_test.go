@@ -48,8 +48,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/sirupsen/logrus"
 
-	"github.com/socketfleet/socketfleet/core/adapter"
 	"github.com/socketfleet/socketfleet/core/engineio"
+	"github.com/socketfleet/socketfleet/core/rooms"
 	"github.com/socketfleet/socketfleet/core/socketio"
 )
 
@@ -94,7 +94,7 @@ type benchServer struct {
 	ts  *httptest.Server
 }
 
-func newBenchServer(a adapter.Interface, sendQueue int) *benchServer {
+func newBenchServer(a rooms.Index, sendQueue int) *benchServer {
 	log := quietLog()
 	sio := socketio.NewServer(socketio.Options{Log: log, ConnectTimeout: time.Hour})
 	ns := sio.AddNamespace("/", roomHandler{benchRoom}, a)
@@ -106,10 +106,10 @@ func newBenchServer(a adapter.Interface, sendQueue int) *benchServer {
 	return &benchServer{sio: sio, eio: eio, ns: ns, ts: ts}
 }
 
-func (bs *benchServer) roomSize() int { return len(bs.ns.Adapter().Sockets([]string{benchRoom})) }
+func (bs *benchServer) roomSize() int { return len(bs.ns.RoomIndex().Sockets([]string{benchRoom})) }
 
 func (bs *benchServer) broadcast() int {
-	return bs.ns.BroadcastData(adapter.Options{Rooms: []string{benchRoom}}, benchData, nil)
+	return bs.ns.BroadcastData(rooms.Options{Rooms: []string{benchRoom}}, benchData, nil)
 }
 
 // ---------------------------------------------------------------------------
@@ -244,14 +244,14 @@ func (pc *pollClients) drain(want int) error {
 // exactly the messages the adapter hands to the socket (what Session.Send
 // queues).
 type recordingAdapter struct {
-	*adapter.Memory
+	*rooms.Memory
 	mu   sync.Mutex
 	got  map[string][]*engineio.Message
 	hits int
 }
 
 type recordingMember struct {
-	adapter.Member
+	rooms.Member
 	a *recordingAdapter
 }
 
@@ -263,11 +263,11 @@ func (m recordingMember) Deliver(msgs []*engineio.Message, b *engineio.Batch) {
 	m.Member.Deliver(msgs, b)
 }
 
-func (a *recordingAdapter) Add(m adapter.Member) { a.Memory.Add(recordingMember{m, a}) }
+func (a *recordingAdapter) Add(m rooms.Member) { a.Memory.Add(recordingMember{m, a}) }
 
 func TestBroadcastEncodesOnce(t *testing.T) {
 	const n = 200
-	rec := &recordingAdapter{Memory: adapter.NewMemory(), got: map[string][]*engineio.Message{}}
+	rec := &recordingAdapter{Memory: rooms.NewMemory(), got: map[string][]*engineio.Message{}}
 	bs := newBenchServer(rec, 0)
 	defer bs.ts.Close()
 	pc := newPollClients(bs.ts.URL)
@@ -370,7 +370,7 @@ func TestBroadcastWebSocketFrames(t *testing.T) {
 		t.Fatalf("room has %d sockets", got)
 	}
 	bs.broadcast()
-	bs.ns.BroadcastData(adapter.Options{Rooms: []string{benchRoom}},
+	bs.ns.BroadcastData(rooms.Options{Rooms: []string{benchRoom}},
 		[]byte(`["file",{"_placeholder":true,"num":0}]`), [][]byte{{1, 2, 3}})
 	for i, c := range conns {
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/socketfleet/socketfleet/core/adapter"
-	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
+	"github.com/socketfleet/socketfleet/core/protocol/siowire"
+	"github.com/socketfleet/socketfleet/core/rooms"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -67,8 +67,8 @@ const backgroundTimeout = 10 * time.Second
 // ---- local execution: this instance's sockets ----
 
 // LocalSockets returns this instance's sockets matching opts.
-func (n *Namespace) LocalSockets(opts adapter.Options) []*Socket {
-	ms := n.adapter.Select(opts)
+func (n *Namespace) LocalSockets(opts rooms.Options) []*Socket {
+	ms := n.index.Select(opts)
 	out := make([]*Socket, 0, len(ms))
 	for _, m := range ms {
 		if s, ok := m.(*Socket); ok {
@@ -80,12 +80,12 @@ func (n *Namespace) LocalSockets(opts adapter.Options) []*Socket {
 
 // FetchLocal describes this instance's sockets matching opts, as
 // fetchSockets does. At most max sockets when max > 0.
-func (n *Namespace) FetchLocal(opts adapter.Options, max int) []sdk.RemoteSocket {
+func (n *Namespace) FetchLocal(opts rooms.Options, max int) []sdk.RemoteSocket {
 	out, _ := n.fetchLocal(opts, max)
 	return out
 }
 
-func (n *Namespace) fetchLocal(opts adapter.Options, max int) (_ []sdk.RemoteSocket, truncated bool) {
+func (n *Namespace) fetchLocal(opts rooms.Options, max int) (_ []sdk.RemoteSocket, truncated bool) {
 	socks := n.LocalSockets(opts)
 	if max > 0 && len(socks) > max {
 		socks, truncated = socks[:max], true
@@ -105,22 +105,22 @@ func (n *Namespace) fetchLocal(opts adapter.Options, max int) (_ []sdk.RemoteSoc
 // with ids, also its sockets' own-id rooms (what Node's adapters answer to
 // an all-rooms request).
 func (n *Namespace) LocalRooms(ids bool) []string {
-	rooms := n.adapter.AllRooms()
+	rooms := n.index.AllRooms()
 	if ids {
-		rooms = append(rooms, n.adapter.Sockets(nil)...)
+		rooms = append(rooms, n.index.Sockets(nil)...)
 	}
 	return rooms
 }
 
 // JoinLocal makes this instance's sockets matching opts join rooms.
-func (n *Namespace) JoinLocal(opts adapter.Options, rooms []string) {
+func (n *Namespace) JoinLocal(opts rooms.Options, rooms []string) {
 	for _, s := range n.LocalSockets(opts) {
 		s.Join(rooms...)
 	}
 }
 
 // LeaveLocal makes this instance's sockets matching opts leave rooms.
-func (n *Namespace) LeaveLocal(opts adapter.Options, rooms []string) {
+func (n *Namespace) LeaveLocal(opts rooms.Options, rooms []string) {
 	for _, s := range n.LocalSockets(opts) {
 		s.Leave(rooms...)
 	}
@@ -128,7 +128,7 @@ func (n *Namespace) LeaveLocal(opts adapter.Options, rooms []string) {
 
 // DisconnectLocal disconnects this instance's sockets matching opts; with
 // close their whole Engine.IO connection is closed.
-func (n *Namespace) DisconnectLocal(opts adapter.Options, close bool) {
+func (n *Namespace) DisconnectLocal(opts rooms.Options, close bool) {
 	for _, s := range n.LocalSockets(opts) {
 		s.Disconnect(close)
 	}
@@ -139,7 +139,7 @@ func (n *Namespace) DisconnectLocal(opts adapter.Options, close bool) {
 // called once per recipient, with the client's first ack argument ("null"
 // when it sent none), or err set (ErrAckTimeout, ErrDisconnected), from
 // any goroutine, possibly before this returns.
-func (n *Namespace) BroadcastWithAckLocal(opts adapter.Options, data []byte, attachments [][]byte, timeout time.Duration,
+func (n *Namespace) BroadcastWithAckLocal(opts rooms.Options, data []byte, attachments [][]byte, timeout time.Duration,
 	done func(ack []byte, attachments [][]byte, err error)) int {
 	socks := n.LocalSockets(opts)
 	n.srv.Stats.Broadcasts.Add(1)
@@ -168,7 +168,7 @@ func (n *Namespace) ServerEventLocal(data []byte, attachments [][]byte, ack func
 		n.srv.Stats.ServerEventsUnknown.Add(1)
 		return false
 	}
-	name, args, err := siop.EventName(&siop.Packet{Type: siop.Event, Data: data})
+	name, args, err := siowire.EventName(&siowire.Packet{Type: siowire.Event, Data: data})
 	if err != nil {
 		n.srv.Stats.ServerEventsInvalid.Add(1)
 		n.srv.log.WithError(err).WithField("namespace", n.name).Debug("invalid server-side emit dropped")
@@ -202,7 +202,7 @@ func (s *Socket) HandshakeJSON() []byte {
 		}
 	}
 	auth := json.RawMessage(s.auth)
-	if !siop.Valid(auth) {
+	if !siowire.Valid(auth) {
 		auth = json.RawMessage("{}")
 	}
 	var buf bytes.Buffer
@@ -258,7 +258,7 @@ func (srv *Server) ServeRequest(in sdk.IncomingRequest) {
 		return
 	}
 	srv.Stats.ClusterRequestsServed.Add(1)
-	opts := adapter.Options{Rooms: in.Rooms, Except: in.Except}
+	opts := rooms.Options{Rooms: in.Rooms, Except: in.Except}
 	switch in.Type {
 	case sdk.RequestFetchSockets:
 		respond(sdk.ClusterResponse{Sockets: ns.FetchLocal(opts, 0)})
@@ -364,7 +364,7 @@ func (n *Namespace) request(ctx context.Context, req sdk.ClusterRequest, answer 
 
 // FetchSockets describes the sockets matching opts on every instance. At
 // most max sockets are kept when max > 0 (truncated then reports it).
-func (n *Namespace) FetchSockets(ctx context.Context, opts adapter.Options, max int) (socks []sdk.RemoteSocket, truncated bool, reach Reach, err error) {
+func (n *Namespace) FetchSockets(ctx context.Context, opts rooms.Options, max int) (socks []sdk.RemoteSocket, truncated bool, reach Reach, err error) {
 	socks, truncated = n.fetchLocal(opts, max)
 	reach, err = n.request(ctx, sdk.ClusterRequest{Type: sdk.RequestFetchSockets, Rooms: opts.Rooms, Except: opts.Except},
 		func(r sdk.ClusterResponse) {
@@ -417,20 +417,20 @@ func LooksLikeSocketID(s string) bool {
 }
 
 // SocketsJoin makes the sockets matching opts join rooms, on every instance.
-func (n *Namespace) SocketsJoin(ctx context.Context, opts adapter.Options, rooms []string) (Reach, error) {
+func (n *Namespace) SocketsJoin(ctx context.Context, opts rooms.Options, rooms []string) (Reach, error) {
 	n.JoinLocal(opts, rooms)
 	return n.request(ctx, sdk.ClusterRequest{Type: sdk.RequestSocketsJoin, Rooms: opts.Rooms, Except: opts.Except, Targets: rooms}, nil)
 }
 
 // SocketsLeave makes the sockets matching opts leave rooms, on every instance.
-func (n *Namespace) SocketsLeave(ctx context.Context, opts adapter.Options, rooms []string) (Reach, error) {
+func (n *Namespace) SocketsLeave(ctx context.Context, opts rooms.Options, rooms []string) (Reach, error) {
 	n.LeaveLocal(opts, rooms)
 	return n.request(ctx, sdk.ClusterRequest{Type: sdk.RequestSocketsLeave, Rooms: opts.Rooms, Except: opts.Except, Targets: rooms}, nil)
 }
 
 // DisconnectSockets disconnects the sockets matching opts on every
 // instance; with close, their whole connections.
-func (n *Namespace) DisconnectSockets(ctx context.Context, opts adapter.Options, close bool) (Reach, error) {
+func (n *Namespace) DisconnectSockets(ctx context.Context, opts rooms.Options, close bool) (Reach, error) {
 	n.DisconnectLocal(opts, close)
 	return n.request(ctx, sdk.ClusterRequest{Type: sdk.RequestDisconnectSockets, Rooms: opts.Rooms, Except: opts.Except, Close: close}, nil)
 }
@@ -533,7 +533,7 @@ func (n *Namespace) ServerSideEmitAsync(data []byte, attachments [][]byte) {
 // opts on every instance and asks each client to acknowledge: onAck gets
 // each client's first ack argument (never concurrently) until every client
 // answered or timeout (0 = the server's ack_timeout) passed.
-func (n *Namespace) BroadcastWithAck(ctx context.Context, opts adapter.Options, data []byte, attachments [][]byte,
+func (n *Namespace) BroadcastWithAck(ctx context.Context, opts rooms.Options, data []byte, attachments [][]byte,
 	timeout time.Duration, onAck func(ack []byte, attachments [][]byte)) (AckReach, error) {
 	if timeout <= 0 {
 		timeout = n.srv.opts.AckTimeout

@@ -13,8 +13,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/socketfleet/socketfleet/core/adapter"
 	"github.com/socketfleet/socketfleet/core/engineio"
+	"github.com/socketfleet/socketfleet/core/rooms"
 	"github.com/socketfleet/socketfleet/core/socketio"
 	"github.com/socketfleet/socketfleet/core/socketio/localcluster"
 	"github.com/socketfleet/socketfleet/sdk"
@@ -101,7 +101,7 @@ func newInstance(t *testing.T, name string, hub *localcluster.Hub) *instance {
 		sio.SetCluster(in.node)
 		in.node.Receive(func(batch []sdk.AdapterMessage) {
 			for _, m := range batch {
-				sio.Namespace(m.Namespace).BroadcastLocal(adapter.Options{Rooms: m.Rooms, Except: m.Except}, m.Data, m.Attachments)
+				sio.Namespace(m.Namespace).BroadcastLocal(rooms.Options{Rooms: m.Rooms, Except: m.Except}, m.Data, m.Attachments)
 			}
 		})
 		// As the core does: never block the adapter's delivery.
@@ -216,7 +216,7 @@ func TestClusterFetchRoomsJoinLeaveDisconnect(t *testing.T) {
 	b2 := dialClient(t, b, ``, "")
 	ctx := context.Background()
 
-	socks, truncated, reach, err := a.ns.FetchSockets(ctx, adapter.Options{Rooms: []string{"red"}}, 0)
+	socks, truncated, reach, err := a.ns.FetchSockets(ctx, rooms.Options{Rooms: []string{"red"}}, 0)
 	if err != nil || truncated || reach != (socketio.Reach{Expected: 2, Answered: 2}) {
 		t.Fatalf("fetch: %v %v %+v", err, truncated, reach)
 	}
@@ -247,11 +247,11 @@ func TestClusterFetchRoomsJoinLeaveDisconnect(t *testing.T) {
 			t.Errorf("rooms of %s: %v, want %v", s.ID, s.Rooms, want)
 		}
 	}
-	socks, truncated, _, _ = a.ns.FetchSockets(ctx, adapter.Options{Except: []string{"blue"}}, 0)
+	socks, truncated, _, _ = a.ns.FetchSockets(ctx, rooms.Options{Except: []string{"blue"}}, 0)
 	if got := ids(socks); !slices.Equal(got, sorted(a1.id, b2.id)) || truncated {
 		t.Fatalf("fetch except blue: %v", got)
 	}
-	if socks, truncated, _, _ = a.ns.FetchSockets(ctx, adapter.Options{}, 2); len(socks) != 2 || !truncated {
+	if socks, truncated, _, _ = a.ns.FetchSockets(ctx, rooms.Options{}, 2); len(socks) != 2 || !truncated {
 		t.Fatalf("fetch max 2: %d sockets, truncated %v", len(socks), truncated)
 	}
 	for _, s := range socks {
@@ -260,39 +260,39 @@ func TestClusterFetchRoomsJoinLeaveDisconnect(t *testing.T) {
 		}
 	}
 
-	rooms, reach, err := a.ns.AllRooms(ctx)
-	slices.Sort(rooms)
-	if err != nil || !slices.Equal(rooms, []string{"blue", "red"}) || reach.Answered != 2 {
-		t.Fatalf("all rooms %v %+v %v", rooms, reach, err)
+	all, reach, err := a.ns.AllRooms(ctx)
+	slices.Sort(all)
+	if err != nil || !slices.Equal(all, []string{"blue", "red"}) || reach.Answered != 2 {
+		t.Fatalf("all rooms %v %+v %v", all, reach, err)
 	}
 
 	// Every socket not in red joins green; then those in green leave blue.
-	if _, err := a.ns.SocketsJoin(ctx, adapter.Options{Except: []string{"red"}}, []string{"green"}); err != nil {
+	if _, err := a.ns.SocketsJoin(ctx, rooms.Options{Except: []string{"red"}}, []string{"green"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b2 in green", func() bool { return slices.Contains(b.ns.Adapter().Rooms(b2.id), "green") })
-	if _, err := b.ns.SocketsJoin(ctx, adapter.Options{Rooms: []string{b1.id, a1.id}}, []string{"blue"}); err != nil {
+	waitFor(t, "b2 in green", func() bool { return slices.Contains(b.ns.RoomIndex().Rooms(b2.id), "green") })
+	if _, err := b.ns.SocketsJoin(ctx, rooms.Options{Rooms: []string{b1.id, a1.id}}, []string{"blue"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a1 in blue", func() bool { return slices.Contains(a.ns.Adapter().Rooms(a1.id), "blue") })
-	if _, err := a.ns.SocketsLeave(ctx, adapter.Options{Rooms: []string{"blue"}}, []string{"red"}); err != nil {
+	waitFor(t, "a1 in blue", func() bool { return slices.Contains(a.ns.RoomIndex().Rooms(a1.id), "blue") })
+	if _, err := a.ns.SocketsLeave(ctx, rooms.Options{Rooms: []string{"blue"}}, []string{"red"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "red emptied", func() bool {
-		return len(a.ns.Adapter().Sockets([]string{"red"}))+len(b.ns.Adapter().Sockets([]string{"red"})) == 0
+		return len(a.ns.RoomIndex().Sockets([]string{"red"}))+len(b.ns.RoomIndex().Sockets([]string{"red"})) == 0
 	})
-	if slices.Contains(b.ns.Adapter().Rooms(b2.id), "blue") {
+	if slices.Contains(b.ns.RoomIndex().Rooms(b2.id), "blue") {
 		t.Fatal("b2 joined blue although it is in no selected room")
 	}
 
 	// Disconnect from the namespace only, then whole connections.
-	if _, err := a.ns.DisconnectSockets(ctx, adapter.Options{Rooms: []string{"green"}}, false); err != nil {
+	if _, err := a.ns.DisconnectSockets(ctx, rooms.Options{Rooms: []string{"green"}}, false); err != nil {
 		t.Fatal(err)
 	}
 	if f := b2.next(); f != "41" {
 		t.Fatalf("b2 got %q, want DISCONNECT", f)
 	}
-	if _, err := a.ns.DisconnectSockets(ctx, adapter.Options{Rooms: []string{"blue"}}, true); err != nil {
+	if _, err := a.ns.DisconnectSockets(ctx, rooms.Options{Rooms: []string{"blue"}}, true); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []*sclient{a1, b1} {
@@ -315,7 +315,7 @@ func TestClusterBroadcastWithAck(t *testing.T) {
 
 	var got []string
 	start := time.Now()
-	res, err := a.ns.BroadcastWithAck(context.Background(), adapter.Options{Rooms: []string{"r"}}, []byte(`["q",1]`), nil,
+	res, err := a.ns.BroadcastWithAck(context.Background(), rooms.Options{Rooms: []string{"r"}}, []byte(`["q",1]`), nil,
 		400*time.Millisecond, func(ack []byte, _ [][]byte) { got = append(got, string(ack)) })
 	took := time.Since(start)
 	slices.Sort(got)
@@ -335,7 +335,7 @@ func TestClusterBroadcastWithAck(t *testing.T) {
 
 	// Everyone answers: it returns as soon as the last ack is in.
 	start = time.Now()
-	res, err = a.ns.BroadcastWithAck(context.Background(), adapter.Options{Except: []string{mute.id}}, []byte(`["q",2]`), nil,
+	res, err = a.ns.BroadcastWithAck(context.Background(), rooms.Options{Except: []string{mute.id}}, []byte(`["q",2]`), nil,
 		5*time.Second, nil)
 	if err != nil || res.Clients != 3 || res.Acks != 3 || time.Since(start) > 2*time.Second {
 		t.Fatalf("all acked: %+v %v after %v", res, err, time.Since(start))
@@ -416,12 +416,12 @@ func TestClusterLocalOnly(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newInstance(t, "a", tc.hub)
 			a1 := dialClient(t, a, `{"rooms":["r"]}`, `"yes"`)
-			socks, _, reach, err := a.ns.FetchSockets(context.Background(), adapter.Options{}, 0)
+			socks, _, reach, err := a.ns.FetchSockets(context.Background(), rooms.Options{}, 0)
 			if err != nil || !reach.LocalOnly || reach.Expected != 1 || len(socks) != 1 || socks[0].ID != a1.id {
 				t.Fatalf("%v %+v %v", socks, reach, err)
 			}
 			var acks []string
-			res, err := a.ns.BroadcastWithAck(context.Background(), adapter.Options{}, []byte(`["q"]`), nil, time.Second,
+			res, err := a.ns.BroadcastWithAck(context.Background(), rooms.Options{}, []byte(`["q"]`), nil, time.Second,
 				func(ack []byte, _ [][]byte) { acks = append(acks, string(ack)) })
 			if err != nil || !res.LocalOnly || res.Acks != 1 || !slices.Equal(acks, []string{`"yes"`}) {
 				t.Fatalf("%+v %v %v", res, acks, err)

@@ -1,5 +1,5 @@
 // Package socketio is the Socket.IO v5 layer over Engine.IO: namespaces,
-// sockets, rooms (through an adapter), events, acknowledgements in both
+// sockets, rooms (through a room index, core/rooms), events, acknowledgements in both
 // directions and binary attachments. What a namespace does with events is
 // decided by its Handler (the declarative router, in practice).
 package socketio
@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"github.com/socketfleet/socketfleet/core/adapter"
 	"github.com/socketfleet/socketfleet/core/engineio"
-	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
-	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
+	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
+	"github.com/socketfleet/socketfleet/core/protocol/siowire"
+	"github.com/socketfleet/socketfleet/core/rooms"
 )
 
 // Disconnect reasons, as Socket.IO names them.
@@ -147,11 +147,11 @@ func NewServer(opts Options) *Server {
 }
 
 // AddNamespace declares a namespace before the server starts serving.
-func (srv *Server) AddNamespace(name string, h Handler, a adapter.Interface) *Namespace {
+func (srv *Server) AddNamespace(name string, h Handler, a rooms.Index) *Namespace {
 	if a == nil {
-		a = adapter.NewMemory()
+		a = rooms.NewMemory()
 	}
-	n := &Namespace{name: name, srv: srv, handler: h, adapter: a}
+	n := &Namespace{name: name, srv: srv, handler: h, index: a}
 	srv.nsps[name] = n
 	srv.order = append(srv.order, n)
 	return n
@@ -165,7 +165,7 @@ func (srv *Server) Namespaces() []*Namespace { return srv.order }
 
 // Open implements engineio.Handler: a new client.
 func (srv *Server) Open(sess *engineio.Session) {
-	c := &client{srv: srv, sess: sess, dec: siop.NewDecoder(srv.opts.MaxAttachments)}
+	c := &client{srv: srv, sess: sess, dec: siowire.NewDecoder(srv.opts.MaxAttachments)}
 	srv.Stats.Connections.Add(1)
 	if srv.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
 		srv.log.WithFields(logrus.Fields{"sid": sess.ID(), "remote_addr": sess.Handshake().Address,
@@ -181,7 +181,7 @@ func (srv *Server) Open(sess *engineio.Session) {
 type client struct {
 	srv          *Server
 	sess         *engineio.Session
-	dec          *siop.Decoder
+	dec          *siowire.Decoder
 	connectTimer *time.Timer
 
 	mu      sync.Mutex
@@ -218,8 +218,8 @@ func (c *client) socket(nsp string) *Socket {
 	return nil
 }
 
-func (c *client) onMessage(p eiop.Packet) {
-	var pkt *siop.Packet
+func (c *client) onMessage(p eiowire.Packet) {
+	var pkt *siowire.Packet
 	var err error
 	if p.Binary {
 		pkt, err = c.dec.AddBinary(p.Data)
@@ -239,8 +239,8 @@ func (c *client) onMessage(p eiop.Packet) {
 	c.dispatch(pkt)
 }
 
-func (c *client) dispatch(p *siop.Packet) {
-	if p.Type == siop.Connect {
+func (c *client) dispatch(p *siowire.Packet) {
+	if p.Type == siowire.Connect {
 		c.connect(p)
 		return
 	}
@@ -251,10 +251,10 @@ func (c *client) dispatch(p *siop.Packet) {
 		return
 	}
 	switch p.Type {
-	case siop.Disconnect:
+	case siowire.Disconnect:
 		s.onClose(ReasonClientDisconnect, false)
-	case siop.Event, siop.BinaryEvent:
-		name, args, err := siop.EventName(p)
+	case siowire.Event, siowire.BinaryEvent:
+		name, args, err := siowire.EventName(p)
 		if err != nil {
 			c.sess.Close(engineio.ReasonParseError)
 			return
@@ -263,18 +263,18 @@ func (c *client) dispatch(p *siop.Packet) {
 		s.ns.Stats.EventsIn.Add(1)
 		s.ns.Stats.BytesIn.Add(int64(ev.Size()))
 		s.ns.handler.Event(s, ev)
-	case siop.Ack, siop.BinaryAck:
+	case siowire.Ack, siowire.BinaryAck:
 		s.resolveAck(p)
 	default:
 		c.sess.Close(ReasonInvalidState)
 	}
 }
 
-func (c *client) connect(p *siop.Packet) {
+func (c *client) connect(p *siowire.Packet) {
 	ns := c.srv.nsps[p.Namespace]
 	if ns == nil {
 		c.srv.Stats.InvalidNamespace.Add(1)
-		c.send(encode(&siop.Packet{Type: siop.ConnectError, Namespace: p.Namespace, Data: []byte(`{"message":"Invalid namespace"}`)}))
+		c.send(encode(&siowire.Packet{Type: siowire.ConnectError, Namespace: p.Namespace, Data: []byte(`{"message":"Invalid namespace"}`)}))
 		return
 	}
 	if c.socket(p.Namespace) != nil {
@@ -291,12 +291,12 @@ func (c *client) connect(p *siop.Packet) {
 		if !errors.As(err, &ce) {
 			ce = &ConnectError{Message: err.Error()}
 		}
-		data := siop.AppendString([]byte(`{"message":`), ce.Message)
+		data := siowire.AppendString([]byte(`{"message":`), ce.Message)
 		if len(ce.Data) > 0 {
 			data = append(append(data, `,"data":`...), ce.Data...)
 		}
 		data = append(data, '}')
-		c.send(encode(&siop.Packet{Type: siop.ConnectError, Namespace: p.Namespace, Data: data}))
+		c.send(encode(&siowire.Packet{Type: siowire.ConnectError, Namespace: p.Namespace, Data: data}))
 		return
 	}
 	c.mu.Lock()
@@ -307,14 +307,14 @@ func (c *client) connect(p *siop.Packet) {
 	c.sockets = append(c.sockets, s)
 	c.stopConnectTimerLocked()
 	c.mu.Unlock()
-	ns.adapter.Add(s)
+	ns.index.Add(s)
 	if len(s.joinOnConnect) > 0 {
 		s.Join(s.joinOnConnect...) // before the reply: no broadcast can miss it
 		s.joinOnConnect = nil
 	}
 	c.srv.Stats.Sockets.Add(1)
 	c.srv.Stats.ConnectsDone.Add(1)
-	c.send(encode(&siop.Packet{Type: siop.Connect, Namespace: ns.name, Data: []byte(`{"sid":"` + s.id + `"}`)}))
+	c.send(encode(&siowire.Packet{Type: siowire.Connect, Namespace: ns.name, Data: []byte(`{"sid":"` + s.id + `"}`)}))
 	ns.handler.Connected(s)
 }
 
@@ -355,10 +355,10 @@ func (c *client) removeSocket(s *Socket) {
 
 // encode turns a packet into Engine.IO messages: the text frame and one
 // binary message per attachment.
-func encode(p *siop.Packet) []*engineio.Message {
+func encode(p *siowire.Packet) []*engineio.Message {
 	frame := make([]byte, engineio.Headroom, engineio.Headroom+24+len(p.Namespace)+len(p.Data))
 	frame = append(frame, '4')
-	frame = siop.AppendHeader(frame, p.Type, p.Namespace, len(p.Attachments), p.ID, p.HasID)
+	frame = siowire.AppendHeader(frame, p.Type, p.Namespace, len(p.Attachments), p.ID, p.HasID)
 	frame = append(frame, p.Data...)
 	msgs := make([]*engineio.Message, 0, 1+len(p.Attachments))
 	msgs = append(msgs, engineio.NewFramed(frame, false))

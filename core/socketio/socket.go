@@ -5,9 +5,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/socketfleet/socketfleet/core/adapter"
 	"github.com/socketfleet/socketfleet/core/engineio"
-	siop "github.com/socketfleet/socketfleet/core/protocol/socketio"
+	"github.com/socketfleet/socketfleet/core/protocol/siowire"
+	"github.com/socketfleet/socketfleet/core/rooms"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -22,7 +22,7 @@ type Event struct {
 	Name        string
 	Args        [][]byte // raw JSON arguments, placeholders included
 	Attachments [][]byte
-	packet      *siop.Packet
+	packet      *siowire.Packet
 }
 
 // WantsAck reports whether the client asked for an acknowledgement.
@@ -64,7 +64,7 @@ type pendingAck struct {
 	timer *time.Timer
 }
 
-var _ adapter.Member = (*Socket)(nil)
+var _ rooms.Member = (*Socket)(nil)
 
 // ID is the socket id (20 characters, not the Engine.IO sid).
 func (s *Socket) ID() string { return s.id }
@@ -114,23 +114,23 @@ func (s *Socket) send(msgs []*engineio.Message) bool {
 	return s.client.send(msgs)
 }
 
-// Deliver implements adapter.Member.
+// Deliver implements rooms.Member.
 func (s *Socket) Deliver(msgs []*engineio.Message, b *engineio.Batch) {
 	b.Send(s.client.sess, msgs)
 }
 
 // Join adds the socket to rooms.
-func (s *Socket) Join(rooms ...string) { s.ns.adapter.Join(s.id, rooms...) }
+func (s *Socket) Join(rooms ...string) { s.ns.index.Join(s.id, rooms...) }
 
 // Leave removes the socket from rooms.
-func (s *Socket) Leave(rooms ...string) { s.ns.adapter.Leave(s.id, rooms...) }
+func (s *Socket) Leave(rooms ...string) { s.ns.index.Leave(s.id, rooms...) }
 
 // Rooms lists the socket's rooms, its own id first.
-func (s *Socket) Rooms() []string { return s.ns.adapter.Rooms(s.id) }
+func (s *Socket) Rooms() []string { return s.ns.index.Rooms(s.id) }
 
 // Emit sends an event to this socket. args are raw JSON values.
 func (s *Socket) Emit(event string, args [][]byte, attachments [][]byte) bool {
-	p := &siop.Packet{Type: eventType(attachments), Namespace: s.ns.name, Data: EventData(event, args), Attachments: attachments}
+	p := &siowire.Packet{Type: eventType(attachments), Namespace: s.ns.name, Data: EventData(event, args), Attachments: attachments}
 	return s.send(encode(p))
 }
 
@@ -167,7 +167,7 @@ func (s *Socket) emitDataWithAck(data []byte, attachments [][]byte, timeout time
 	}
 	s.acks[id] = pa
 	s.mu.Unlock()
-	p := &siop.Packet{Type: eventType(attachments), Namespace: s.ns.name, ID: id, HasID: true,
+	p := &siowire.Packet{Type: eventType(attachments), Namespace: s.ns.name, ID: id, HasID: true,
 		Data: data, Attachments: attachments}
 	s.send(encode(p))
 }
@@ -182,13 +182,13 @@ func (s *Socket) takeAck(id uint64) *pendingAck {
 	return pa
 }
 
-func (s *Socket) resolveAck(p *siop.Packet) {
+func (s *Socket) resolveAck(p *siowire.Packet) {
 	pa := s.takeAck(p.ID)
 	if pa == nil {
 		return // late or unknown: the callback already timed out
 	}
 	pa.timer.Stop()
-	args, err := siop.SplitArray(p.Data)
+	args, err := siowire.SplitArray(p.Data)
 	if err != nil {
 		pa.cb(nil, nil, err)
 		return
@@ -202,12 +202,12 @@ func (s *Socket) Ack(e *Event, args [][]byte, attachments [][]byte) {
 	if !e.packet.HasID {
 		return
 	}
-	t := siop.Ack
+	t := siowire.Ack
 	if len(attachments) > 0 {
-		t = siop.BinaryAck
+		t = siowire.BinaryAck
 	}
-	p := &siop.Packet{Type: t, Namespace: s.ns.name, ID: e.packet.ID, HasID: true,
-		Data: siop.AppendArray(nil, args...), Attachments: attachments}
+	p := &siowire.Packet{Type: t, Namespace: s.ns.name, ID: e.packet.ID, HasID: true,
+		Data: siowire.AppendArray(nil, args...), Attachments: attachments}
 	s.send(encode(p))
 }
 
@@ -216,11 +216,11 @@ func (s *Socket) AckRaw(e *Event, array []byte, attachments [][]byte) {
 	if !e.packet.HasID {
 		return
 	}
-	t := siop.Ack
+	t := siowire.Ack
 	if len(attachments) > 0 {
-		t = siop.BinaryAck
+		t = siowire.BinaryAck
 	}
-	p := &siop.Packet{Type: t, Namespace: s.ns.name, ID: e.packet.ID, HasID: true, Data: array, Attachments: attachments}
+	p := &siowire.Packet{Type: t, Namespace: s.ns.name, ID: e.packet.ID, HasID: true, Data: array, Attachments: attachments}
 	s.send(encode(p))
 }
 
@@ -228,7 +228,7 @@ func (s *Socket) AckRaw(e *Event, array []byte, attachments [][]byte) {
 // Engine.IO connection is closed too.
 func (s *Socket) Disconnect(close bool) {
 	if close {
-		s.send(encode(&siop.Packet{Type: siop.Disconnect, Namespace: s.ns.name}))
+		s.send(encode(&siowire.Packet{Type: siowire.Disconnect, Namespace: s.ns.name}))
 		s.client.sess.Close(engineio.ReasonForcedClose)
 		return
 	}
@@ -238,7 +238,7 @@ func (s *Socket) Disconnect(close bool) {
 // onClose leaves the namespace; notify sends DISCONNECT to the client.
 func (s *Socket) onClose(reason string, notify bool) {
 	if notify {
-		s.send(encode(&siop.Packet{Type: siop.Disconnect, Namespace: s.ns.name}))
+		s.send(encode(&siowire.Packet{Type: siowire.Disconnect, Namespace: s.ns.name}))
 	}
 	s.client.removeSocket(s)
 	s.finish(reason)
@@ -259,16 +259,16 @@ func (s *Socket) finish(reason string) {
 		pa.timer.Stop()
 		pa.cb(nil, nil, ErrDisconnected)
 	}
-	s.ns.adapter.Remove(s.id)
+	s.ns.index.Remove(s.id)
 	s.ns.srv.Stats.Sockets.Add(-1)
 	s.ns.handler.Disconnected(s, reason)
 }
 
-func eventType(attachments [][]byte) siop.PacketType {
+func eventType(attachments [][]byte) siowire.PacketType {
 	if len(attachments) > 0 {
-		return siop.BinaryEvent
+		return siowire.BinaryEvent
 	}
-	return siop.Event
+	return siowire.Event
 }
 
 // EventData builds the JSON array ["event", args...].
@@ -278,38 +278,38 @@ func EventData(event string, args [][]byte) []byte {
 		n += len(a) + 1
 	}
 	b := make([]byte, 0, n)
-	b = siop.AppendString(append(b, '['), event)
+	b = siowire.AppendString(append(b, '['), event)
 	for _, a := range args {
 		b = append(append(b, ','), a...)
 	}
 	return append(b, ']')
 }
 
-// Namespace is a declared namespace with its adapter.
+// Namespace is a declared namespace with its rooms.
 type Namespace struct {
 	name    string
 	srv     *Server
 	handler Handler
-	adapter adapter.Interface
+	index   rooms.Index
 	Stats   NamespaceStats
 }
 
 // Name returns the namespace name ("/" or "/admin").
 func (n *Namespace) Name() string { return n.name }
 
-// Adapter returns the namespace's adapter.
-func (n *Namespace) Adapter() adapter.Interface { return n.adapter }
+// Adapter returns the namespace's rooms.
+func (n *Namespace) RoomIndex() rooms.Index { return n.index }
 
 // Broadcast sends an event to the sockets matching opts. The packet is
 // encoded once; every recipient queues the same frames. It returns the
 // number of local recipients.
-func (n *Namespace) Broadcast(opts adapter.Options, event string, args, attachments [][]byte) int {
+func (n *Namespace) Broadcast(opts rooms.Options, event string, args, attachments [][]byte) int {
 	return n.BroadcastData(opts, EventData(event, args), attachments)
 }
 
 // BroadcastData broadcasts a ready JSON array (["event", ...]) as is, to
 // the local sockets and, with a cluster adapter, to the other instances.
-func (n *Namespace) BroadcastData(opts adapter.Options, data []byte, attachments [][]byte) int {
+func (n *Namespace) BroadcastData(opts rooms.Options, data []byte, attachments [][]byte) int {
 	if c := n.srv.cluster; c != nil {
 		if !c.Send(sdk.AdapterMessage{Namespace: n.name, Rooms: opts.Rooms, Except: opts.Except, Data: data, Attachments: attachments}) {
 			n.srv.Stats.ClusterDropped.Add(1)
@@ -320,17 +320,17 @@ func (n *Namespace) BroadcastData(opts adapter.Options, data []byte, attachments
 
 // BroadcastLocal delivers to this instance's sockets only (messages from
 // other instances, or what concerns this instance alone).
-func (n *Namespace) BroadcastLocal(opts adapter.Options, data []byte, attachments [][]byte) int {
+func (n *Namespace) BroadcastLocal(opts rooms.Options, data []byte, attachments [][]byte) int {
 	return n.BroadcastLocalBatch(nil, opts, data, attachments)
 }
 
 // BroadcastLocalBatch is BroadcastLocal with the writes held in b until
 // its Flush (nil: written before it returns), so that many broadcasts
 // leave in one system call per recipient.
-func (n *Namespace) BroadcastLocalBatch(b *engineio.Batch, opts adapter.Options, data []byte, attachments [][]byte) int {
-	msgs := encode(&siop.Packet{Type: eventType(attachments), Namespace: n.name, Data: data, Attachments: attachments})
+func (n *Namespace) BroadcastLocalBatch(b *engineio.Batch, opts rooms.Options, data []byte, attachments [][]byte) int {
+	msgs := encode(&siowire.Packet{Type: eventType(attachments), Namespace: n.name, Data: data, Attachments: attachments})
 	n.srv.Stats.Broadcasts.Add(1)
-	cnt := n.adapter.Broadcast(msgs, opts, b)
+	cnt := n.index.Broadcast(msgs, opts, b)
 	n.srv.Stats.PacketsOut.Add(int64(cnt))
 	n.Stats.PacketsOut.Add(int64(cnt))
 	n.Stats.BytesOut.Add(int64(cnt * msgBytes(msgs)))
@@ -338,7 +338,7 @@ func (n *Namespace) BroadcastLocalBatch(b *engineio.Batch, opts adapter.Options,
 }
 
 // SocketCount returns the number of local sockets in the namespace.
-func (n *Namespace) SocketCount() int { return len(n.adapter.Sockets(nil)) }
+func (n *Namespace) SocketCount() int { return len(n.index.Sockets(nil)) }
 
 func msgBytes(msgs []*engineio.Message) int {
 	n := 0

@@ -1,8 +1,9 @@
-// Package adapter keeps the room membership of one namespace and delivers
-// broadcasts to the sockets that match. The in-memory Adapter here is the
-// single-instance default; a cluster adapter (the Redis plugin) wraps the
-// same contract and adds the traffic to and from other instances.
-package adapter
+// Package rooms is the room index of one namespace: which local socket is in
+// which room, and delivery of a broadcast to the local sockets that match.
+// Traffic to and from other instances is not its business: that is the
+// cluster adapter plugin's, reached through core/socketio's Cluster, which
+// follows the rooms this index creates and empties (RoomWatcher).
+package rooms
 
 import (
 	"sync"
@@ -10,7 +11,7 @@ import (
 	"github.com/socketfleet/socketfleet/core/engineio"
 )
 
-// Member is a local socket as the adapter sees it.
+// Member is a local socket as the index sees it.
 type Member interface {
 	ID() string
 	// Deliver queues already encoded messages (a packet and its binary
@@ -26,8 +27,9 @@ type Options struct {
 	Except []string
 }
 
-// Interface is what a namespace needs from its adapter.
-type Interface interface {
+// Index is what a namespace needs from its room registry: the in-memory
+// Memory here, or one that also follows the rooms for a cluster plugin.
+type Index interface {
 	Add(m Member)
 	Join(id string, rooms ...string)
 	Leave(id string, rooms ...string)
@@ -47,14 +49,14 @@ type Interface interface {
 	AllRooms() []string
 }
 
-// RoomWatcher is implemented by adapters that report when a named room
+// RoomWatcher is implemented by indexes that report when a named room
 // (not a socket id) gets its first member or loses its last one, so that a
 // cluster adapter can follow the rooms this instance holds.
 type RoomWatcher interface {
 	// WatchRooms sets fn, called with created=true when room gets its first
 	// member and false when its last member leaves. Set it before sockets
-	// connect. fn runs under the adapter's lock, in order: it must not block
-	// or call back into the adapter.
+	// connect. fn runs under the index's lock, in order: it must not block
+	// or call back into the index.
 	WatchRooms(fn func(room string, created bool))
 }
 
@@ -63,7 +65,7 @@ type entry struct {
 	rooms []string // joined rooms, not counting the socket's own id
 }
 
-// Memory is the in-memory adapter. A socket's own-id room is implicit (the
+// Memory is the in-memory room index. A socket's own-id room is implicit (the
 // socket table answers for it), so a socket that joins nothing costs one map
 // entry, not a room of its own.
 type Memory struct {
@@ -75,13 +77,13 @@ type Memory struct {
 	batches sync.Pool                       // *engineio.Batch
 }
 
-// NewMemory returns an empty in-memory adapter.
+// NewMemory returns an empty room index.
 func NewMemory() *Memory {
 	return &Memory{sockets: make(map[string]*entry), rooms: make(map[string]map[string]*entry)}
 }
 
 var (
-	_ Interface   = (*Memory)(nil)
+	_ Index       = (*Memory)(nil)
 	_ RoomWatcher = (*Memory)(nil)
 )
 

@@ -1,4 +1,4 @@
-package engineio
+package eiowire
 
 import (
 	"bytes"

@@ -1,10 +1,10 @@
-// Package socketio implements the Socket.IO v5 wire codec (the socket.io-parser
+// Package siowire implements the Socket.IO v5 wire codec (the socket.io-parser
 // format carried inside Engine.IO message packets), plus helpers to handle the
 // raw JSON payloads byte-exactly.
 //
 // Payloads are never round-tripped through maps: Packet.Data holds the JSON
 // exactly as received, validated in a single allocation-free pass.
-package socketio
+package siowire
 
 import (
 	"errors"

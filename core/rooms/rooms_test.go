@@ -1,4 +1,4 @@
-package adapter
+package rooms
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/socketfleet/socketfleet/core/engineio"
-	eiop "github.com/socketfleet/socketfleet/core/protocol/engineio"
+	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 )
 
 type member struct {
@@ -181,7 +181,7 @@ func TestLargeBroadcastInOrder(t *testing.T) {
 	}
 	var sent []*engineio.Message
 	for i := 0; i < 20; i++ {
-		msg := engineio.NewText(eiop.Message, []byte(fmt.Sprint(i)))
+		msg := engineio.NewText(eiowire.Message, []byte(fmt.Sprint(i)))
 		sent = append(sent, msg)
 		if n := a.Broadcast([]*engineio.Message{msg}, Options{Rooms: []string{"big"}}, nil); n != len(in) {
 			t.Fatalf("broadcast %d reached %d, want %d", i, n, len(in))

@@ -1,11 +1,11 @@
-// Package engineio implements the Engine.IO v4 wire codec: single packets as
+// Package eiowire implements the Engine.IO v4 wire codec: single packets as
 // carried by WebSocket text frames, and the record-separated payloads used by
 // HTTP long-polling.
 //
 // The decoders do not allocate for text packets: the Data of a decoded text
 // packet aliases the input. Only base64-encoded binary packets ('b' prefix)
 // get a freshly allocated Data.
-package engineio
+package eiowire
 
 import (
 	"bytes"
