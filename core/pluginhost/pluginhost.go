@@ -1,5 +1,5 @@
 // Package pluginhost launches, checks, supervises and restarts the core's
-// plugins: go-plugin subprocesses speaking gRPC with AutoMTLS (DESIGN.md §2).
+// plugins: go-plugin subprocesses speaking gRPC with AutoMTLS (docs/architecture.md, "The plugin boundary").
 //
 // A Host owns every plugin process. Launch finds and verifies the binary,
 // starts it, checks its Info (kind, name, protocol version) and fetches its

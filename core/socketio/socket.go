@@ -297,7 +297,7 @@ type Namespace struct {
 // Name returns the namespace name ("/" or "/admin").
 func (n *Namespace) Name() string { return n.name }
 
-// Adapter returns the namespace's rooms.
+// RoomIndex returns the namespace's room index.
 func (n *Namespace) RoomIndex() rooms.Index { return n.index }
 
 // Broadcast sends an event to the sockets matching opts. The packet is
