@@ -70,6 +70,7 @@ func (s *Server) snapshot() *sdk.MetricsSnapshot {
 	gauge("instance_draining", "1 while the instance drains.", draining)
 
 	counter("socket_connections_opened_total", "Engine.IO connections opened.", float64(s.Engine.Opened.Load()))
+	counter("socket_accept_errors_total", "Failed accept calls on the main listener (descriptors, buffers or memory exhausted); the listener backs off and goes on.", float64(s.accept.errors.Load()))
 	for reason, n := range st.Closed() {
 		counter("socket_connections_closed_total", "Engine.IO connections closed, by reason.", float64(n), "reason", reason)
 	}

@@ -43,6 +43,7 @@ type Server struct {
 	echo     *engineio.Server
 	handler  http.Handler
 	draining atomic.Bool
+	accept   acceptHealth
 	plugins  *plugins // nil without plugin blocks
 
 	// requestSlots bounds the cluster requests from other instances being
@@ -173,7 +174,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	const headTimeout = 10 * time.Second
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: headTimeout}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(newUpgradeListener(l, s, s.log, headTimeout)) }()
+	go func() { errc <- hs.Serve(newUpgradeListener(l, s, s.log, headTimeout, &s.accept)) }()
 	mctx, stopMemory := context.WithCancel(context.Background())
 	defer stopMemory()
 	go s.Memory.Run(mctx, s.cfg.Server.MemoryReportInterval)
@@ -359,6 +360,7 @@ type health struct {
 	Goroutines  int            `json:"goroutines"`
 	HeapAlloc   uint64         `json:"heap_alloc_bytes"`
 	Sys         uint64         `json:"sys_bytes"`
+	AcceptErrs  uint64         `json:"accept_errors"`
 	Plugins     []pluginHealth `json:"plugins,omitempty"`
 }
 
@@ -384,6 +386,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 		Goroutines:  runtime.NumGoroutine(),
 		HeapAlloc:   ms.HeapAlloc,
 		Sys:         ms.Sys,
+		AcceptErrs:  s.accept.errors.Load(),
 	}
 	if s.plugins != nil {
 		for _, st := range s.plugins.host.States() {
@@ -401,6 +404,9 @@ func (s *Server) Ready() (bool, string) {
 		return false, "draining"
 	case s.Memory.Shedding():
 		return false, "memory pressure"
+	}
+	if why := s.accept.failing(); why != "" {
+		return false, why
 	}
 	if why := s.plugins.down(); why != "" {
 		return false, why

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -29,6 +31,7 @@ type upgradeListener struct {
 	handler http.Handler
 	log     *logrus.Entry
 	timeout time.Duration // to read the request head
+	health  *acceptHealth
 
 	conns   chan net.Conn // for net/http
 	failed  chan error    // the inner Accept's last error
@@ -42,31 +45,84 @@ type upgradeListener struct {
 // which answers 431.
 const maxHead = 4096
 
-func newUpgradeListener(l net.Listener, h http.Handler, log *logrus.Entry, timeout time.Duration) *upgradeListener {
-	u := &upgradeListener{Listener: l, handler: h, log: log, timeout: timeout,
+func newUpgradeListener(l net.Listener, h http.Handler, log *logrus.Entry, timeout time.Duration, health *acceptHealth) *upgradeListener {
+	u := &upgradeListener{Listener: l, handler: h, log: log, timeout: timeout, health: health,
 		conns: make(chan net.Conn), failed: make(chan error, 1), done: make(chan struct{})}
 	go u.acceptLoop()
 	return u
 }
 
+// acceptLoop never gives up while the listener is open: running out of
+// descriptors (EMFILE, ENFILE), buffers or memory is a moment an attacker
+// or a burst can cause, not a reason to stop serving for good. It backs
+// off (5 ms doubling to 1 s), counts, logs at most once a second, and the
+// instance reports itself unready meanwhile (acceptHealth).
 func (u *upgradeListener) acceptLoop() {
 	var delay time.Duration
+	var lastLog time.Time
 	for {
 		c, err := u.Listener.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() { // EMFILE and the like: back off, as net/http does
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				u.log.WithError(err).Warn("accept failed; retrying")
-				time.Sleep(delay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				u.failed <- err
+				return
 			}
-			u.failed <- err
-			return
+			u.health.failed(err)
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			if time.Since(lastLog) >= time.Second {
+				lastLog = time.Now()
+				u.log.WithError(err).WithFields(logrus.Fields{"accept_errors": u.health.errors.Load(), "retry_in": delay.String()}).
+					Warn("accept failed; backing off")
+			}
+			select {
+			case <-time.After(delay):
+			case <-u.done:
+				u.failed <- net.ErrClosed
+				return
+			}
+			continue
 		}
-		delay = 0
+		if delay > 0 {
+			delay = 0
+			u.log.WithField("accept_errors", u.health.errors.Load()).Info("accepting again")
+		}
 		go u.classify(c)
 	}
+}
+
+// acceptHealth is what the accept loop tells the rest of the instance.
+type acceptHealth struct {
+	errors   atomic.Uint64 // accept calls that failed, since start
+	lastFail atomic.Int64  // unix nanos of the latest failure, 0: none
+	lastErr  atomic.Pointer[string]
+}
+
+// acceptUnreadyFor is how long after the latest failed accept the instance
+// stays unready: long enough for a load balancer's check to see it, short
+// enough to come back by itself once descriptors are free again.
+const acceptUnreadyFor = 5 * time.Second
+
+func (h *acceptHealth) failed(err error) {
+	h.errors.Add(1)
+	h.lastFail.Store(time.Now().UnixNano())
+	msg := err.Error()
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		msg = errno.Error()
+	}
+	h.lastErr.Store(&msg)
+}
+
+// failing returns why accepting failed within acceptUnreadyFor, or "".
+func (h *acceptHealth) failing() string {
+	last := h.lastFail.Load()
+	if last == 0 || time.Since(time.Unix(0, last)) > acceptUnreadyFor {
+		return ""
+	}
+	if msg := h.lastErr.Load(); msg != nil {
+		return "accepting connections fails: " + *msg
+	}
+	return "accepting connections fails"
 }
 
 // Accept returns the connections that are not WebSocket handshakes.

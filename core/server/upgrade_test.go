@@ -22,7 +22,7 @@ func serveUpgradeListener(t *testing.T, h http.Handler, timeout time.Duration) s
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	ul := newUpgradeListener(l, h, logrus.NewEntry(log), timeout)
+	ul := newUpgradeListener(l, h, logrus.NewEntry(log), timeout, new(acceptHealth))
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: timeout}
 	go func() { _ = hs.Serve(ul) }()
 	t.Cleanup(func() { _ = hs.Close() })
