@@ -1,9 +1,5 @@
 // Command socket-server runs a Socket.IO-compatible server whose behaviour
-// is declared in one HCL file.
-//
-//	socket-server run      [--config FILE]   start the server (default ./config.hcl)
-//	socket-server validate [--config FILE]   check the config and exit
-//	socket-server version                    print the version
+// is declared in one HCL file. Run it without arguments for its usage.
 package main
 
 import (
@@ -14,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
@@ -21,15 +18,29 @@ import (
 
 	"github.com/socketfleet/socketfleet/core/config"
 	"github.com/socketfleet/socketfleet/core/server"
+	"github.com/socketfleet/socketfleet/sdk"
 )
 
 // version is set at build time: go build -ldflags "-X main.version=1.2.3".
 var version = "dev"
 
-const usage = `usage:
-  socket-server run      [--config FILE]   start the server (default ./config.hcl)
-  socket-server validate [--config FILE]   check the config file and exit
-  socket-server version                    print the version
+const usage = `socket-server: a Socket.IO server whose behaviour is declared in config.hcl
+
+Usage:
+  socket-server run      [--config FILE]   start the server (FILE defaults to ./config.hcl)
+  socket-server validate [--config FILE]   check the config, plugin blocks included, and exit
+  socket-server version                    print the server's version and the plugin protocol version
+  socket-server help                       print this text (also -h, --help)
+
+Environment:
+  LOG_LEVEL      overrides server { log_level } (debug, info, warn, error)
+  INSTANCE_ID    this instance's id when server { instance_id } is not set (default: a random "instance-xxxxxxxx")
+  any NAME read by env("NAME") in the config file; the shipped config.hcl reads
+  LISTEN_ADDR, API_TOKEN, JWT_SECRET, REDIS_URL, REDIS_PREFIX, SHARD,
+  ENVIRONMENT and ELASTICSEARCH_URL
+
+Exit status: 0 on success, 1 when the config is invalid or the server failed,
+2 for a usage error. Docs: README.md and docs/architecture.md.
 `
 
 // The GC runs at Go's default target (GOGC=100). Idle connections hold
@@ -41,21 +52,29 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	if len(args) == 0 {
+		// Starting a server is never implicit: `run` says so.
+		fmt.Fprint(stdout, usage)
+		return 0
 	}
+	cmd, args := args[0], args[1:]
 	switch cmd {
 	case "run":
-		path, ok := configFlag("run", args, stderr)
+		path, ok := configFlag("run", args, stdout, stderr)
 		if !ok {
 			return 2
 		}
+		if path == "" {
+			return 0
+		}
 		return serve(path, stderr)
 	case "validate":
-		path, ok := configFlag("validate", args, stderr)
+		path, ok := configFlag("validate", args, stdout, stderr)
 		if !ok {
 			return 2
+		}
+		if path == "" {
+			return 0
 		}
 		cfg, diags := config.Load(path)
 		if !diags.HasErrors() && len(cfg.Plugins) > 0 {
@@ -72,22 +91,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "config OK: %d namespaces, %d plugins\n", len(cfg.Namespaces), len(cfg.Plugins))
 		return 0
 	case "version":
-		fmt.Fprintln(stdout, version)
+		fmt.Fprintf(stdout, "socket-server %s (plugin protocol %d)\n", version, sdk.ProtocolVersion)
 		return 0
-	case "help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "unknown command %q\n%s", cmd, usage)
+		if strings.HasPrefix(cmd, "-") {
+			fmt.Fprintf(stderr, "a command comes first (e.g. socket-server run %s)\n\n%s", strings.Join(append([]string{cmd}, args...), " "), usage)
+			return 2
+		}
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
 }
 
-func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+// configFlag parses a command's flags. An empty path with ok means the
+// usage was asked for (-h) and printed: the command has nothing to do.
+func configFlag(name string, args []string, stdout, stderr io.Writer) (string, bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	path := fs.String("config", "config.hcl", "path of the HCL config file")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return "", true
+		}
 		return "", false
 	}
 	if fs.NArg() > 0 {
