@@ -28,9 +28,13 @@ test: vet test-go test-e2e
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	cd sdk && $(GO) vet ./...
 
+## The sdk is a Go module of its own (what plugin authors depend on); the
+## server's module uses it through a replace, as an outside author would.
 test-go: build e2e-deps
 	PATH="$$PATH:/usr/sbin" $(GO) test -race -count=1 ./...
+	cd sdk && $(GO) test -race -count=1 ./...
 
 test-e2e: build e2e-deps
 	cd test/e2e && SOCKET_SERVER_BIN=$(CURDIR)/bin/socket-server CHROMIUM_PATH=$(CHROMIUM_PATH) node --test --test-concurrency=1
@@ -67,7 +71,8 @@ bench: build
 ## bench-go: Go benchmarks (codecs, broadcast, memory per connection, plugin
 ## boundary, handshakes with and without the JWT plugin)
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem ./core/... ./sdk/... ./plugins/...
+	$(GO) test -run '^$$' -bench . -benchmem ./core/... ./plugins/...
+	cd sdk && $(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) test -run '^$$' -bench Handshake -benchtime 3000x ./cmd/socket-server
 
 ## proto: regenerate sdk/internal/pluginpb from sdk/proto (pure Go: pinned buf and protoc plugins)

@@ -210,6 +210,11 @@ func (c *adapterClient) ServeRequests(ctx context.Context, namespaces []string, 
 		return unsupported("ServeRequests", err)
 	}
 	if err := stream.Send(&pb.RequestAnswer{Namespaces: namespaces}); err != nil {
+		if errors.Is(err, io.EOF) {
+			// The plugin ended the stream first (e.g. Unimplemented): gRPC
+			// gives the reason to Recv only.
+			_, err = stream.Recv()
+		}
 		return c.serveErr(ctx, stream, err)
 	}
 	answers := make(chan *pb.RequestAnswer, answerQueue)

@@ -361,7 +361,7 @@ func TestShardingAndMetricsPluginsThroughTheCore(t *testing.T) {
 	buildPlugin(t, dir, "auth-jwt")
 	buildPlugin(t, dir, "sharding-hash")
 	metricsBin := filepath.Join(dir, "metrics-test")
-	if b, err := exec.Command("go", "build", "-o", metricsBin, "../../sdk/internal/testplugin").CombinedOutput(); err != nil {
+	if b, err := exec.Command("go", "build", "-o", metricsBin, "github.com/socketfleet/socketfleet/sdk/internal/testplugin").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, b)
 	}
 	t.Setenv("TEST_JWT_SECRET", "s3cr3t")

@@ -53,13 +53,19 @@ type pkg struct {
 	Imports    []string
 }
 
+// listPackages lists the packages of the server's module and of the sdk's
+// (a module of its own, in sdk/).
 func listPackages(t *testing.T, root string) []pkg {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-json=ImportPath,Imports", "./...")
-	cmd.Dir = root
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
+	var out []byte
+	for _, dir := range []string{root, filepath.Join(root, "sdk")} {
+		cmd := exec.Command("go", "list", "-json=ImportPath,Imports", "./...")
+		cmd.Dir = dir
+		b, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list in %s: %v", dir, err)
+		}
+		out = append(out, b...)
 	}
 	var pkgs []pkg
 	dec := json.NewDecoder(bytes.NewReader(out))
