@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -18,12 +19,38 @@ type PluginError struct {
 	Kind    Kind   // the plugin's kind
 	Method  string // the call that failed, e.g. "Authenticate"
 	Message string // the plugin's message (or the transport's)
-	code    codes.Code
+	// Attribute names the attribute of the plugin's block the error is
+	// about, when the plugin said so with AttrError ("" otherwise). The
+	// host then points at that attribute's file:line:col.
+	Attribute string
+	code      codes.Code
 }
 
-// Error reports kind, method and message: "auth plugin: Authenticate: token expired".
+// Error reports kind, method, attribute and message:
+// "auth plugin: Configure: keys_file: no such file".
 func (e *PluginError) Error() string {
+	if e.Attribute != "" {
+		return fmt.Sprintf("%s plugin: %s: %s: %s", e.Kind, e.Method, e.Attribute, e.Message)
+	}
 	return fmt.Sprintf("%s plugin: %s: %s", e.Kind, e.Method, e.Message)
+}
+
+// AttributeError is an error about one attribute of a plugin's config
+// block. Return it (or wrap it) from Configure, made with AttrError, and
+// socket-server validate shows the message once, at that attribute's
+// file:line:col with its source line, like the core's own diagnostics.
+type AttributeError struct {
+	Attribute string // the attribute's name in the block, e.g. "keys_file"
+	Message   string // what is wrong, without the attribute's name
+}
+
+func (e *AttributeError) Error() string { return e.Attribute + ": " + e.Message }
+
+// AttrError returns an *AttributeError about attribute attr:
+//
+//	return sdk.AttrError("keys_file", fmt.Sprintf("cannot read %s: %v", path, err))
+func AttrError(attr, message string) error {
+	return &AttributeError{Attribute: attr, Message: message}
 }
 
 // GRPCStatus makes status.Code and status.FromError see the original code.
@@ -52,6 +79,17 @@ func toStatus(err error) error {
 	if st, ok := status.FromError(err); ok {
 		return st.Err()
 	}
+	var ae *AttributeError
+	if errors.As(err, &ae) {
+		// The attribute travels as a standard BadRequest detail, so a
+		// plugin in any language can send one.
+		st := status.New(codes.InvalidArgument, ae.Message)
+		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: ae.Attribute, Description: ae.Message}}}); derr == nil {
+			return d.Err()
+		}
+		return st.Err()
+	}
 	switch {
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
@@ -68,5 +106,13 @@ func fromStatus(kind Kind, method string, err error) error {
 		return nil
 	}
 	st, _ := status.FromError(err) // a non-status error becomes Unknown with its text
-	return &PluginError{Kind: kind, Method: method, Message: st.Message(), code: st.Code()}
+	pe := &PluginError{Kind: kind, Method: method, Message: st.Message(), code: st.Code()}
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) > 0 {
+			fv := br.GetFieldViolations()[0]
+			pe.Attribute, pe.Message = fv.GetField(), fv.GetDescription()
+			break
+		}
+	}
+	return pe
 }

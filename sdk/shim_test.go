@@ -93,6 +93,24 @@ func TestConfigureError(t *testing.T) {
 	}
 }
 
+// An error about one attribute crosses the boundary with the attribute's
+// name, so the host can point at it; wrapped, it still does.
+func TestConfigureAttributeError(t *testing.T) {
+	f := newFakeAuth()
+	f.configureErr = fmt.Errorf("loading keys: %w", sdk.AttrError("keys_file", "cannot read keys.txt: no such file"))
+	err := connect(t, f).Configure(ctxT(t), sdk.Config(`{}`))
+	var pe *sdk.PluginError
+	if !errors.As(err, &pe) {
+		t.Fatalf("Configure error %v (%T) is not a *sdk.PluginError", err, err)
+	}
+	if pe.Attribute != "keys_file" || pe.Message != "cannot read keys.txt: no such file" || status.Code(err) != codes.InvalidArgument {
+		t.Errorf("PluginError = %+v, code %v", pe, status.Code(err))
+	}
+	if got, want := err.Error(), "auth plugin: Configure: keys_file: cannot read keys.txt: no such file"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
 func TestAuthRoundTrip(t *testing.T) {
 	f := newFakeAuth()
 	a := connect(t, f).(sdk.Authenticator)

@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/sirupsen/logrus"
 
 	"github.com/socketfleet/socketfleet/core/config"
@@ -52,8 +54,7 @@ func launchPlugins(ctx context.Context, cfg *config.Config, log *logrus.Entry) (
 			continue
 		}
 		if err := p.Configure(ctx, pc); err != nil {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Plugin refused its configuration",
-				Detail: fmt.Sprintf("%s: %v", pb.Where(), err), Subject: pb.DeclRange.Ptr()})
+			diags = append(diags, configureDiag(pb, err))
 			continue
 		}
 		ps.all = append(ps.all, p)
@@ -142,4 +143,41 @@ func (h logHook) Fire(e *logrus.Entry) error {
 		b.Add(entry)
 	}
 	return nil
+}
+
+// configureDiag turns a plugin's refusal of its block into one diagnostic:
+// at the attribute the plugin named (sdk.AttrError) when the block sets
+// it, otherwise at the block, with the plugin's message said once (not
+// behind the host's and the shim's prefixes).
+func configureDiag(pb *config.PluginBlock, err error) *hcl.Diagnostic {
+	d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Plugin refused its configuration",
+		Detail: err.Error(), Subject: pb.DeclRange.Ptr()}
+	var pe *sdk.PluginError
+	if !errors.As(err, &pe) {
+		return d
+	}
+	d.Detail = fmt.Sprintf("The %s plugin %q says: %s", pb.Kind, pb.Name, pe.Message)
+	if pe.Attribute == "" {
+		return d
+	}
+	if attr := attribute(pb.Body, pe.Attribute); attr != nil {
+		d.Summary = fmt.Sprintf("Invalid value for %s", pe.Attribute)
+		d.Subject = attr.Expr.Range().Ptr()
+		d.Context = attr.Range.Ptr()
+		return d
+	}
+	d.Detail = fmt.Sprintf("The %s plugin %q says about %s (not set in the block): %s", pb.Kind, pb.Name, pe.Attribute, pe.Message)
+	return d
+}
+
+// attribute finds an attribute of a plugin block's body, nil if unset.
+func attribute(body hcl.Body, name string) *hcl.Attribute {
+	if sb, ok := body.(*hclsyntax.Body); ok {
+		if a := sb.Attributes[name]; a != nil {
+			return a.AsHCLAttribute()
+		}
+		return nil
+	}
+	attrs, _ := body.JustAttributes()
+	return attrs[name]
 }

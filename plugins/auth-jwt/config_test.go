@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"strings"
 	"testing"
 
@@ -30,7 +31,7 @@ func TestConfigureErrors(t *testing.T) {
 		{"nil config", ``, "one of secret, public_key_file or jwks_file is required"},
 		{"secret and jwks_file", `{"secret":"s","jwks_file":"` + jwksPath + `"}`, "only one of secret, public_key_file and jwks_file may be set, not secret and jwks_file"},
 		{"all three", `{"secret":"s","public_key_file":"` + rsaPath + `","jwks_file":"` + jwksPath + `"}`, "not secret and public_key_file and jwks_file"},
-		{"empty secret", `{"secret":""}`, "secret is empty"},
+		{"empty secret", `{"secret":""}`, "secret: is empty"},
 		{"missing PEM file", `{"public_key_file":"/nonexistent/key.pem"}`, "public_key_file: open /nonexistent/key.pem"},
 		{"not PEM", `{"public_key_file":"` + writeFile(t, "junk.pem", []byte("hello")) + `"}`, "junk.pem: no PEM public key or certificate found"},
 		{"PEM garbage inside", `{"public_key_file":"` + writeFile(t, "bad.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("nope")})) + `"}`, "invalid PUBLIC KEY"},
@@ -40,7 +41,7 @@ func TestConfigureErrors(t *testing.T) {
 		{"alg none", `{"secret":"s","algorithms":["HS256","none"]}`, `algorithms: "none" is never accepted`},
 		{"alg NONE", `{"secret":"s","algorithms":["NONE"]}`, `"none" is never accepted`},
 		{"unknown alg", `{"secret":"s","algorithms":["HS1"]}`, `algorithms: unknown algorithm "HS1"`},
-		{"empty algorithms", `{"secret":"s","algorithms":[]}`, "algorithms must not be empty"},
+		{"empty algorithms", `{"secret":"s","algorithms":[]}`, "algorithms: must not be empty"},
 		{"RS256 with a secret", `{"secret":"s","algorithms":["RS256"]}`, "algorithms: RS256 cannot be used with a secret"},
 		{"HS256 with an RSA key", `{"public_key_file":"` + rsaPath + `","algorithms":["RS256","HS256"]}`, "algorithms: HS256 cannot be used with an RSA public key"},
 		{"ES384 with a P-256 key", `{"public_key_file":"` + ecPath + `","algorithms":["ES384"]}`, "algorithms: ES384 cannot be used with an EC public key (ES256 only)"},
@@ -55,11 +56,11 @@ func TestConfigureErrors(t *testing.T) {
 		{"JWKS alg none", `{"jwks_file":"` + writeFile(t, "j7.json", jwksJSON(t, jwkOf(t, "k", "none", &k.rsa.PublicKey))) + `"}`, `alg "none" is never accepted`},
 		{"JWKS bad base64", `{"jwks_file":"` + writeFile(t, "j8.json", []byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"!!"}]}`)) + `"}`, `invalid base64url in "x"`},
 		{"unknown token source", `{"secret":"s","token_sources":["cookie"]}`, `token_sources: unknown source "cookie"`},
-		{"empty token sources", `{"secret":"s","token_sources":[]}`, "token_sources must not be empty"},
+		{"empty token sources", `{"secret":"s","token_sources":[]}`, "token_sources: must not be empty"},
 		{"repeated token source", `{"secret":"s","token_sources":["auth","auth"]}`, `token_sources: "auth" is listed twice`},
-		{"empty query_param", `{"secret":"s","query_param":""}`, "query_param must not be empty"},
-		{"empty user_claim", `{"secret":"s","user_claim":""}`, "user_claim must not be empty"},
-		{"empty rooms_claim", `{"secret":"s","rooms_claim":""}`, "rooms_claim must not be empty"},
+		{"empty query_param", `{"secret":"s","query_param":""}`, "query_param: must not be empty"},
+		{"empty user_claim", `{"secret":"s","user_claim":""}`, "user_claim: must not be empty"},
+		{"empty rooms_claim", `{"secret":"s","rooms_claim":""}`, "rooms_claim: must not be empty"},
 		{"repeated data claim", `{"secret":"s","data_claims":["sub","sub"]}`, `data_claims: "sub" is listed twice`},
 		{"unknown attribute", `{"secret":"s","sekret":"x"}`, `unknown field "sekret"`},
 		{"wrong type", `{"secret":"s","leeway":30}`, "decode config"},
@@ -75,14 +76,31 @@ func TestConfigureErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Configure error = %q\nwant it to contain %q", err, tc.want)
 			}
-			if !strings.HasPrefix(err.Error(), `auth "jwt": `) {
-				t.Errorf("error %q does not name the plugin", err)
+			// An error about one attribute says which, so that the host
+			// points at it (the host names the plugin: the message does not).
+			if attr, _, ok := strings.Cut(tc.want, ": "); ok && schemaHas(attr) {
+				var ae *sdk.AttributeError
+				if !errors.As(err, &ae) || ae.Attribute != attr {
+					t.Errorf("error %q is not an sdk.AttributeError about %s", err, attr)
+				}
+			}
+			if strings.Contains(err.Error(), `auth "jwt"`) {
+				t.Errorf("error %q repeats the plugin's name", err)
 			}
 			if p.state.Load() != nil {
 				t.Error("a failed Configure left a state behind")
 			}
 		})
 	}
+}
+
+func schemaHas(name string) bool {
+	for _, a := range newPlugin().ConfigSchema().Attributes {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func TestConfigureDefaults(t *testing.T) {

@@ -131,12 +131,12 @@ func (p *jwtPlugin) Configure(_ context.Context, raw sdk.Config) error {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c); err != nil {
-			return fmt.Errorf("auth \"jwt\": decode config: %w", err)
+			return fmt.Errorf("decode config: %w", err)
 		}
 	}
 	s, err := p.build(&c)
 	if err != nil {
-		return fmt.Errorf("auth \"jwt\": %w", err)
+		return err // the host names the plugin and points at the attribute
 	}
 	p.state.Store(s)
 	return nil
@@ -176,21 +176,21 @@ func (p *jwtPlugin) build(c *config) (*state, error) {
 	switch {
 	case c.Secret != nil:
 		if *c.Secret == "" {
-			return nil, errors.New("secret is empty")
+			return nil, sdk.AttrError("secret", "is empty")
 		}
 		s.single = &verifyKey{kind: kindHMAC, key: []byte(*c.Secret)}
 		defaults = s.single.defaultAlgorithms()
 	case c.PublicKeyFile != nil:
 		k, err := loadPEMFile(*c.PublicKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("public_key_file: %w", err)
+			return nil, sdk.AttrError("public_key_file", err.Error())
 		}
 		s.single = k
 		defaults = k.defaultAlgorithms()
 	default:
 		src, err := newJWKSSource(*c.JWKSFile, p.logw)
 		if err != nil {
-			return nil, fmt.Errorf("jwks_file: %w", err)
+			return nil, sdk.AttrError("jwks_file", err.Error())
 		}
 		s.jwks = src
 		defaults = asymmetricAlgorithms
@@ -201,20 +201,20 @@ func (p *jwtPlugin) build(c *config) (*state, error) {
 	if c.Algorithms != nil {
 		algs := *c.Algorithms
 		if len(algs) == 0 {
-			return nil, errors.New("algorithms must not be empty")
+			return nil, sdk.AttrError("algorithms", "must not be empty")
 		}
 		for _, a := range algs {
 			if strings.EqualFold(a, "none") {
-				return nil, errors.New("algorithms: \"none\" is never accepted")
+				return nil, sdk.AttrError("algorithms", "\"none\" is never accepted")
 			}
 			if _, ok := algKinds[a]; !ok {
-				return nil, fmt.Errorf("algorithms: unknown algorithm %q (known: %s)", a, strings.Join(allAlgorithms, ", "))
+				return nil, sdk.AttrError("algorithms", fmt.Sprintf("unknown algorithm %q (known: %s)", a, strings.Join(allAlgorithms, ", ")))
 			}
 			if s.single != nil && !s.single.accepts(a) {
-				return nil, fmt.Errorf("algorithms: %s cannot be used with %s", a, s.single.describe())
+				return nil, sdk.AttrError("algorithms", fmt.Sprintf("%s cannot be used with %s", a, s.single.describe()))
 			}
 			if s.jwks != nil && algKinds[a] == kindHMAC {
-				return nil, fmt.Errorf("algorithms: %s needs a shared secret; jwks_file holds public keys only", a)
+				return nil, sdk.AttrError("algorithms", fmt.Sprintf("%s needs a shared secret; jwks_file holds public keys only", a))
 			}
 		}
 		s.algs = slices.Clone(algs)
@@ -223,10 +223,10 @@ func (p *jwtPlugin) build(c *config) (*state, error) {
 	if c.Leeway != nil {
 		d, err := time.ParseDuration(*c.Leeway)
 		if err != nil {
-			return nil, fmt.Errorf("leeway: invalid duration %q", *c.Leeway)
+			return nil, sdk.AttrError("leeway", fmt.Sprintf("invalid duration %q", *c.Leeway))
 		}
 		if d < 0 {
-			return nil, fmt.Errorf("leeway: must not be negative, got %s", *c.Leeway)
+			return nil, sdk.AttrError("leeway", fmt.Sprintf("must not be negative, got %s", *c.Leeway))
 		}
 		s.leeway = d
 	}
@@ -237,36 +237,36 @@ func (p *jwtPlugin) build(c *config) (*state, error) {
 	if c.TokenSources != nil {
 		srcs := *c.TokenSources
 		if len(srcs) == 0 {
-			return nil, errors.New("token_sources must not be empty")
+			return nil, sdk.AttrError("token_sources", "must not be empty")
 		}
 		for i, v := range srcs {
 			switch v {
 			case sourceAuth, sourceHeader, sourceQuery:
 			default:
-				return nil, fmt.Errorf("token_sources: unknown source %q (use \"auth\", \"header\" or \"query\")", v)
+				return nil, sdk.AttrError("token_sources", fmt.Sprintf("unknown source %q (use \"auth\", \"header\" or \"query\")", v))
 			}
 			if slices.Contains(srcs[:i], v) {
-				return nil, fmt.Errorf("token_sources: %q is listed twice", v)
+				return nil, sdk.AttrError("token_sources", fmt.Sprintf("%q is listed twice", v))
 			}
 		}
 		s.sources = slices.Clone(srcs)
 	}
 	if c.QueryParam != nil {
 		if *c.QueryParam == "" {
-			return nil, errors.New("query_param must not be empty")
+			return nil, sdk.AttrError("query_param", "must not be empty")
 		}
 		s.queryParam = *c.QueryParam
 	}
 
 	if c.UserClaim != nil {
 		if *c.UserClaim == "" {
-			return nil, errors.New("user_claim must not be empty")
+			return nil, sdk.AttrError("user_claim", "must not be empty")
 		}
 		s.userClaim = *c.UserClaim
 	}
 	if c.RoomsClaim != nil {
 		if *c.RoomsClaim == "" {
-			return nil, errors.New("rooms_claim must not be empty (leave it out for no rooms)")
+			return nil, sdk.AttrError("rooms_claim", "must not be empty (leave it out for no rooms)")
 		}
 		s.roomsClaim = *c.RoomsClaim
 	}
@@ -274,10 +274,10 @@ func (p *jwtPlugin) build(c *config) (*state, error) {
 		s.dataClaims = []string{}
 		for _, name := range *c.DataClaims {
 			if name == "" {
-				return nil, errors.New("data_claims: empty claim name")
+				return nil, sdk.AttrError("data_claims", "empty claim name")
 			}
 			if slices.Contains(s.dataClaims, name) {
-				return nil, fmt.Errorf("data_claims: %q is listed twice", name)
+				return nil, sdk.AttrError("data_claims", fmt.Sprintf("%q is listed twice", name))
 			}
 			s.dataClaims = append(s.dataClaims, name)
 		}
