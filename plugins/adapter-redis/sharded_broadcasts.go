@@ -138,7 +138,7 @@ func (s *sharded) route(rm *redis.Message) {
 		s.toHandler(&sdk.IncomingRequest{ClusterRequest: sdk.ClusterRequest{Type: sdk.RequestFetchSockets, Namespace: nsp,
 			Rooms: w.Data.Opts.Rooms, Except: w.Data.Opts.Except, Timeout: w.Data.Opts.Flags.Timeout}}, w, nsp)
 	case shServerSideEmit:
-		if !shIsArray(w.Data.Packet) {
+		if !isJSONArray(w.Data.Packet) {
 			return
 		}
 		s.toHandler(&sdk.IncomingRequest{ClusterRequest: sdk.ClusterRequest{Type: sdk.RequestServerSideEmit, Namespace: nsp,

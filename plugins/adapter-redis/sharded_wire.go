@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -17,11 +15,6 @@ import (
 // The sharded mode's wire format, ClusterAdapter's messages: decoded from
 // JSON or msgpack, encoded as JSON or, when they carry binary, msgpack.
 
-func shIsArray(raw json.RawMessage) bool {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	return len(raw) > 0 && raw[0] == '['
-}
-
 // shPacketData is packet.data of a broadcast's {type:2, data:[...]}.
 func shPacketData(packet json.RawMessage) ([]byte, error) {
 	var p struct {
@@ -30,7 +23,7 @@ func shPacketData(packet json.RawMessage) ([]byte, error) {
 	if err := json.Unmarshal(packet, &p); err != nil {
 		return nil, err
 	}
-	if !shIsArray(p.Data) {
+	if !isJSONArray(p.Data) {
 		return nil, errors.New("packet.data is not an array")
 	}
 	return p.Data, nil
@@ -175,72 +168,21 @@ func shDecodeData(d *msgpack.Decoder, w *shWire, k string) error {
 		v, err = d.DecodeInt64()
 		w.Data.ClientCount = int(v)
 	case "opts":
-		err = decodeMap(d, func(k string) error {
-			var err error
-			switch k {
-			case "rooms":
-				w.Data.Opts.Rooms, err = decodeStrings(d)
-			case "except":
-				w.Data.Opts.Except, err = decodeStrings(d)
-			case "flags":
-				err = decodeMap(d, func(k string) error {
-					v, err := d.DecodeInterface()
-					switch k {
-					case "volatile":
-						w.Data.Opts.Flags.Volatile = v == true
-					case "timeout":
-						if ms := shNumber(v); ms > 0 {
-							w.Data.Opts.Flags.Timeout = time.Duration(ms * float64(time.Millisecond))
-						}
-					}
-					return err
-				})
-			default:
-				err = d.Skip()
-			}
-			return err
-		})
+		var o broadcastOpts
+		err = decodeOpts(d, &o)
+		w.Data.Opts.Rooms, w.Data.Opts.Except = o.rooms, o.except
+		w.Data.Opts.Flags = shFlags{Volatile: o.volatile, Timeout: o.timeout}
 	default:
 		err = d.Skip()
 	}
 	return err
 }
 
-func shNumber(v any) float64 {
-	switch n := v.(type) {
-	case int8:
-		return float64(n)
-	case int16:
-		return float64(n)
-	case int32:
-		return float64(n)
-	case int64:
-		return float64(n)
-	case uint8:
-		return float64(n)
-	case uint16:
-		return float64(n)
-	case uint32:
-		return float64(n)
-	case uint64:
-		return float64(n)
-	case float32:
-		return float64(n)
-	case float64:
-		return n
-	}
-	return 0
-}
-
 // ---- wire encoding
 
-// Outgoing messages are built as trees of *object (ordered keys), string,
-// int64, bool, []string and shRaw (a JSON value, placeholders included),
-// then written as JSON or, when they carry binary, as msgpack.
-type shRaw []byte
-
+// shObj is an object of key, value pairs.
 func shObj(kv ...any) *object {
-	o := &object{}
+	o := &object{keys: make([]string, 0, len(kv)/2), vals: make([]any, 0, len(kv)/2)}
 	for i := 0; i+1 < len(kv); i += 2 {
 		o.keys = append(o.keys, kv[i].(string))
 		o.vals = append(o.vals, kv[i+1])
@@ -248,145 +190,24 @@ func shObj(kv ...any) *object {
 	return o
 }
 
-func shOpts(rooms, except []string, volatile bool, timeout time.Duration) *object {
-	flags := shObj()
-	if volatile {
-		flags = shObj("volatile", true)
-	}
-	if timeout > 0 {
-		flags = shObj("timeout", int64(timeout/time.Millisecond))
-	}
-	return shObj("rooms", shNonNil(rooms), "except", shNonNil(except), "flags", flags)
-}
-
-func shNonNil(l []string) []string {
-	if l == nil {
-		return []string{}
-	}
-	return l
-}
-
 // shEncode renders {type, data, uid, nsp}: msgpack when attachments are
 // given (the types that may carry binary and do), JSON otherwise.
 func (s *sharded) shEncode(typ int, nsp string, data *object, attachments [][]byte) ([]byte, error) {
 	msg := shObj("type", int64(typ), "data", data, "uid", s.uid, "nsp", nsp)
 	if len(attachments) == 0 {
-		return shAppendJSON(make([]byte, 0, 256), msg)
+		return appendJSON(make([]byte, 0, 256), msg)
 	}
-	var buf bytes.Buffer
-	w := &writer{e: msgpack.NewEncoder(&buf), attachments: attachments}
-	shWriteMsgpack(w, msg)
-	if w.err != nil {
-		return nil, w.err
-	}
-	return buf.Bytes(), nil
-}
-
-func shAppendJSON(buf []byte, v any) ([]byte, error) {
-	var err error
-	switch t := v.(type) {
-	case *object:
-		buf = append(buf, '{')
-		for i, k := range t.keys {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = shAppendString(buf, k)
-			buf = append(buf, ':')
-			if buf, err = shAppendJSON(buf, t.vals[i]); err != nil {
-				return nil, err
-			}
-		}
-		return append(buf, '}'), nil
-	case string:
-		return shAppendString(buf, t), nil
-	case int64:
-		return strconv.AppendInt(buf, t, 10), nil
-	case bool:
-		return strconv.AppendBool(buf, t), nil
-	case []string:
-		buf = append(buf, '[')
-		for i, x := range t {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = shAppendString(buf, x)
-		}
-		return append(buf, ']'), nil
-	case shList:
-		buf = append(buf, '[')
-		for i, x := range t {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			if buf, err = shAppendJSON(buf, x); err != nil {
-				return nil, err
-			}
-		}
-		return append(buf, ']'), nil
-	case shRaw:
-		if !json.Valid(t) {
-			return nil, errors.New("invalid JSON")
-		}
-		return append(buf, t...), nil
-	}
-	return nil, fmt.Errorf("unexpected %T", v)
-}
-
-// shAppendString quotes s as JSON (the common plain case without an
-// encoder).
-func shAppendString(buf []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-			return appendJSONString(buf, s)
-		}
-	}
-	buf = append(buf, '"')
-	buf = append(buf, s...)
-	return append(buf, '"')
-}
-
-func shWriteMsgpack(w *writer, v any) {
-	switch t := v.(type) {
-	case *object:
-		w.mapLen(len(t.keys))
-		for i, k := range t.keys {
-			w.str(k)
-			shWriteMsgpack(w, t.vals[i])
-		}
-	case string:
-		w.str(t)
-	case int64:
-		w.err1(w.e.EncodeInt(t))
-	case bool:
-		w.err1(w.e.EncodeBool(t))
-	case []string:
-		w.strings(t)
-	case shList:
-		w.arrayLen(len(t))
-		for _, x := range t {
-			shWriteMsgpack(w, x)
-		}
-	case shRaw:
-		parsed, err := parseJSON(t)
-		if err != nil {
-			w.err1(err)
-			return
-		}
-		w.value(parsed)
-	default:
-		w.err1(fmt.Errorf("unexpected %T", v))
-	}
+	return encodeValue(msg, attachments)
 }
 
 // encodeBroadcast renders a BROADCAST: without requestID a plain one, with
 // it one whose clients acknowledge within timeout.
 func (s *sharded) encodeBroadcast(m *sdk.AdapterMessage, requestID string, timeout time.Duration) ([]byte, error) {
-	if !shIsArray(m.Data) {
+	if !isJSONArray(m.Data) {
 		return nil, errors.New("message data is not a JSON array")
 	}
-	packet := shObj("type", int64(packetEvent), "data", shRaw(m.Data))
-	opts := shOpts(m.Rooms, m.Except, m.Volatile, timeout)
+	packet := eventPacket{data: rawJSON(m.Data)}
+	opts := &broadcastOpts{rooms: m.Rooms, except: m.Except, volatile: m.Volatile, ack: timeout > 0, timeout: timeout}
 	data := shObj("packet", packet, "opts", opts)
 	if requestID != "" {
 		data = shObj("packet", packet, "requestId", requestID, "opts", opts)
@@ -397,7 +218,7 @@ func (s *sharded) encodeBroadcast(m *sdk.AdapterMessage, requestID string, timeo
 // encodeRequest renders a request; respType is the response type that
 // answers it, 0 when none does.
 func (s *sharded) encodeRequest(nsp, requestID string, req *sdk.ClusterRequest) (payload []byte, respType int, err error) {
-	opts := func() *object { return shOpts(req.Rooms, req.Except, false, 0) }
+	opts := func() *broadcastOpts { return &broadcastOpts{rooms: req.Rooms, except: req.Except} }
 	switch req.Type {
 	case sdk.RequestFetchSockets:
 		payload, err = s.shEncode(shFetchSockets, nsp, shObj("opts", opts(), "requestId", requestID), nil)
@@ -407,16 +228,16 @@ func (s *sharded) encodeRequest(nsp, requestID string, req *sdk.ClusterRequest) 
 		if req.Type == sdk.RequestSocketsLeave {
 			typ = shSocketsLeave
 		}
-		payload, err = s.shEncode(typ, nsp, shObj("opts", opts(), "rooms", shNonNil(req.Targets)), nil)
+		payload, err = s.shEncode(typ, nsp, shObj("opts", opts(), "rooms", req.Targets), nil)
 	case sdk.RequestDisconnectSockets:
 		payload, err = s.shEncode(shDisconnect, nsp, shObj("opts", opts(), "close", req.Close), nil)
 	case sdk.RequestServerSideEmit:
-		if !shIsArray(req.Data) {
+		if !isJSONArray(req.Data) {
 			return nil, 0, errors.New(`adapter "redis": server-side emit data is not a JSON array`)
 		}
-		data := shObj("packet", shRaw(req.Data))
+		data := shObj("packet", rawJSON(req.Data))
 		if req.WantAck {
-			data = shObj("requestId", requestID, "packet", shRaw(req.Data))
+			data = shObj("requestId", requestID, "packet", rawJSON(req.Data))
 			respType = shSSEResponse
 		}
 		payload, err = s.shEncode(shServerSideEmit, nsp, data, req.Attachments)
@@ -440,26 +261,26 @@ func (s *sharded) encodeRequest(nsp, requestID string, req *sdk.ClusterRequest) 
 
 // encodeResponse renders our answer to a request of type typ.
 func (s *sharded) encodeResponse(typ sdk.RequestType, nsp, requestID string, r *sdk.ClusterResponse) ([]byte, error) {
-	ack := func() shRaw {
+	ack := func() rawJSON {
 		if len(r.Ack) == 0 {
-			return shRaw("null")
+			return rawJSON("null")
 		}
-		return shRaw(r.Ack)
+		return rawJSON(r.Ack)
 	}
 	switch typ {
 	case sdk.RequestFetchSockets:
 		socks := make([]any, 0, len(r.Sockets))
 		for _, x := range r.Sockets {
-			hs, data := shRaw(x.Handshake), shRaw(x.Data)
+			hs, data := rawJSON(x.Handshake), rawJSON(x.Data)
 			if len(hs) == 0 {
-				hs = shRaw("{}")
+				hs = rawJSON("{}")
 			}
 			if len(data) == 0 {
-				data = shRaw("null")
+				data = rawJSON("null")
 			}
-			socks = append(socks, shObj("id", x.ID, "handshake", hs, "rooms", shNonNil(x.Rooms), "data", data))
+			socks = append(socks, shObj("id", x.ID, "handshake", hs, "rooms", x.Rooms, "data", data))
 		}
-		return s.shEncode(shFetchResponse, nsp, shObj("requestId", requestID, "sockets", shList(socks)), nil)
+		return s.shEncode(shFetchResponse, nsp, shObj("requestId", requestID, "sockets", socks), nil)
 	case sdk.RequestServerSideEmit:
 		return s.shEncode(shSSEResponse, nsp, shObj("requestId", requestID, "packet", ack()), r.AckAttachments)
 	case sdk.RequestBroadcastAck:
@@ -470,6 +291,3 @@ func (s *sharded) encodeResponse(typ sdk.RequestType, nsp, requestID string, r *
 	}
 	return nil, fmt.Errorf("no answer to %v", typ)
 }
-
-// shList is a JSON array of tree values.
-type shList []any
