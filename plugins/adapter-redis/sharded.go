@@ -9,7 +9,6 @@ import (
 	"net"
 	"sync"
 	"time"
-	"unicode/utf16"
 
 	"github.com/redis/go-redis/v9"
 
@@ -249,18 +248,6 @@ func (s *sharded) responseChannel(nsp, uid string) string { return s.key + "#" +
 
 func (s *sharded) roomChannel(nsp, room string) string { return s.key + "#" + nsp + "#" + room + "#" }
 
-// looksLikeSocketID is Node's test: a string of 20 UTF-16 code units.
-func looksLikeSocketID(room string) bool {
-	if len(room) < 20 || len(room) > 80 {
-		return false
-	}
-	n := 0
-	for _, r := range room {
-		n += utf16.RuneLen(r)
-	}
-	return n == 20
-}
-
 // broadcastChannel is where Node publishes a broadcast without ack: its
 // room's channel when it targets exactly one room (in dynamic mode, one
 // that does not look like a socket id), the namespace channel otherwise.
@@ -270,7 +257,7 @@ func (s *sharded) broadcastChannel(m *sdk.AdapterMessage) string {
 	if len(m.Rooms) == 1 {
 		switch s.submode {
 		case subDynamic:
-			if !looksLikeSocketID(m.Rooms[0]) {
+			if !sdk.LooksLikeSocketID(m.Rooms[0]) {
 				return s.roomChannel(nsp, m.Rooms[0])
 			}
 		case subDynamicPrivate:

@@ -356,7 +356,7 @@ func (s *sharded) roomsChanged(ctx context.Context, changes []sdk.RoomChange) er
 	for _, c := range changes {
 		// In dynamic mode publishers send rooms that look like socket ids
 		// on the namespace channel, so their room channel carries nothing.
-		if s.submode == subDynamic && looksLikeSocketID(c.Room) {
+		if s.submode == subDynamic && sdk.LooksLikeSocketID(c.Room) {
 			continue
 		}
 		ch := s.roomChannel(nspOrRoot(c.Namespace), c.Room)
