@@ -382,7 +382,7 @@ func (n *Namespace) FetchSockets(ctx context.Context, opts rooms.Options, max in
 // AllRooms returns the named rooms held anywhere in the cluster, each once,
 // socket-id rooms excluded: exactly for this instance; for the others,
 // which report their sockets' own rooms too (as Node does), rooms that look
-// like a socket id (20 characters of [A-Za-z0-9_-]) are left out.
+// like a socket id by Node's test (sdk.LooksLikeSocketID) are left out.
 func (n *Namespace) AllRooms(ctx context.Context) ([]string, Reach, error) {
 	rooms := n.LocalRooms(false)
 	seen := make(map[string]struct{}, len(rooms))
@@ -391,7 +391,7 @@ func (n *Namespace) AllRooms(ctx context.Context) ([]string, Reach, error) {
 	}
 	reach, err := n.request(ctx, sdk.ClusterRequest{Type: sdk.RequestAllRooms}, func(r sdk.ClusterResponse) {
 		for _, room := range r.Rooms {
-			if _, dup := seen[room]; dup || LooksLikeSocketID(room) {
+			if _, dup := seen[room]; dup || sdk.LooksLikeSocketID(room) {
 				continue
 			}
 			seen[room] = struct{}{}
@@ -399,21 +399,6 @@ func (n *Namespace) AllRooms(ctx context.Context) ([]string, Reach, error) {
 		}
 	})
 	return rooms, reach, err
-}
-
-// LooksLikeSocketID reports whether s has the shape of a Socket.IO socket
-// id: 20 characters of base64url, the test Node's sharded adapter uses.
-func LooksLikeSocketID(s string) bool {
-	if len(s) != 20 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // SocketsJoin makes the sockets matching opts join rooms, on every instance.

@@ -11,58 +11,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
-
-	"github.com/socketfleet/socketfleet/sdk"
 )
 
-// The wire format is the one of @socket.io/redis-adapter (notepack):
-// [uid, {type:2, data:[event, ...args], nsp}, {rooms, except, flags}], with
-// binary arguments as msgpack bin where the JSON form has placeholders.
+// The values of both wire formats (Node's notepack msgpack, and JSON):
+// JSON parsed into trees and written as msgpack, msgpack read back as JSON,
+// binary as msgpack bin where the JSON form has placeholders.
 
+// packetEvent is socket.io's EVENT packet type.
 const packetEvent = 2
-
-// encodeMessage renders m as the Node adapter's broadcast message.
-func encodeMessage(uid string, m *sdk.AdapterMessage) ([]byte, error) {
-	data, err := parseJSON(m.Data)
-	if err != nil {
-		return nil, fmt.Errorf("message data: %w", err)
-	}
-	if _, ok := data.([]any); !ok {
-		return nil, errors.New("message data is not a JSON array")
-	}
-	var buf bytes.Buffer
-	e := msgpack.NewEncoder(&buf)
-	w := &writer{e: e, attachments: m.Attachments}
-	w.arrayLen(3)
-	w.str(uid)
-	w.mapLen(3)
-	w.str("type")
-	w.err1(e.EncodeInt(packetEvent))
-	w.str("data")
-	w.value(data)
-	w.str("nsp")
-	w.str(nspOrRoot(m.Namespace))
-	w.mapLen(3)
-	w.str("rooms")
-	w.strings(m.Rooms)
-	w.str("except")
-	w.strings(m.Except)
-	w.str("flags")
-	if m.Volatile {
-		w.mapLen(1)
-		w.str("volatile")
-		w.err1(e.EncodeBool(true))
-	} else {
-		w.mapLen(0)
-	}
-	if w.err != nil {
-		return nil, w.err
-	}
-	return buf.Bytes(), nil
-}
 
 func nspOrRoot(nsp string) string {
 	if nsp == "" {
@@ -79,6 +39,31 @@ type object struct {
 
 // placeholder is {"_placeholder":true,"num":N}.
 type placeholder int
+
+// Outgoing messages are trees of *object (ordered keys), []any, string,
+// int64, bool, []string, rawJSON, eventPacket and *broadcastOpts, besides
+// parseJSON's values; writer.value renders one as msgpack, appendJSON as
+// JSON (the sharded mode's messages without binary).
+
+// rawJSON is a JSON value (placeholders included) inside a tree: copied
+// into JSON, parsed into msgpack.
+type rawJSON []byte
+
+// eventPacket is a broadcast's socket.io packet {type:2, data, nsp}; nsp
+// is left out when "" (ClusterAdapter's packets carry none).
+type eventPacket struct {
+	data any
+	nsp  string
+}
+
+// broadcastOpts is a broadcast's {rooms, except, flags}: flags are
+// {timeout: ms} for a broadcast with acks (ack), else {volatile: true} or
+// {}. Decoded, timeout > 0 is what says ack.
+type broadcastOpts struct {
+	rooms, except []string
+	volatile, ack bool
+	timeout       time.Duration
+}
 
 // parseJSON decodes b into nil, bool, string, json.Number, []any, *object
 // and placeholder values.
@@ -210,6 +195,21 @@ func (w *writer) value(v any) {
 			w.str(k)
 			w.value(t.vals[i])
 		}
+	case int64:
+		w.err1(w.e.EncodeInt(t))
+	case []string:
+		w.strings(t)
+	case rawJSON:
+		parsed, err := parseJSON(t)
+		if err != nil {
+			w.err1(err)
+			return
+		}
+		w.value(parsed)
+	case eventPacket:
+		w.packet(t.data, t.nsp)
+	case *broadcastOpts:
+		w.opts(t)
 	case placeholder:
 		if int(t) >= len(w.attachments) {
 			w.err1(fmt.Errorf("placeholder %d but %d attachments", t, len(w.attachments)))
@@ -222,6 +222,43 @@ func (w *writer) value(v any) {
 		w.err1(w.e.EncodeBytes(b))
 	default:
 		w.err1(fmt.Errorf("unexpected JSON value %T", v))
+	}
+}
+
+func (w *writer) packet(data any, nsp string) {
+	if nsp == "" {
+		w.mapLen(2)
+	} else {
+		w.mapLen(3)
+	}
+	w.str("type")
+	w.err1(w.e.EncodeInt(packetEvent))
+	w.str("data")
+	w.value(data)
+	if nsp != "" {
+		w.str("nsp")
+		w.str(nsp)
+	}
+}
+
+func (w *writer) opts(o *broadcastOpts) {
+	w.mapLen(3)
+	w.str("rooms")
+	w.strings(o.rooms)
+	w.str("except")
+	w.strings(o.except)
+	w.str("flags")
+	switch {
+	case o.ack:
+		w.mapLen(1)
+		w.str("timeout")
+		w.err1(w.e.EncodeInt(o.timeout.Milliseconds()))
+	case o.volatile:
+		w.mapLen(1)
+		w.str("volatile")
+		w.err1(w.e.EncodeBool(true))
+	default:
+		w.mapLen(0)
 	}
 }
 
@@ -247,92 +284,65 @@ func (w *writer) number(n json.Number) {
 	w.err1(w.e.EncodeFloat64(f))
 }
 
-// decoded is a broadcast received from Redis.
-type decoded struct {
-	uid string
-	typ int64
-	msg sdk.AdapterMessage
-}
-
-// errOwnMessage is decodeMessageFrom's answer for a message of our own.
-var errOwnMessage = errors.New("own message")
-
-// decodeMessage parses a Node adapter broadcast message.
-func decodeMessage(b []byte) (*decoded, error) { return decodeMessageFrom(b, "") }
-
-// decodeMessageFrom is decodeMessage that stops at the uid when it is own
-// (not ""), with errOwnMessage: every broadcast we publish comes back
-// through the pattern subscription, and is dropped unread.
-func decodeMessageFrom(b []byte, own string) (*decoded, error) {
-	d := msgpack.NewDecoder(bytes.NewReader(b))
-	n, err := d.DecodeArrayLen()
-	if err != nil {
-		return nil, err
-	}
-	if n < 2 {
-		return nil, fmt.Errorf("message is an array of %d", n)
-	}
-	out := &decoded{typ: -1}
-	if out.uid, err = decodeStringish(d); err != nil {
-		return nil, fmt.Errorf("uid: %w", err)
-	}
-	if own != "" && out.uid == own {
-		return nil, errOwnMessage
-	}
-	out.msg.Namespace = "/"
-	if err := decodeMap(d, func(k string) error {
+// decodeOpts reads a broadcast's opts {rooms, except, flags}.
+func decodeOpts(d *msgpack.Decoder, o *broadcastOpts) error {
+	return decodeMap(d, func(k string) error {
 		switch k {
-		case "type":
-			t, err := d.DecodeInt64()
-			out.typ = t
+		case "rooms":
+			v, err := decodeStrings(d)
+			o.rooms = v
 			return err
-		case "nsp":
-			s, err := decodeStringish(d)
-			if s != "" {
-				out.msg.Namespace = s
-			}
+		case "except":
+			v, err := decodeStrings(d)
+			o.except = v
 			return err
-		case "data":
-			r := &reader{d: d}
-			var buf []byte
-			buf, err := r.value(buf)
-			out.msg.Data, out.msg.Attachments = buf, r.attachments
-			return err
+		case "flags":
+			return decodeMap(d, func(k string) error {
+				switch k {
+				case "volatile":
+					v, err := d.DecodeInterface()
+					o.volatile = v == true
+					return err
+				case "timeout":
+					v, err := d.DecodeInterface()
+					if ms := msgpackNumber(v); ms > 0 {
+						o.timeout = time.Duration(ms * float64(time.Millisecond))
+					}
+					return err
+				}
+				return d.Skip()
+			})
 		}
 		return d.Skip()
-	}); err != nil {
-		return nil, fmt.Errorf("packet: %w", err)
+	})
+}
+
+// msgpackNumber is a number DecodeInterface returned, as float64 (0 for
+// anything else).
+func msgpackNumber(v any) float64 {
+	switch n := v.(type) {
+	case int8:
+		return float64(n)
+	case int16:
+		return float64(n)
+	case int32:
+		return float64(n)
+	case int64:
+		return float64(n)
+	case uint8:
+		return float64(n)
+	case uint16:
+		return float64(n)
+	case uint32:
+		return float64(n)
+	case uint64:
+		return float64(n)
+	case float32:
+		return float64(n)
+	case float64:
+		return n
 	}
-	if n >= 3 {
-		if err := decodeMap(d, func(k string) error {
-			switch k {
-			case "rooms":
-				v, err := decodeStrings(d)
-				out.msg.Rooms = v
-				return err
-			case "except":
-				v, err := decodeStrings(d)
-				out.msg.Except = v
-				return err
-			case "flags":
-				return decodeMap(d, func(k string) error {
-					if k == "volatile" {
-						v, err := d.DecodeInterface()
-						out.msg.Volatile = v == true
-						return err
-					}
-					return d.Skip()
-				})
-			}
-			return d.Skip()
-		}); err != nil {
-			return nil, fmt.Errorf("opts: %w", err)
-		}
-	}
-	if out.msg.Data == nil {
-		return nil, errors.New("packet without data")
-	}
-	return out, nil
+	return 0
 }
 
 // decodeMap calls field for each key of a map (nil is an empty map); field
@@ -526,33 +536,110 @@ func appendFloat(buf []byte, f float64) []byte {
 	return append(buf, b...)
 }
 
+// appendJSONString quotes s as JSON; plain ASCII without an encoder.
 func appendJSONString(buf []byte, s string) []byte {
-	var sb strings.Builder
-	enc := json.NewEncoder(&sb)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s)
-	return append(buf, strings.TrimSuffix(sb.String(), "\n")...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			var sb strings.Builder
+			enc := json.NewEncoder(&sb)
+			enc.SetEscapeHTML(false)
+			_ = enc.Encode(s)
+			return append(buf, strings.TrimSuffix(sb.String(), "\n")...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
 }
 
-// checkMessage is the cheap part of encodeMessage's checks, for Publish to
-// refuse a message at once rather than after it waited in the queue: valid
-// JSON, an array, and placeholders within the attachments (parsed only when
-// the data has placeholders at all).
-func checkMessage(m *sdk.AdapterMessage) error {
-	if !json.Valid(m.Data) {
-		return errors.New("message data is not valid JSON")
+// appendJSON renders a tree (see rawJSON) as JSON.
+func appendJSON(buf []byte, v any) ([]byte, error) {
+	var err error
+	switch t := v.(type) {
+	case *object:
+		buf = append(buf, '{')
+		for i, k := range t.keys {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendJSONString(buf, k)
+			buf = append(buf, ':')
+			if buf, err = appendJSON(buf, t.vals[i]); err != nil {
+				return nil, err
+			}
+		}
+		return append(buf, '}'), nil
+	case string:
+		return appendJSONString(buf, t), nil
+	case int64:
+		return strconv.AppendInt(buf, t, 10), nil
+	case bool:
+		return strconv.AppendBool(buf, t), nil
+	case []string:
+		return appendJSONStrings(buf, t), nil
+	case []any:
+		buf = append(buf, '[')
+		for i, x := range t {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			if buf, err = appendJSON(buf, x); err != nil {
+				return nil, err
+			}
+		}
+		return append(buf, ']'), nil
+	case rawJSON:
+		if !json.Valid(t) {
+			return nil, errors.New("invalid JSON")
+		}
+		return append(buf, t...), nil
+	case eventPacket:
+		buf = append(buf, `{"type":`...)
+		buf = strconv.AppendInt(buf, packetEvent, 10)
+		buf = append(buf, `,"data":`...)
+		if buf, err = appendJSON(buf, t.data); err != nil {
+			return nil, err
+		}
+		if t.nsp != "" {
+			buf = append(buf, `,"nsp":`...)
+			buf = appendJSONString(buf, t.nsp)
+		}
+		return append(buf, '}'), nil
+	case *broadcastOpts:
+		buf = append(buf, `{"rooms":`...)
+		buf = appendJSONStrings(buf, t.rooms)
+		buf = append(buf, `,"except":`...)
+		buf = appendJSONStrings(buf, t.except)
+		switch {
+		case t.ack:
+			buf = append(buf, `,"flags":{"timeout":`...)
+			buf = strconv.AppendInt(buf, t.timeout.Milliseconds(), 10)
+			buf = append(buf, '}')
+		case t.volatile:
+			buf = append(buf, `,"flags":{"volatile":true}`...)
+		default:
+			buf = append(buf, `,"flags":{}`...)
+		}
+		return append(buf, '}'), nil
 	}
-	if b := bytes.TrimLeft(m.Data, " \t\r\n"); len(b) == 0 || b[0] != '[' {
-		return errors.New("message data is not a JSON array")
+	return nil, fmt.Errorf("unexpected %T", v)
+}
+
+func appendJSONStrings(buf []byte, l []string) []byte {
+	buf = append(buf, '[')
+	for i, x := range l {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendJSONString(buf, x)
 	}
-	if !bytes.Contains(m.Data, []byte(`"_placeholder"`)) {
-		return nil
-	}
-	v, err := parseJSON(m.Data)
-	if err != nil {
-		return fmt.Errorf("message data: %w", err)
-	}
-	return checkPlaceholders(v, len(m.Attachments))
+	return append(buf, ']')
+}
+
+// isJSONArray is whether b starts, after blanks, as a JSON array.
+func isJSONArray(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == '['
 }
 
 func checkPlaceholders(v any, n int) error {
@@ -583,5 +670,8 @@ func encodeValue(v any, attachments [][]byte) ([]byte, error) {
 	var buf bytes.Buffer
 	w := &writer{e: msgpack.NewEncoder(&buf), attachments: attachments}
 	w.value(v)
-	return buf.Bytes(), w.err
+	if w.err != nil {
+		return nil, w.err
+	}
+	return buf.Bytes(), nil
 }
