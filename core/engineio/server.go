@@ -308,10 +308,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 		return
 	}
 
-	sess := newSession(s, newID(), r)
-	if isWS {
-		sess.transport = transportWebSocket // so the handler sees it in Open
-	}
+	sess := newSession(s, newID(), r, isWS)
 	hdr := w.Header()
 	s.setCookies(hdr, sess.id)
 

@@ -2,9 +2,6 @@ package engineio
 
 import (
 	"bufio"
-	"bytes"
-	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -88,10 +85,10 @@ type Session struct {
 	awaitPong bool
 	reason    string // why the session closed
 
-	// polling
+	// polling (polling.go)
 	getActive  bool
 	postActive bool
-	wake       chan struct{}
+	wake       chan struct{} // releases a waiting GET; made by newSession, nil for WebSocket sessions
 
 	// websocket
 	ws  *websocket.Conn
@@ -111,7 +108,7 @@ type Session struct {
 	closeOnce sync.Once
 }
 
-func newSession(srv *Server, id string, r *http.Request) *Session {
+func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
 	h := make(http.Header, len(r.Header))
 	for k, v := range r.Header {
 		if !droppedHeaders[k] {
@@ -122,7 +119,7 @@ func newSession(srv *Server, id string, r *http.Request) *Session {
 	if host, _, err := net.SplitHostPort(addr); err == nil {
 		addr = host
 	}
-	return &Session{
+	s := &Session{
 		id:  id,
 		srv: srv,
 		hs: &Handshake{
@@ -135,6 +132,12 @@ func newSession(srv *Server, id string, r *http.Request) *Session {
 		onMessage: func(eiowire.Packet) {},
 		onClose:   func(string) {},
 	}
+	if isWS {
+		s.transport = transportWebSocket // so the handler sees it in Open
+	} else {
+		s.wake = make(chan struct{}, 1)
+	}
+	return s
 }
 
 // ID is the Engine.IO session id.
@@ -157,12 +160,6 @@ func (s *Session) Transport() string {
 // the session. Messages of one session are delivered one at a time.
 func (s *Session) SetHandler(onMessage func(eiowire.Packet), onClose func(reason string)) {
 	s.onMessage, s.onClose = onMessage, onClose
-}
-
-func (s *Session) startPolling() {
-	s.transport = transportPolling
-	s.wake = make(chan struct{}, 1)
-	s.startHeartbeat()
 }
 
 // startWebSocket runs on the handshake's goroutine: it writes the open
@@ -266,10 +263,7 @@ func (s *Session) kickLocked() {
 		}
 		return
 	}
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.wakeGet()
 }
 
 // takeLocked hands out the queued messages and gives the queue a fresh
@@ -330,12 +324,7 @@ func (s *Session) close(reason string, readFailed bool) {
 	// frame after it would be garbage.
 	closeFrame := !readFailed && !s.writing
 	s.queue = nil
-	if s.wake != nil {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
-	}
+	s.wakeGet()
 	s.mu.Unlock()
 	if ws != nil {
 		s.unpark()
@@ -445,253 +434,4 @@ func (s *Session) handleFrame(kind int, data []byte) bool {
 		return false
 	}
 	return s.receive(p)
-}
-
-// serveUpgrade runs the polling → WebSocket upgrade: probe, then '5'.
-func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	if s.transport != transportPolling || s.probing || s.closed {
-		s.mu.Unlock()
-		// Already upgraded or upgrading: like Node, accept the WebSocket
-		// and close it at once; the session itself is unaffected.
-		if ws, _, err := s.srv.upgrade(w, r, nil); err == nil {
-			_ = ws.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
-			_ = ws.Close()
-		}
-		return
-	}
-	s.probing = true
-	s.mu.Unlock()
-
-	ws, rd, err := s.srv.upgrade(w, r, nil)
-	if err != nil {
-		s.mu.Lock()
-		s.probing = false
-		s.mu.Unlock()
-		return
-	}
-	ws.SetReadLimit(s.srv.opts.MaxPayload)
-	_ = ws.SetReadDeadline(time.Now().Add(s.srv.opts.UpgradeTimeout))
-	fail := func() {
-		_ = ws.Close()
-		s.mu.Lock()
-		s.probing, s.upgrading = false, false
-		s.mu.Unlock()
-	}
-	for {
-		kind, data, err := ws.ReadMessage()
-		if err != nil || kind != websocket.TextMessage {
-			fail()
-			return
-		}
-		p, err := eiowire.DecodeText(data)
-		if err != nil {
-			fail()
-			return
-		}
-		switch {
-		case p.Type == eiowire.Ping && string(p.Data) == "probe":
-			if err := ws.WriteMessage(websocket.TextMessage, msgProbe.Frame); err != nil {
-				fail()
-				return
-			}
-			s.mu.Lock()
-			s.upgrading = true
-			s.kickLocked() // a pending GET answers noop
-			s.mu.Unlock()
-		case p.Type == eiowire.Upgrade:
-			s.mu.Lock()
-			if !s.upgrading || s.closed {
-				s.mu.Unlock()
-				fail()
-				return
-			}
-			s.transport = transportWebSocket
-			s.attachWSLocked(ws, rd)
-			s.upgrading, s.probing = false, false
-			select { // release a GET waiting for the upgrade's outcome
-			case s.wake <- struct{}{}:
-			default:
-			}
-			s.kickLocked() // flush what polling had buffered
-			s.mu.Unlock()
-			_ = ws.SetReadDeadline(time.Time{})
-			go s.wsRead(ws) // a fresh, small stack, not the HTTP handler's
-			return
-		default:
-			fail()
-			return
-		}
-	}
-}
-
-func writePollResponse(w http.ResponseWriter, body []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=UTF-8")
-	h.Set("Cache-Control", "no-store")
-	_, _ = w.Write(body)
-}
-
-func (s *Session) servePollGet(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	if s.transport != transportPolling {
-		s.mu.Unlock()
-		s.srv.writeError(w, r, errBadRequest)
-		return
-	}
-	if s.getActive {
-		s.mu.Unlock()
-		s.srv.writeError(w, r, errBadRequest)
-		s.closeNow(ReasonTransportError)
-		return
-	}
-	s.getActive = true
-	if s.upgrading {
-		// A GET that arrives after the probe: the client is about to send
-		// '5'. Give it a moment (Node answers such a GET within 100 ms), so
-		// that a GET racing the upgrade gets the 400 it would get after it.
-		t := time.NewTimer(100 * time.Millisecond)
-		for waiting := true; waiting && s.upgrading && !s.closed; {
-			s.mu.Unlock()
-			select {
-			case <-s.wake: // possibly stale: look again
-			case <-t.C:
-				waiting = false
-			}
-			s.mu.Lock()
-		}
-		t.Stop()
-		if s.transport != transportPolling {
-			s.getActive = false
-			s.mu.Unlock()
-			s.srv.writeError(w, r, errBadRequest)
-			return
-		}
-	}
-	for {
-		if s.upgrading {
-			s.getActive = false
-			s.mu.Unlock()
-			writePollResponse(w, msgNoop.Frame)
-			return
-		}
-		if len(s.queue) > 0 {
-			batch := s.takeLocked()
-			s.mu.Unlock()
-			var body []byte
-			sentClose := false
-			for _, m := range batch {
-				body = eiowire.AppendPayload(body, m.packet())
-				sentClose = sentClose || m == msgClose
-			}
-			writePollResponse(w, body)
-			s.mu.Lock()
-			s.recycleLocked(batch)
-			s.getActive = false
-			s.mu.Unlock()
-			if sentClose {
-				s.closeNow(ReasonForcedClose)
-			}
-			return
-		}
-		if s.closed {
-			// The client's own close packet releases its GET with a noop;
-			// any other end of the session is announced with close.
-			reply := msgClose.Frame
-			if s.reason == ReasonTransportClose {
-				reply = msgNoop.Frame
-			}
-			s.getActive = false
-			s.mu.Unlock()
-			writePollResponse(w, reply)
-			return
-		}
-		s.mu.Unlock()
-		select {
-		case <-s.wake:
-		case <-r.Context().Done():
-			// The client gave up on its pending GET: the session is gone.
-			s.closeNow(ReasonTransportClose)
-			return
-		}
-		s.mu.Lock()
-	}
-}
-
-func (s *Session) servePollPost(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	if s.transport != transportPolling || s.closed {
-		s.mu.Unlock()
-		s.srv.writeError(w, r, errBadRequest)
-		return
-	}
-	if s.postActive {
-		s.mu.Unlock()
-		s.srv.writeError(w, r, errBadRequest)
-		s.closeNow(ReasonTransportError)
-		return
-	}
-	s.postActive = true
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.postActive = false
-		s.mu.Unlock()
-	}()
-
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/octet-stream") {
-		s.srv.writeError(w, r, errBadRequest)
-		return
-	}
-	max := s.srv.opts.MaxPayload
-	if r.ContentLength > max {
-		http.Error(w, "Payload Too Large", http.StatusRequestEntityTooLarge)
-		return
-	}
-	body, err := readBody(r, max)
-	if err == errTooLarge {
-		http.Error(w, "Payload Too Large", http.StatusRequestEntityTooLarge)
-		return
-	}
-	if err != nil {
-		s.closeNow(ReasonTransportError)
-		return
-	}
-	if err := eiowire.DecodePayload(body, func(p eiowire.Packet) error {
-		if !s.receive(p) {
-			return errStop
-		}
-		return nil
-	}); err != nil {
-		if err != errStop {
-			s.closeNow(ReasonParseError)
-			s.srv.writeError(w, r, errBadRequest)
-			return
-		}
-	}
-	w.Header().Set("Content-Type", "text/html")
-	_, _ = w.Write([]byte("ok"))
-}
-
-var (
-	errTooLarge = errors.New("engineio: payload too large")
-	errStop     = errors.New("engineio: session ended")
-)
-
-// readBody reads at most max bytes of the request body.
-func readBody(r *http.Request, max int64) ([]byte, error) {
-	size := r.ContentLength
-	if size < 0 || size > max {
-		size = 512
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if n > max {
-		return nil, errTooLarge
-	}
-	return buf.Bytes(), nil
 }
