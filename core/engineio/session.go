@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -61,11 +60,16 @@ const (
 	transportWebSocket
 )
 
-// writeWait bounds one WebSocket write batch; a peer that does not drain its
-// socket within it is disconnected.
-const writeWait = 10 * time.Second
-
 // Session is one Engine.IO connection, whichever transport carries it.
+// Threading model: docs/architecture.md, "Threading model of a session".
+// Who guards what:
+//
+//   - id, srv, hs, wake: set by newSession; read-only after.
+//   - onMessage, onClose: set by SetHandler in Handler.Open, before the
+//     transport starts; read-only after.
+//   - mu guards the fields from queue to postActive, and ws.writing.
+//   - closeOnce: itself (finish runs once).
+//   - ws: see wsTransport.
 type Session struct {
 	id  string
 	srv *Server
@@ -75,37 +79,27 @@ type Session struct {
 	onClose   func(reason string)
 
 	mu        sync.Mutex
-	queue     []*Message
-	spare     []*Message // the previous batch's backing array, reused
+	queue     []*Message  // waiting for the transport
+	spare     []*Message  // the previous batch's backing array, reused
+	reason    string      // why the session closed
+	heartbeat *time.Timer // ping timer; assigned and reset under mu
 	transport uint8
 	closed    bool // no more packets are accepted
 	closing   bool // closed by the server: the transport flushes, then ends
 	probing   bool // a WebSocket probe is under way
 	upgrading bool // probe answered; polling GETs get noop until '5'
 	awaitPong bool
-	reason    string // why the session closed
-
-	// polling (polling.go)
+	// Polling (polling.go): one GET and one POST at a time.
 	getActive  bool
 	postActive bool
-	wake       chan struct{} // releases a waiting GET; made by newSession, nil for WebSocket sessions
 
-	// websocket
-	ws  *websocket.Conn
-	raw syscall.RawConn // nil: no raw writes (see wswrite.go)
-	rd  *bufio.Reader   // the WebSocket's read buffer (see wsread.go)
-	fd  int             // the socket, for the poller
-	// pollToken names the session in the poller; pollAdded: its socket is
-	// in the poller's set (both under the poller's lock).
-	pollToken uint64
-	pollAdded bool
-	writing   bool      // a writer (inline or goroutine) owns the fields below
-	writeFn   func()    // s.wsWrite, bound once: `go s.wsWrite()` would allocate per burst
-	pending   [][]byte  // what an inline write left unwritten
-	deadline  time.Time // current write deadline
-
-	heartbeat *time.Timer
 	closeOnce sync.Once
+
+	wake chan struct{} // polling: releases a waiting GET (buffered, 1); nil for WebSocket sessions
+
+	// ws is the WebSocket transport, zero until attached (websocket.go);
+	// held by value: one allocation per session.
+	ws wsTransport
 }
 
 func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
@@ -163,25 +157,26 @@ func (s *Session) SetHandler(onMessage func(eiowire.Packet), onClose func(reason
 }
 
 // startWebSocket runs on the handshake's goroutine: it writes the open
-// packet itself and then reads the first packet (see wsRead).
+// packet itself and then reads the first packet (see wsTransport.read).
 func (s *Session) startWebSocket(ws *websocket.Conn, rd *bufio.Reader, open *Message) {
+	t := &s.ws
 	s.mu.Lock()
 	s.transport = transportWebSocket
-	s.attachWSLocked(ws, rd)
+	t.attachLocked(s, ws, rd)
 	s.queue = append([]*Message{open}, s.queue...)
-	s.writing = true
+	t.writing = true
 	var batch []*Message
-	if s.raw != nil {
+	if t.raw != nil {
 		batch = s.takeLocked()
 	} else {
-		go s.writeFn()
+		go t.writeFn()
 	}
 	s.mu.Unlock()
 	s.startHeartbeat()
 	if batch != nil {
-		s.writeInline(batch)
+		t.writeInline(batch)
 	}
-	s.wsRead(ws)
+	t.read()
 }
 
 func (s *Session) startHeartbeat() {
@@ -217,6 +212,7 @@ func (s *Session) Send(msgs ...*Message) bool { return s.send(msgs, nil) }
 // send queues msgs; an idle WebSocket writes them at once (inline), or at
 // b's Flush when b is given.
 func (s *Session) send(msgs []*Message, b *Batch) bool {
+	t := &s.ws
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -229,8 +225,9 @@ func (s *Session) send(msgs []*Message, b *Batch) bool {
 		return false
 	}
 	s.queue = append(s.queue, msgs...)
-	if s.raw != nil && !s.writing {
-		s.writing = true
+	if t.raw != nil && !t.writing {
+		// The caller becomes the writer: now, or at b's Flush.
+		t.writing = true
 		if b != nil {
 			s.mu.Unlock()
 			b.held = append(b.held, s)
@@ -238,7 +235,7 @@ func (s *Session) send(msgs []*Message, b *Batch) bool {
 		}
 		batch := s.takeLocked()
 		s.mu.Unlock()
-		s.writeInline(batch)
+		t.writeInline(batch)
 		return true
 	}
 	s.kickLocked()
@@ -246,21 +243,19 @@ func (s *Session) send(msgs []*Message, b *Batch) bool {
 	return true
 }
 
-// flushHeld writes what queued while a Batch held the session.
+// flushHeld writes what queued while a Batch held the session (and with
+// it the writer role).
 func (s *Session) flushHeld() {
 	s.mu.Lock()
 	batch := s.takeLocked()
 	s.mu.Unlock()
-	s.writeInline(batch)
+	s.ws.writeInline(batch)
 }
 
 // kickLocked makes the transport pick up the queue.
 func (s *Session) kickLocked() {
 	if s.transport == transportWebSocket {
-		if !s.writing && s.writeFn != nil {
-			s.writing = true
-			go s.writeFn()
-		}
+		s.ws.kickLocked()
 		return
 	}
 	s.wakeGet()
@@ -319,25 +314,15 @@ func (s *Session) close(reason string, readFailed bool) {
 	reason = s.reason
 	s.closed = true
 	s.closing = false
-	ws := s.ws
+	attached := s.ws.conn != nil
 	// A writer under way may have left half a frame on the wire; a close
 	// frame after it would be garbage.
-	closeFrame := !readFailed && !s.writing
+	closeFrame := !readFailed && !s.ws.writing
 	s.queue = nil
 	s.wakeGet()
 	s.mu.Unlock()
-	if ws != nil {
-		s.unpark()
-		// A close frame first, as Node does, so the peer sees 1000 rather
-		// than an abnormal 1006; but not when the read failed (the peer is
-		// gone, or closed first and gorilla answered its close frame, or
-		// gorilla sent 1009): that write only costs a syscall, a tenth of
-		// a short-lived connection's CPU.
-		if closeFrame {
-			_ = ws.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
-		}
-		_ = ws.Close()
+	if attached {
+		s.ws.close(closeFrame)
 	}
 	s.finish(reason)
 }
@@ -381,48 +366,9 @@ func (s *Session) receive(p eiowire.Packet) bool {
 	return true
 }
 
-// wsRead reads the connection's first packet on the goroutine it is
-// called on, then parks the session (or, without a poller, hands the loop
-// to a fresh goroutine: handling a packet, above all the CONNECT with auth
-// and rules, grows a goroutine's stack, and the one that sits idle for the
-// connection's life should be small).
-func (s *Session) wsRead(ws *websocket.Conn) {
-	ws.SetReadLimit(s.srv.opts.MaxPayload)
-	if s.readOne(ws) && !s.park() {
-		go s.wsReadLoop(ws, true)
-	}
-}
-
-// wsReadLoop reads until the session has nothing buffered, then parks it
-// with the server's poller (which calls it again, wait false, when the
-// socket is readable) and ends. Without a poller it is the connection's
-// one idle goroutine.
-func (s *Session) wsReadLoop(ws *websocket.Conn, wait bool) {
-	for {
-		if wait {
-			s.waitReadable()
-		}
-		if !s.readOne(ws) || s.park() {
-			return
-		}
-		wait = true
-	}
-}
-
-// readOne reads and handles one frame; false ends the session's reading.
-func (s *Session) readOne(ws *websocket.Conn) bool {
-	kind, data, err := ws.ReadMessage()
-	if err != nil {
-		reason := ReasonTransportClose
-		if err == websocket.ErrReadLimit {
-			reason = ReasonTransportError
-		}
-		s.close(reason, true)
-		return false
-	}
-	return s.handleFrame(kind, data)
-}
-
+// handleFrame handles one WebSocket frame; false ends the reading. Not
+// inlined: the idle reader's stack stays small (see wsread.go).
+//
 //go:noinline
 func (s *Session) handleFrame(kind int, data []byte) bool {
 	if kind == websocket.BinaryMessage {

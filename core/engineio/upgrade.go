@@ -69,13 +69,13 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			s.transport = transportWebSocket
-			s.attachWSLocked(ws, rd)
+			s.ws.attachLocked(s, ws, rd)
 			s.upgrading, s.probing = false, false
 			s.wakeGet()    // release a GET waiting for the upgrade's outcome
 			s.kickLocked() // flush what polling had buffered
 			s.mu.Unlock()
 			_ = ws.SetReadDeadline(time.Time{})
-			go s.wsRead(ws) // a fresh, small stack, not the HTTP handler's
+			go s.ws.read() // a fresh, small stack, not the HTTP handler's
 			return
 		default:
 			fail()
