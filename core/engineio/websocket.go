@@ -18,15 +18,18 @@ const writeWait = 10 * time.Second
 // queue it writes from and the session's state stay in the Session, under
 // Session.mu.
 //
-// Who may touch what:
+// Who guards what:
 //
-//   - s, conn, raw, rd's identity, writeFn, reg.token, reg.fd: set by
-//     attachLocked under Session.mu, in the same hold that makes the session
-//     a WebSocket one; read-only after.
-//   - writing: Session.mu. Whoever sets it owns the writer role.
+//   - s, conn, raw, rd, writeFn, reg.token, reg.fd: set by attachLocked
+//     under Session.mu, in the hold that makes the session a WebSocket
+//     one; read-only after.
+//   - writing: Session.mu. Whoever sets it holds the writer role: an
+//     inline Send, a Batch until its Flush, or the writer goroutine.
 //   - pending, deadline: owned by the writer role's holder.
-//   - reg.added: the poller's lock (poller.mu).
-//   - rd's buffered data: owned by the one reader (see wsread.go).
+//   - reg.added: the poller's lock.
+//   - reading (conn's read side, rd's contents): the one reader at a
+//     time: the handshake's goroutine, then readLoop goroutines, handed
+//     over through the poller (see wsread.go).
 type wsTransport struct {
 	s    *Session
 	conn *websocket.Conn
