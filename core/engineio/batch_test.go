@@ -28,7 +28,7 @@ func settle(t *testing.T, s *Session) {
 	t.Helper()
 	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(time.Millisecond) {
 		s.mu.Lock()
-		busy := s.writing
+		busy := s.ws.writing
 		s.mu.Unlock()
 		if !busy {
 			return

@@ -18,20 +18,28 @@ import (
 // The epoll set is itself a pollable descriptor: the runtime's poller
 // watches it like a socket, so the loop is an ordinary goroutine parked
 // in the runtime's poller, not a thread blocked in epoll_wait.
-type poller struct {
+//
+// The poller knows its sockets through pollable (poller.go). T is the
+// owner's type: a map of T, not of an interface value, keeps a parked
+// socket's entry at 16 bytes.
+//
+// Locks: mu guards parked, closed and the added flag of every pollReg.
+// It is taken before an owner's own lock (pollable.parkable), never
+// after. epfd, raw and fd are read-only; stopped is closed by stop.
+type poller[T pollable] struct {
 	epfd *os.File
 	raw  syscall.RawConn
 	fd   int
 
 	mu      sync.Mutex
-	parked  map[uint64]*Session // by Session.pollToken
+	parked  map[uint64]T // by pollReg.token
 	closed  bool
 	stopped chan struct{}
 }
 
 // newPoller returns a running poller, or nil when the system refuses one
 // (sessions then keep a reader goroutine each).
-func newPoller() *poller {
+func newPoller[T pollable]() *poller[T] {
 	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil
@@ -46,7 +54,7 @@ func newPoller() *poller {
 		f.Close()
 		return nil
 	}
-	p := &poller{epfd: f, raw: raw, fd: fd, parked: make(map[uint64]*Session), stopped: make(chan struct{})}
+	p := &poller[T]{epfd: f, raw: raw, fd: fd, parked: make(map[uint64]T), stopped: make(chan struct{})}
 	go p.loop()
 	return p
 }
@@ -58,10 +66,11 @@ func setToken(ev *syscall.EpollEvent, token uint64) {
 
 func token(ev *syscall.EpollEvent) uint64 { return *(*uint64)(unsafe.Pointer(&ev.Fd)) }
 
-func (p *poller) loop() {
+func (p *poller[T]) loop() {
 	defer p.stop()
 	events := make([]syscall.EpollEvent, 256)
-	var wake []*Session
+	var wake []T
+	var zero T
 	// The callback drains the set without blocking and asks to wait for
 	// the next readiness; it returns only when the file is closed.
 	_ = p.raw.Read(func(uintptr) bool {
@@ -76,67 +85,61 @@ func (p *poller) loop() {
 			p.mu.Lock()
 			for i := range events[:n] {
 				t := token(&events[i])
-				if s := p.parked[t]; s != nil {
+				if x, ok := p.parked[t]; ok {
 					delete(p.parked, t)
-					wake = append(wake, s)
+					wake = append(wake, x)
 				}
 			}
 			p.mu.Unlock()
-			for i, s := range wake {
-				go s.wsReadLoop(s.ws, false) // readable: no need to wait
-				wake[i] = nil
+			for i, x := range wake {
+				go x.readLoop(false) // readable: no need to wait
+				wake[i] = zero
 			}
 			wake = wake[:0]
 		}
 	})
 }
 
-// park registers s's socket, one-shot, and reports whether it did; s's
+// park registers x's socket, one-shot, and reports whether it did; x's
 // reader goroutine may then end. The socket must have nothing buffered.
-func (p *poller) park(s *Session, fd int) bool {
+func (p *poller[T]) park(x T) bool {
+	r := x.pollReg()
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT}
-	setToken(&ev, s.pollToken)
+	setToken(&ev, r.token)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	// Checked under the poller's lock: close marks the session closed
-	// before it calls forget, so a closed session is never left parked.
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
+	if p.closed || !x.parkable() {
 		return false
 	}
 	// In the table before the system call: the event may come at once.
-	p.parked[s.pollToken] = s
+	p.parked[r.token] = x
 	op := syscall.EPOLL_CTL_MOD
-	if !s.pollAdded {
+	if !r.added {
 		op = syscall.EPOLL_CTL_ADD
 	}
-	if err := syscall.EpollCtl(p.fd, op, fd, &ev); err != nil {
-		delete(p.parked, s.pollToken)
+	if err := syscall.EpollCtl(p.fd, op, int(r.fd), &ev); err != nil {
+		delete(p.parked, r.token)
 		return false
 	}
-	s.pollAdded = true
+	r.added = true
 	return true
 }
 
-// forget removes s before its socket is closed, so that a reused
+// forget removes x before its socket is closed, so that a reused
 // descriptor number cannot wake it.
-func (p *poller) forget(s *Session, fd int) {
+func (p *poller[T]) forget(x T) {
+	r := x.pollReg()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.parked, s.pollToken)
-	if s.pollAdded && !p.closed {
-		_ = syscall.EpollCtl(p.fd, syscall.EPOLL_CTL_DEL, fd, nil)
-		s.pollAdded = false
+	delete(p.parked, r.token)
+	if r.added && !p.closed {
+		_ = syscall.EpollCtl(p.fd, syscall.EPOLL_CTL_DEL, int(r.fd), nil)
+		r.added = false
 	}
 }
 
 // close ends the loop and wakes the parked sessions.
-func (p *poller) close() {
+func (p *poller[T]) close() {
 	p.mu.Lock()
 	closed := p.closed
 	p.closed = true
@@ -148,15 +151,15 @@ func (p *poller) close() {
 }
 
 // stop runs when the loop ends (closed, or the wait failed): parked
-// sessions go on reading with a goroutine each.
-func (p *poller) stop() {
+// sockets go on reading with a goroutine each.
+func (p *poller[T]) stop() {
 	p.mu.Lock()
 	p.closed = true
 	parked := p.parked
-	p.parked = make(map[uint64]*Session)
+	p.parked = make(map[uint64]T)
 	p.mu.Unlock()
-	for _, s := range parked {
-		go s.wsReadLoop(s.ws, true)
+	for _, x := range parked {
+		go x.readLoop(true)
 	}
 	close(p.stopped)
 }

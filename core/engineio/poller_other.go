@@ -3,9 +3,9 @@
 package engineio
 
 // poller: elsewhere every WebSocket session keeps a reader goroutine.
-type poller struct{}
+type poller[T pollable] struct{}
 
-func newPoller() *poller                  { return nil }
-func (p *poller) park(*Session, int) bool { return false }
-func (p *poller) forget(*Session, int)    {}
-func (p *poller) close()                  {}
+func newPoller[T pollable]() *poller[T] { return nil }
+func (p *poller[T]) park(T) bool        { return false }
+func (p *poller[T]) forget(T)           {}
+func (p *poller[T]) close()             {}

@@ -71,7 +71,7 @@ type Server struct {
 	writers  sync.Pool // *wsWriter
 
 	pollOnce   sync.Once
-	poller     *poller // parks idle WebSocket readers; nil: not available
+	poller     *poller[*wsTransport] // parks idle WebSocket readers; nil: not available
 	pollTokens atomic.Uint64
 	openJSON   []byte // the open packet after the sid, identical for every session
 
@@ -308,10 +308,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 		return
 	}
 
-	sess := newSession(s, newID(), r)
-	if isWS {
-		sess.transport = transportWebSocket // so the handler sees it in Open
-	}
+	sess := newSession(s, newID(), r, isWS)
 	hdr := w.Header()
 	s.setCookies(hdr, sess.id)
 
@@ -412,7 +409,7 @@ func (s *Server) Close(reason string) {
 }
 
 // pollerFor returns the server's poller, started on first use.
-func (s *Server) pollerFor() *poller {
-	s.pollOnce.Do(func() { s.poller = newPoller() })
+func (s *Server) pollerFor() *poller[*wsTransport] {
+	s.pollOnce.Do(func() { s.poller = newPoller[*wsTransport]() })
 	return s.poller
 }

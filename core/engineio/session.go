@@ -2,15 +2,11 @@ package engineio
 
 import (
 	"bufio"
-	"bytes"
-	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -64,11 +60,16 @@ const (
 	transportWebSocket
 )
 
-// writeWait bounds one WebSocket write batch; a peer that does not drain its
-// socket within it is disconnected.
-const writeWait = 10 * time.Second
-
 // Session is one Engine.IO connection, whichever transport carries it.
+// Threading model: docs/architecture.md, "Threading model of a session".
+// Who guards what:
+//
+//   - id, srv, hs, wake: set by newSession; read-only after.
+//   - onMessage, onClose: set by SetHandler in Handler.Open, before the
+//     transport starts; read-only after.
+//   - mu guards the fields from queue to postActive, and ws.writing.
+//   - closeOnce: itself (finish runs once).
+//   - ws: see wsTransport.
 type Session struct {
 	id  string
 	srv *Server
@@ -78,40 +79,30 @@ type Session struct {
 	onClose   func(reason string)
 
 	mu        sync.Mutex
-	queue     []*Message
-	spare     []*Message // the previous batch's backing array, reused
+	queue     []*Message  // waiting for the transport
+	spare     []*Message  // the previous batch's backing array, reused
+	reason    string      // why the session closed
+	heartbeat *time.Timer // ping timer; assigned and reset under mu
 	transport uint8
 	closed    bool // no more packets are accepted
 	closing   bool // closed by the server: the transport flushes, then ends
 	probing   bool // a WebSocket probe is under way
 	upgrading bool // probe answered; polling GETs get noop until '5'
 	awaitPong bool
-	reason    string // why the session closed
-
-	// polling
+	// Polling (polling.go): one GET and one POST at a time.
 	getActive  bool
 	postActive bool
-	wake       chan struct{}
 
-	// websocket
-	ws  *websocket.Conn
-	raw syscall.RawConn // nil: no raw writes (see wswrite.go)
-	rd  *bufio.Reader   // the WebSocket's read buffer (see wsread.go)
-	fd  int             // the socket, for the poller
-	// pollToken names the session in the poller; pollAdded: its socket is
-	// in the poller's set (both under the poller's lock).
-	pollToken uint64
-	pollAdded bool
-	writing   bool      // a writer (inline or goroutine) owns the fields below
-	writeFn   func()    // s.wsWrite, bound once: `go s.wsWrite()` would allocate per burst
-	pending   [][]byte  // what an inline write left unwritten
-	deadline  time.Time // current write deadline
-
-	heartbeat *time.Timer
 	closeOnce sync.Once
+
+	wake chan struct{} // polling: releases a waiting GET (buffered, 1); nil for WebSocket sessions
+
+	// ws is the WebSocket transport, zero until attached (websocket.go);
+	// held by value: one allocation per session.
+	ws wsTransport
 }
 
-func newSession(srv *Server, id string, r *http.Request) *Session {
+func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
 	h := make(http.Header, len(r.Header))
 	for k, v := range r.Header {
 		if !droppedHeaders[k] {
@@ -122,7 +113,7 @@ func newSession(srv *Server, id string, r *http.Request) *Session {
 	if host, _, err := net.SplitHostPort(addr); err == nil {
 		addr = host
 	}
-	return &Session{
+	s := &Session{
 		id:  id,
 		srv: srv,
 		hs: &Handshake{
@@ -135,6 +126,12 @@ func newSession(srv *Server, id string, r *http.Request) *Session {
 		onMessage: func(eiowire.Packet) {},
 		onClose:   func(string) {},
 	}
+	if isWS {
+		s.transport = transportWebSocket // so the handler sees it in Open
+	} else {
+		s.wake = make(chan struct{}, 1)
+	}
+	return s
 }
 
 // ID is the Engine.IO session id.
@@ -159,32 +156,27 @@ func (s *Session) SetHandler(onMessage func(eiowire.Packet), onClose func(reason
 	s.onMessage, s.onClose = onMessage, onClose
 }
 
-func (s *Session) startPolling() {
-	s.transport = transportPolling
-	s.wake = make(chan struct{}, 1)
-	s.startHeartbeat()
-}
-
 // startWebSocket runs on the handshake's goroutine: it writes the open
-// packet itself and then reads the first packet (see wsRead).
+// packet itself and then reads the first packet (see wsTransport.read).
 func (s *Session) startWebSocket(ws *websocket.Conn, rd *bufio.Reader, open *Message) {
+	t := &s.ws
 	s.mu.Lock()
 	s.transport = transportWebSocket
-	s.attachWSLocked(ws, rd)
+	t.attachLocked(s, ws, rd)
 	s.queue = append([]*Message{open}, s.queue...)
-	s.writing = true
+	t.writing = true
 	var batch []*Message
-	if s.raw != nil {
+	if t.raw != nil {
 		batch = s.takeLocked()
 	} else {
-		go s.writeFn()
+		go t.writeFn()
 	}
 	s.mu.Unlock()
 	s.startHeartbeat()
 	if batch != nil {
-		s.writeInline(batch)
+		t.writeInline(batch)
 	}
-	s.wsRead(ws)
+	t.read()
 }
 
 func (s *Session) startHeartbeat() {
@@ -220,6 +212,7 @@ func (s *Session) Send(msgs ...*Message) bool { return s.send(msgs, nil) }
 // send queues msgs; an idle WebSocket writes them at once (inline), or at
 // b's Flush when b is given.
 func (s *Session) send(msgs []*Message, b *Batch) bool {
+	t := &s.ws
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -232,8 +225,9 @@ func (s *Session) send(msgs []*Message, b *Batch) bool {
 		return false
 	}
 	s.queue = append(s.queue, msgs...)
-	if s.raw != nil && !s.writing {
-		s.writing = true
+	if t.raw != nil && !t.writing {
+		// The caller becomes the writer: now, or at b's Flush.
+		t.writing = true
 		if b != nil {
 			s.mu.Unlock()
 			b.held = append(b.held, s)
@@ -241,7 +235,7 @@ func (s *Session) send(msgs []*Message, b *Batch) bool {
 		}
 		batch := s.takeLocked()
 		s.mu.Unlock()
-		s.writeInline(batch)
+		t.writeInline(batch)
 		return true
 	}
 	s.kickLocked()
@@ -249,27 +243,22 @@ func (s *Session) send(msgs []*Message, b *Batch) bool {
 	return true
 }
 
-// flushHeld writes what queued while a Batch held the session.
+// flushHeld writes what queued while a Batch held the session (and with
+// it the writer role).
 func (s *Session) flushHeld() {
 	s.mu.Lock()
 	batch := s.takeLocked()
 	s.mu.Unlock()
-	s.writeInline(batch)
+	s.ws.writeInline(batch)
 }
 
 // kickLocked makes the transport pick up the queue.
 func (s *Session) kickLocked() {
 	if s.transport == transportWebSocket {
-		if !s.writing && s.writeFn != nil {
-			s.writing = true
-			go s.writeFn()
-		}
+		s.ws.kickLocked()
 		return
 	}
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.wakeGet()
 }
 
 // takeLocked hands out the queued messages and gives the queue a fresh
@@ -325,30 +314,15 @@ func (s *Session) close(reason string, readFailed bool) {
 	reason = s.reason
 	s.closed = true
 	s.closing = false
-	ws := s.ws
+	attached := s.ws.conn != nil
 	// A writer under way may have left half a frame on the wire; a close
 	// frame after it would be garbage.
-	closeFrame := !readFailed && !s.writing
+	closeFrame := !readFailed && !s.ws.writing
 	s.queue = nil
-	if s.wake != nil {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
-	}
+	s.wakeGet()
 	s.mu.Unlock()
-	if ws != nil {
-		s.unpark()
-		// A close frame first, as Node does, so the peer sees 1000 rather
-		// than an abnormal 1006; but not when the read failed (the peer is
-		// gone, or closed first and gorilla answered its close frame, or
-		// gorilla sent 1009): that write only costs a syscall, a tenth of
-		// a short-lived connection's CPU.
-		if closeFrame {
-			_ = ws.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
-		}
-		_ = ws.Close()
+	if attached {
+		s.ws.close(closeFrame)
 	}
 	s.finish(reason)
 }
@@ -392,48 +366,9 @@ func (s *Session) receive(p eiowire.Packet) bool {
 	return true
 }
 
-// wsRead reads the connection's first packet on the goroutine it is
-// called on, then parks the session (or, without a poller, hands the loop
-// to a fresh goroutine: handling a packet, above all the CONNECT with auth
-// and rules, grows a goroutine's stack, and the one that sits idle for the
-// connection's life should be small).
-func (s *Session) wsRead(ws *websocket.Conn) {
-	ws.SetReadLimit(s.srv.opts.MaxPayload)
-	if s.readOne(ws) && !s.park() {
-		go s.wsReadLoop(ws, true)
-	}
-}
-
-// wsReadLoop reads until the session has nothing buffered, then parks it
-// with the server's poller (which calls it again, wait false, when the
-// socket is readable) and ends. Without a poller it is the connection's
-// one idle goroutine.
-func (s *Session) wsReadLoop(ws *websocket.Conn, wait bool) {
-	for {
-		if wait {
-			s.waitReadable()
-		}
-		if !s.readOne(ws) || s.park() {
-			return
-		}
-		wait = true
-	}
-}
-
-// readOne reads and handles one frame; false ends the session's reading.
-func (s *Session) readOne(ws *websocket.Conn) bool {
-	kind, data, err := ws.ReadMessage()
-	if err != nil {
-		reason := ReasonTransportClose
-		if err == websocket.ErrReadLimit {
-			reason = ReasonTransportError
-		}
-		s.close(reason, true)
-		return false
-	}
-	return s.handleFrame(kind, data)
-}
-
+// handleFrame handles one WebSocket frame; false ends the reading. Not
+// inlined: the idle reader's stack stays small (see wsread.go).
+//
 //go:noinline
 func (s *Session) handleFrame(kind int, data []byte) bool {
 	if kind == websocket.BinaryMessage {
@@ -445,253 +380,4 @@ func (s *Session) handleFrame(kind int, data []byte) bool {
 		return false
 	}
 	return s.receive(p)
-}
-
-// serveUpgrade runs the polling → WebSocket upgrade: probe, then '5'.
-func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	if s.transport != transportPolling || s.probing || s.closed {
-		s.mu.Unlock()
-		// Already upgraded or upgrading: like Node, accept the WebSocket
-		// and close it at once; the session itself is unaffected.
-		if ws, _, err := s.srv.upgrade(w, r, nil); err == nil {
-			_ = ws.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
-			_ = ws.Close()
-		}
-		return
-	}
-	s.probing = true
-	s.mu.Unlock()
-
-	ws, rd, err := s.srv.upgrade(w, r, nil)
-	if err != nil {
-		s.mu.Lock()
-		s.probing = false
-		s.mu.Unlock()
-		return
-	}
-	ws.SetReadLimit(s.srv.opts.MaxPayload)
-	_ = ws.SetReadDeadline(time.Now().Add(s.srv.opts.UpgradeTimeout))
-	fail := func() {
-		_ = ws.Close()
-		s.mu.Lock()
-		s.probing, s.upgrading = false, false
-		s.mu.Unlock()
-	}
-	for {
-		kind, data, err := ws.ReadMessage()
-		if err != nil || kind != websocket.TextMessage {
-			fail()
-			return
-		}
-		p, err := eiowire.DecodeText(data)
-		if err != nil {
-			fail()
-			return
-		}
-		switch {
-		case p.Type == eiowire.Ping && string(p.Data) == "probe":
-			if err := ws.WriteMessage(websocket.TextMessage, msgProbe.Frame); err != nil {
-				fail()
-				return
-			}
-			s.mu.Lock()
-			s.upgrading = true
-			s.kickLocked() // a pending GET answers noop
-			s.mu.Unlock()
-		case p.Type == eiowire.Upgrade:
-			s.mu.Lock()
-			if !s.upgrading || s.closed {
-				s.mu.Unlock()
-				fail()
-				return
-			}
-			s.transport = transportWebSocket
-			s.attachWSLocked(ws, rd)
-			s.upgrading, s.probing = false, false
-			select { // release a GET waiting for the upgrade's outcome
-			case s.wake <- struct{}{}:
-			default:
-			}
-			s.kickLocked() // flush what polling had buffered
-			s.mu.Unlock()
-			_ = ws.SetReadDeadline(time.Time{})
-			go s.wsRead(ws) // a fresh, small stack, not the HTTP handler's
-			return
-		default:
-			fail()
-			return
-		}
-	}
-}
-
-func writePollResponse(w http.ResponseWriter, body []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=UTF-8")
-	h.Set("Cache-Control", "no-store")
-	_, _ = w.Write(body)
-}
-
-func (s *Session) servePollGet(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	if s.transport != transportPolling {
-		s.mu.Unlock()
-		s.srv.writeError(w, r, errBadRequest)
-		return
-	}
-	if s.getActive {
-		s.mu.Unlock()
-		s.srv.writeError(w, r, errBadRequest)
-		s.closeNow(ReasonTransportError)
-		return
-	}
-	s.getActive = true
-	if s.upgrading {
-		// A GET that arrives after the probe: the client is about to send
-		// '5'. Give it a moment (Node answers such a GET within 100 ms), so
-		// that a GET racing the upgrade gets the 400 it would get after it.
-		t := time.NewTimer(100 * time.Millisecond)
-		for waiting := true; waiting && s.upgrading && !s.closed; {
-			s.mu.Unlock()
-			select {
-			case <-s.wake: // possibly stale: look again
-			case <-t.C:
-				waiting = false
-			}
-			s.mu.Lock()
-		}
-		t.Stop()
-		if s.transport != transportPolling {
-			s.getActive = false
-			s.mu.Unlock()
-			s.srv.writeError(w, r, errBadRequest)
-			return
-		}
-	}
-	for {
-		if s.upgrading {
-			s.getActive = false
-			s.mu.Unlock()
-			writePollResponse(w, msgNoop.Frame)
-			return
-		}
-		if len(s.queue) > 0 {
-			batch := s.takeLocked()
-			s.mu.Unlock()
-			var body []byte
-			sentClose := false
-			for _, m := range batch {
-				body = eiowire.AppendPayload(body, m.packet())
-				sentClose = sentClose || m == msgClose
-			}
-			writePollResponse(w, body)
-			s.mu.Lock()
-			s.recycleLocked(batch)
-			s.getActive = false
-			s.mu.Unlock()
-			if sentClose {
-				s.closeNow(ReasonForcedClose)
-			}
-			return
-		}
-		if s.closed {
-			// The client's own close packet releases its GET with a noop;
-			// any other end of the session is announced with close.
-			reply := msgClose.Frame
-			if s.reason == ReasonTransportClose {
-				reply = msgNoop.Frame
-			}
-			s.getActive = false
-			s.mu.Unlock()
-			writePollResponse(w, reply)
-			return
-		}
-		s.mu.Unlock()
-		select {
-		case <-s.wake:
-		case <-r.Context().Done():
-			// The client gave up on its pending GET: the session is gone.
-			s.closeNow(ReasonTransportClose)
-			return
-		}
-		s.mu.Lock()
-	}
-}
-
-func (s *Session) servePollPost(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	if s.transport != transportPolling || s.closed {
-		s.mu.Unlock()
-		s.srv.writeError(w, r, errBadRequest)
-		return
-	}
-	if s.postActive {
-		s.mu.Unlock()
-		s.srv.writeError(w, r, errBadRequest)
-		s.closeNow(ReasonTransportError)
-		return
-	}
-	s.postActive = true
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.postActive = false
-		s.mu.Unlock()
-	}()
-
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/octet-stream") {
-		s.srv.writeError(w, r, errBadRequest)
-		return
-	}
-	max := s.srv.opts.MaxPayload
-	if r.ContentLength > max {
-		http.Error(w, "Payload Too Large", http.StatusRequestEntityTooLarge)
-		return
-	}
-	body, err := readBody(r, max)
-	if err == errTooLarge {
-		http.Error(w, "Payload Too Large", http.StatusRequestEntityTooLarge)
-		return
-	}
-	if err != nil {
-		s.closeNow(ReasonTransportError)
-		return
-	}
-	if err := eiowire.DecodePayload(body, func(p eiowire.Packet) error {
-		if !s.receive(p) {
-			return errStop
-		}
-		return nil
-	}); err != nil {
-		if err != errStop {
-			s.closeNow(ReasonParseError)
-			s.srv.writeError(w, r, errBadRequest)
-			return
-		}
-	}
-	w.Header().Set("Content-Type", "text/html")
-	_, _ = w.Write([]byte("ok"))
-}
-
-var (
-	errTooLarge = errors.New("engineio: payload too large")
-	errStop     = errors.New("engineio: session ended")
-)
-
-// readBody reads at most max bytes of the request body.
-func readBody(r *http.Request, max int64) ([]byte, error) {
-	size := r.ContentLength
-	if size < 0 || size > max {
-		size = 512
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if n > max {
-		return nil, errTooLarge
-	}
-	return buf.Bytes(), nil
 }

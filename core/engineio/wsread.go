@@ -55,36 +55,91 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return conn, bufio.NewReadWriter(h.br, brw.Writer), nil
 }
 
+// read reads the connection's first packet on the goroutine it is called
+// on, then parks the socket (or, without a poller, hands the loop to a
+// fresh goroutine: handling a packet, above all the CONNECT with auth and
+// rules, grows a goroutine's stack, and the one that sits idle for the
+// connection's life should be small).
+func (t *wsTransport) read() {
+	t.conn.SetReadLimit(t.s.srv.opts.MaxPayload)
+	if t.readOne() && !t.park() {
+		go t.readLoop(true)
+	}
+}
+
+// readLoop reads until nothing is buffered, then parks the socket with the
+// server's poller (which calls it again, wait false, when the socket is
+// readable) and ends. Without a poller it is the connection's one idle
+// goroutine.
+func (t *wsTransport) readLoop(wait bool) {
+	for {
+		if wait {
+			t.waitReadable()
+		}
+		if !t.readOne() || t.park() {
+			return
+		}
+		wait = true
+	}
+}
+
+// readOne reads and handles one frame; false ends the reading.
+func (t *wsTransport) readOne() bool {
+	kind, data, err := t.conn.ReadMessage()
+	if err != nil {
+		reason := ReasonTransportClose
+		if err == websocket.ErrReadLimit {
+			reason = ReasonTransportError
+		}
+		t.s.close(reason, true)
+		return false
+	}
+	return t.s.handleFrame(kind, data)
+}
+
 // waitReadable blocks, on a shallow stack, until the socket has data (or
 // an error) when the read buffer is empty. Without a raw socket it returns
 // at once and the read that follows waits.
-func (s *Session) waitReadable() {
-	if s.raw == nil || s.rd == nil || s.rd.Buffered() > 0 {
+func (t *wsTransport) waitReadable() {
+	if t.raw == nil || t.rd == nil || t.rd.Buffered() > 0 {
 		return
 	}
 	// Errors (a closed socket) surface in the read that follows.
-	_ = s.raw.Read(peekReadable)
+	_ = t.raw.Read(peekReadable)
 }
 
-// park hands a session with nothing buffered to the server's poller; true
+// park hands a socket with nothing buffered to the server's poller; true
 // means the caller's goroutine must end (the poller starts a reader when
 // the socket is readable).
-func (s *Session) park() bool {
-	if s.raw == nil || s.rd == nil || s.rd.Buffered() > 0 {
+func (t *wsTransport) park() bool {
+	if t.raw == nil || t.rd == nil || t.rd.Buffered() > 0 {
 		return false
 	}
-	p := s.srv.pollerFor()
+	p := t.s.srv.pollerFor()
 	if p == nil {
 		return false
 	}
-	return p.park(s, s.fd)
+	return p.park(t)
 }
 
-// unpark takes the session out of the poller before its socket closes.
-func (s *Session) unpark() {
-	if s.pollToken != 0 {
-		if p := s.srv.pollerFor(); p != nil {
-			p.forget(s, s.fd)
+// unpark takes the socket out of the poller before it closes.
+func (t *wsTransport) unpark() {
+	if t.reg.token != 0 {
+		if p := t.s.srv.pollerFor(); p != nil {
+			p.forget(t)
 		}
 	}
+}
+
+// The poller's view of the transport (poller.go).
+
+func (t *wsTransport) pollReg() *pollReg { return &t.reg }
+
+// parkable: a closed session is never left parked. Session.close marks
+// the session closed before it calls unpark, and the poller asks under
+// its lock.
+func (t *wsTransport) parkable() bool {
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	return !t.s.closed
 }

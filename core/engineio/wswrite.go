@@ -1,7 +1,6 @@
 package engineio
 
 import (
-	"bufio"
 	"net"
 	"syscall"
 	"time"
@@ -77,41 +76,18 @@ func (w *wsWriter) reset() {
 	w.bufs, w.off, w.total, w.err = w.bufs[:0], 0, 0, nil
 }
 
-// attachWSLocked makes ws the session's transport for writes.
-func (s *Session) attachWSLocked(ws *websocket.Conn, rd *bufio.Reader) {
-	s.ws = ws
-	s.rd = rd
-	s.writeFn = s.wsWrite
-	if rawWrites {
-		if sc, ok := ws.NetConn().(syscall.Conn); ok {
-			s.raw, _ = sc.SyscallConn()
-		}
-		if s.raw != nil {
-			_ = s.raw.Control(func(fd uintptr) { s.fd = int(fd) })
-			s.pollToken = s.srv.pollTokens.Add(1)
-		}
-	}
-	// gorilla would answer pings itself, writing around our writer and
-	// moving the connection's write deadline.
-	ws.SetPingHandler(s.onWSPing)
-}
-
-func (s *Session) onWSPing(data string) error {
-	s.Send(newPong(data))
-	return nil
-}
-
 // writeFrames writes the pending remainder of an earlier inline write and
 // the batch's frames. wait=false makes one non-blocking attempt and keeps
-// what did not go out in s.pending. Only the session's writer calls it.
-func (s *Session) writeFrames(batch []*Message, wait bool) error {
-	w := s.srv.writers.Get().(*wsWriter)
+// what did not go out in t.pending. Only the writer role's holder calls it.
+func (t *wsTransport) writeFrames(batch []*Message, wait bool) error {
+	srv := t.s.srv
+	w := srv.writers.Get().(*wsWriter)
 	defer func() {
 		w.reset()
-		s.srv.writers.Put(w)
+		srv.writers.Put(w)
 	}()
-	w.bufs = append(w.bufs, s.pending...)
-	s.pending = nil
+	w.bufs = append(w.bufs, t.pending...)
+	t.pending = nil
 	for _, m := range batch {
 		w.bufs = append(w.bufs, m.ws)
 	}
@@ -122,90 +98,113 @@ func (s *Session) writeFrames(batch []*Message, wait bool) error {
 		return nil
 	}
 	w.wait = wait
-	if s.raw == nil {
+	if t.raw == nil {
 		// No raw socket (not Linux, or not TCP): blocking writes only.
 		bufs := net.Buffers(w.bufs)
-		_, err := bufs.WriteTo(s.ws.NetConn())
+		_, err := bufs.WriteTo(t.conn.NetConn())
 		return err
 	}
-	if err := s.raw.Write(w.fn); err != nil {
+	if err := t.raw.Write(w.fn); err != nil {
 		return err
 	}
 	if w.err != nil {
 		return w.err
 	}
 	if w.off < w.total {
-		s.pending = w.rest()
+		t.pending = w.rest()
 	}
 	return nil
 }
 
-// writeInline is Send's path when no write is under way: the caller
-// writes batch itself, and starts the writer goroutine only for what the
-// socket did not take or what was queued meanwhile.
-func (s *Session) writeInline(batch []*Message) {
-	if !s.wrote(batch, s.writeFrames(batch, false)) {
-		return
-	}
-	if len(s.pending) > 0 || len(s.queue) > 0 || s.closing {
-		go s.writeFn()
-		s.mu.Unlock()
-		return
-	}
-	s.writing = false
-	s.mu.Unlock()
-}
-
-// wsWrite is the writer goroutine: it runs only while there is something
-// to write that could not go out inline, so an idle connection has none.
-func (s *Session) wsWrite() {
-	conn := s.ws.NetConn()
-	s.mu.Lock()
-	for {
-		if len(s.queue) == 0 && len(s.pending) == 0 {
-			if !s.deadline.IsZero() {
-				// Inline writes never wait, and must not find an
-				// expired deadline. Cleared while still the writer:
-				// the next one may start as soon as the lock is free.
-				s.deadline = time.Time{}
-				_ = conn.SetWriteDeadline(s.deadline)
-			}
-			s.writing = false
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
-				_ = s.ws.WriteControl(websocket.CloseMessage,
-					websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-				s.closeNow(ReasonForcedClose)
-			}
-			return
-		}
-		batch := s.takeLocked()
-		s.mu.Unlock()
-
-		// Re-arming the deadline costs a timer update; do it only when less
-		// than half of writeWait is left.
-		if now := time.Now(); s.deadline.Sub(now) < writeWait/2 {
-			s.deadline = now.Add(writeWait)
-			_ = conn.SetWriteDeadline(s.deadline)
-		}
-		if !s.wrote(batch, s.writeFrames(batch, true)) {
-			return
-		}
-	}
-}
-
-// wrote ends a write: it takes s.mu and recycles batch. On success it
-// returns true with s.mu held; a failed write gives up the writer role and
-// closes the session (false, s.mu released).
-func (s *Session) wrote(batch []*Message, err error) bool {
+// writeInline is Send's path when no write is under way: the caller holds
+// the writer role, writes batch itself, and hands the role to the writer
+// goroutine only for what the socket did not take or what was queued
+// meanwhile.
+func (t *wsTransport) writeInline(batch []*Message) {
+	err := t.writeFrames(batch, false)
+	s := t.s
 	s.mu.Lock()
 	s.recycleLocked(batch)
-	if err != nil {
-		s.writing = false
-		s.mu.Unlock()
-		s.closeNow(ReasonTransportError)
-		return false
+	more := err == nil && (len(t.pending) > 0 || len(s.queue) > 0 || s.closing)
+	if !more {
+		t.writing = false // failed, or nothing left
 	}
-	return true
+	s.mu.Unlock()
+	switch {
+	case err != nil:
+		s.closeNow(ReasonTransportError)
+	case more:
+		go t.writeFn()
+	}
+}
+
+// writeLoop is the writer goroutine: it runs only while there is something
+// to write that could not go out inline, so an idle connection has none.
+func (t *wsTransport) writeLoop() {
+	var batch []*Message
+	var err error
+	for {
+		var step wsStep
+		batch, step = t.next(batch, err)
+		switch step {
+		case wsFailed:
+			t.s.closeNow(ReasonTransportError)
+			return
+		case wsIdle:
+			return
+		case wsClosing:
+			_ = t.conn.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+			t.s.closeNow(ReasonForcedClose)
+			return
+		}
+		// Re-arming the deadline costs a timer update; do it only when less
+		// than half of writeWait is left.
+		if now := time.Now(); t.deadline.Sub(now) < writeWait/2 {
+			t.deadline = now.Add(writeWait)
+			_ = t.conn.NetConn().SetWriteDeadline(t.deadline)
+		}
+		err = t.writeFrames(batch, true)
+	}
+}
+
+// wsStep is what the writer goroutine does next.
+type wsStep uint8
+
+const (
+	wsWrite   wsStep = iota // write the batch next returned
+	wsIdle                  // nothing left: the role is given up
+	wsClosing               // nothing left and the server closed the session: the role is given up
+	wsFailed                // the write failed: the role is given up
+)
+
+// next ends the writer goroutine's write of done (nil: none yet), which
+// returned err, and in the same hold of Session.mu takes the next batch
+// or gives up the writer role.
+func (t *wsTransport) next(done []*Message, err error) ([]*Message, wsStep) {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if done != nil {
+		s.recycleLocked(done)
+	}
+	if err != nil {
+		t.writing = false
+		return nil, wsFailed
+	}
+	if len(s.queue) > 0 || len(t.pending) > 0 {
+		return s.takeLocked(), wsWrite
+	}
+	if !t.deadline.IsZero() {
+		// Inline writes never wait, and must not find an expired
+		// deadline. Cleared while still the writer: the next one may
+		// start as soon as the lock is free.
+		t.deadline = time.Time{}
+		_ = t.conn.NetConn().SetWriteDeadline(t.deadline)
+	}
+	t.writing = false
+	if s.closing {
+		return nil, wsClosing
+	}
+	return nil, wsIdle
 }

@@ -1,0 +1,94 @@
+package engineio
+
+import (
+	"bufio"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// writeWait bounds one WebSocket write batch; a peer that does not drain its
+// socket within it is disconnected.
+const writeWait = 10 * time.Second
+
+// wsTransport is a session's WebSocket: the connection, its write path
+// (wswrite.go), its reader (wsread.go) and its place in the server's poller.
+// It lives inside its Session (Session.ws), zero until attachLocked; the
+// queue it writes from and the session's state stay in the Session, under
+// Session.mu.
+//
+// Who guards what:
+//
+//   - s, conn, raw, rd, writeFn, reg.token, reg.fd: set by attachLocked
+//     under Session.mu, in the hold that makes the session a WebSocket
+//     one; read-only after.
+//   - writing: Session.mu. Whoever sets it holds the writer role: an
+//     inline Send, a Batch until its Flush, or the writer goroutine.
+//   - pending, deadline: owned by the writer role's holder.
+//   - reg.added: the poller's lock.
+//   - reading (conn's read side, rd's contents): the one reader at a
+//     time: the handshake's goroutine, then readLoop goroutines, handed
+//     over through the poller (see wsread.go).
+type wsTransport struct {
+	s    *Session
+	conn *websocket.Conn
+	raw  syscall.RawConn // nil: no raw writes, no poller (see wswrite.go)
+	rd   *bufio.Reader   // the WebSocket's read buffer (see wsread.go)
+	reg  pollReg         // the socket in the poller
+
+	writeFn  func()    // t.writeLoop, bound once: `go t.writeLoop()` would allocate per burst
+	pending  [][]byte  // what an inline write left unwritten
+	deadline time.Time // current write deadline
+	writing  bool      // a writer (inline, a Batch, or the goroutine) holds the role
+}
+
+// attachLocked makes ws s's transport. Called under s.mu.
+func (t *wsTransport) attachLocked(s *Session, ws *websocket.Conn, rd *bufio.Reader) {
+	t.s = s
+	t.conn = ws
+	t.rd = rd
+	t.writeFn = t.writeLoop
+	if rawWrites {
+		if sc, ok := ws.NetConn().(syscall.Conn); ok {
+			t.raw, _ = sc.SyscallConn()
+		}
+		if t.raw != nil {
+			_ = t.raw.Control(func(fd uintptr) { t.reg.fd = int32(fd) })
+			t.reg.token = s.srv.pollTokens.Add(1)
+		}
+	}
+	// gorilla would answer pings itself, writing around our writer and
+	// moving the connection's write deadline.
+	ws.SetPingHandler(t.onPing)
+}
+
+func (t *wsTransport) onPing(data string) error {
+	t.s.Send(newPong(data))
+	return nil
+}
+
+// kickLocked starts the writer goroutine for what is queued, unless a
+// writer is under way. Called under Session.mu.
+func (t *wsTransport) kickLocked() {
+	if !t.writing && t.writeFn != nil {
+		t.writing = true
+		go t.writeFn()
+	}
+}
+
+// close takes the socket out of the poller and closes it; Session.close
+// calls it once the session is marked closed.
+func (t *wsTransport) close(closeFrame bool) {
+	t.unpark()
+	// A close frame first, as Node does, so the peer sees 1000 rather
+	// than an abnormal 1006; but not when the read failed (the peer is
+	// gone, or closed first and gorilla answered its close frame, or
+	// gorilla sent 1009): that write only costs a syscall, a tenth of
+	// a short-lived connection's CPU.
+	if closeFrame {
+		_ = t.conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
+	}
+	_ = t.conn.Close()
+}
