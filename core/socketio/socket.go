@@ -238,6 +238,9 @@ func (s *Socket) Disconnect(close bool) {
 // onClose leaves the namespace; notify sends DISCONNECT to the client.
 func (s *Socket) onClose(reason string, notify bool) {
 	if notify {
+		// Out of the rooms before the DISCONNECT: a broadcast in between
+		// would reach a socket its client has already seen leave.
+		s.ns.index.Remove(s.id)
 		s.send(encode(&siowire.Packet{Type: siowire.Disconnect, Namespace: s.ns.name}))
 	}
 	s.client.removeSocket(s)
