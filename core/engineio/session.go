@@ -61,7 +61,7 @@ const (
 )
 
 // Session is one Engine.IO connection, whichever transport carries it.
-// Threading model: docs/architecture.md, "Threading model of a session".
+// Threading model: docs/architecture.md, "Threading model".
 // Who guards what:
 //
 //   - id, srv, hs, wake: set by newSession; read-only after.
