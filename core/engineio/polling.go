@@ -1,12 +1,13 @@
 package engineio
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 )
@@ -201,13 +202,33 @@ func (s *Session) servePollPost(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Payload Too Large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	body, err := readBody(r, max)
-	if err == errTooLarge {
+	// The body must arrive within BodyTimeout: a client that declares a
+	// body and trickles it (or never sends it) must not hold a goroutine
+	// for as long as it likes. Packets already sent in it are lost, so
+	// the session cannot go on: it closes, and the client reconnects.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.srv.opts.BodyTimeout))
+	body, err := readBody(r.Body, r.ContentLength, max)
+	_ = rc.SetReadDeadline(time.Time{})
+	switch {
+	case err == errTooLarge:
 		http.Error(w, "Payload Too Large", http.StatusRequestEntityTooLarge)
 		return
-	}
-	if err != nil {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.srv.BodyTimeouts.Add(1)
 		s.closeNow(ReasonTransportError)
+		w.Header().Set("Connection", "close")
+		http.Error(w, "Request Timeout", http.StatusRequestTimeout)
+		return
+	case err != nil:
+		s.closeNow(ReasonTransportError)
+		return
+	case !utf8.Valid(body):
+		// A polling payload is text (binary travels base64): invalid
+		// UTF-8 is a parse error, as on a WebSocket (1007 there).
+		s.srv.InvalidUTF8.Add(1)
+		s.closeNow(ReasonInvalidUTF8)
+		s.srv.writeError(w, r, errBadRequest)
 		return
 	}
 	if err := eiowire.DecodePayload(body, func(p eiowire.Packet) error {
@@ -231,19 +252,30 @@ var (
 	errStop     = errors.New("engineio: session ended")
 )
 
-// readBody reads at most max bytes of the request body.
-func readBody(r *http.Request, max int64) ([]byte, error) {
-	size := r.ContentLength
-	if size < 0 || size > max {
-		size = 512
+// readBody reads a body of at most max bytes. The buffer grows as bytes
+// arrive: the declared length only sizes the first allocation, up to
+// bodyChunk, so a request that declares a megabyte and sends 140 bytes
+// costs 140 bytes, not a megabyte.
+func readBody(body io.Reader, declared, limit int64) ([]byte, error) {
+	size := min(max(declared, 0), bodyChunk) + 1 // +1: EOF without a regrow
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grows by the runtime's policy
+		}
+		n, err := body.Read(buf[len(buf):min(cap(buf), int(limit)+1)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, errTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if n > max {
-		return nil, errTooLarge
-	}
-	return buf.Bytes(), nil
 }
+
+// bodyChunk bounds the first allocation for a POST body (see readBody).
+const bodyChunk = 512

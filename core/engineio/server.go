@@ -33,6 +33,20 @@ type Options struct {
 	// buffered without limit.
 	SendQueue int
 
+	// Limits against hostile clients (docs: config.hcl, server.limits).
+	// PacketRate and PacketBurst bound the messages a session may send:
+	// a token bucket, refilled at PacketRate per second up to PacketBurst;
+	// a session that runs dry is closed (ReasonRateLimited). Negative
+	// disables.
+	PacketRate  float64
+	PacketBurst int
+	// BodyTimeout bounds the reading of one polling POST body; a body not
+	// in by then gets 408 and its session is closed.
+	BodyTimeout time.Duration
+	// MaxHandshakeBytes caps what a session keeps of its handshake (the
+	// request URI and the headers that survive droppedHeaders).
+	MaxHandshakeBytes int
+
 	AllowedOrigins []string // "*" allows any; empty allows same-origin and non-browser clients
 	Credentials    bool
 	SessionCookie  *Cookie // the "io" cookie carrying the sid
@@ -85,7 +99,27 @@ type Server struct {
 	Opened atomic.Int64
 	// RefusedDraining counts handshakes refused after StopAccepting.
 	RefusedDraining atomic.Int64
+	// Limits hit (Options): sessions closed for exceeding the packet
+	// rate, for invalid UTF-8 in a text frame or polling body, polling
+	// bodies that did not arrive within BodyTimeout, and handshake
+	// headers dropped over MaxHandshakeBytes.
+	RateLimited    atomic.Int64
+	InvalidUTF8    atomic.Int64
+	BodyTimeouts   atomic.Int64
+	HeadersDropped atomic.Int64
+
+	epoch     time.Time // the rate limiter's clock starts here (monotonic)
+	rateEvery int64     // ns per packet at PacketRate; 0: no limit
+	rateSlack int64     // how far ahead of now a session may be: the burst
 }
+
+// Defaults of the limits in Options.
+const (
+	DefaultPacketRate        = 100
+	DefaultPacketBurst       = 200
+	DefaultBodyTimeout       = 10 * time.Second
+	DefaultMaxHandshakeBytes = 8 << 10
+)
 
 // ErrorNames are metric label values for Server.Errors, by code.
 var ErrorNames = [...]string{"transport_unknown", "session_id_unknown", "bad_handshake_method", "bad_request", "forbidden", "unsupported_protocol_version"}
@@ -107,13 +141,29 @@ func NewServer(opts Options, h Handler) *Server {
 	if opts.SendQueue <= 0 {
 		opts.SendQueue = 1024
 	}
+	if opts.PacketRate == 0 {
+		opts.PacketRate = DefaultPacketRate
+	}
+	if opts.PacketBurst <= 0 {
+		opts.PacketBurst = DefaultPacketBurst
+	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = DefaultBodyTimeout
+	}
+	if opts.MaxHandshakeBytes <= 0 {
+		opts.MaxHandshakeBytes = DefaultMaxHandshakeBytes
+	}
 	if !opts.AllowPolling && !opts.AllowWebSocket {
 		opts.AllowPolling, opts.AllowWebSocket = true, true
 	}
 	if opts.Log == nil {
 		opts.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	s := &Server{opts: opts, handler: h, log: opts.Log, sessions: make(map[string]*Session)}
+	s := &Server{opts: opts, handler: h, log: opts.Log, sessions: make(map[string]*Session), epoch: time.Now()}
+	if opts.PacketRate > 0 {
+		s.rateEvery = int64(float64(time.Second) / opts.PacketRate)
+		s.rateSlack = s.rateEvery * int64(opts.PacketBurst-1)
+	}
 	s.upgrader = websocket.Upgrader{
 		// The read buffer comes from the hijack (wsread.go); the write
 		// buffer only serves gorilla's control frames, pooled: an idle
@@ -308,6 +358,11 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 		return
 	}
 
+	if len(r.RequestURI) > s.opts.MaxHandshakeBytes {
+		// The session would keep it for its whole life.
+		http.Error(w, "URI Too Long", http.StatusRequestURITooLong)
+		return
+	}
 	sess := newSession(s, newID(), r, isWS)
 	hdr := w.Header()
 	s.setCookies(hdr, sess.id)

@@ -2,12 +2,15 @@ package engineio
 
 import (
 	"bufio"
+	"cmp"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
@@ -53,6 +56,8 @@ const (
 	ReasonForcedClose    = "forced close"
 	ReasonSlowConsumer   = "slow consumer"
 	ReasonShuttingDown   = "server shutting down"
+	ReasonRateLimited    = "rate limit exceeded"
+	ReasonInvalidUTF8    = "invalid utf-8"
 )
 
 const (
@@ -69,6 +74,7 @@ const (
 //     transport starts; read-only after.
 //   - mu guards the fields from queue to postActive, and ws.writing.
 //   - closeOnce: itself (finish runs once).
+//   - tat: whoever is receiving (one packet of a session at a time).
 //   - ws: see wsTransport.
 type Session struct {
 	id  string
@@ -95,6 +101,12 @@ type Session struct {
 
 	closeOnce sync.Once
 
+	// tat is the packet rate limiter's state (GCRA: the theoretical
+	// arrival time of the next packet, ns since srv.epoch): one int64,
+	// no timer. Touched only by receive, which runs for one packet of a
+	// session at a time.
+	tat int64
+
 	wake chan struct{} // polling: releases a waiting GET (buffered, 1); nil for WebSocket sessions
 
 	// ws is the WebSocket transport, zero until attached (websocket.go);
@@ -102,12 +114,62 @@ type Session struct {
 	ws wsTransport
 }
 
-func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
-	h := make(http.Header, len(r.Header))
-	for k, v := range r.Header {
-		if !droppedHeaders[k] {
-			h[k] = v
+// keepHeaders copies what a session keeps of its handshake's headers, at
+// most budget bytes (names and values), and says how many it dropped.
+// A byte cap rather than an allow-list: auth plugins and event rules may
+// read any header (cookie, authorization, x-api-key, ...) and
+// /api/v1/sockets shows them all as Node does; an allow-list would break
+// them. Over the cap the largest headers go, whole (a truncated token is
+// worse than none), so the small ones every client sends stay.
+func keepHeaders(src http.Header, budget int) (http.Header, int) {
+	size := func(k string, v []string) int {
+		n := len(k)
+		for _, x := range v {
+			n += len(x)
 		}
+		return n
+	}
+	total, kept := 0, 0
+	for k, v := range src {
+		if !droppedHeaders[k] {
+			total += size(k, v)
+			kept++
+		}
+	}
+	h := make(http.Header, kept)
+	if total <= budget {
+		for k, v := range src {
+			if !droppedHeaders[k] {
+				h[k] = v
+			}
+		}
+		return h, 0
+	}
+	names := make([]string, 0, kept)
+	for k := range src {
+		if !droppedHeaders[k] {
+			names = append(names, k)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		return cmp.Or(cmp.Compare(size(a, src[a]), size(b, src[b])), strings.Compare(a, b))
+	})
+	for _, k := range names {
+		n := size(k, src[k])
+		if n > budget {
+			break
+		}
+		budget -= n
+		h[k] = src[k]
+	}
+	return h, len(names) - len(h)
+}
+
+func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
+	uri := r.URL.RequestURI()
+	h, dropped := keepHeaders(r.Header, srv.opts.MaxHandshakeBytes-len(uri))
+	if dropped > 0 {
+		srv.HeadersDropped.Add(int64(dropped))
 	}
 	addr := r.RemoteAddr
 	if host, _, err := net.SplitHostPort(addr); err == nil {
@@ -119,7 +181,7 @@ func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
 		hs: &Handshake{
 			Time:    time.Now(),
 			Address: addr,
-			URL:     r.URL.RequestURI(),
+			URL:     uri,
 			Headers: h,
 			Secure:  r.TLS != nil,
 		},
@@ -305,6 +367,15 @@ func (s *Session) closeNow(reason string) { s.close(reason, false) }
 // close ends the session at once; readFailed says the WebSocket read
 // failed, so no close frame is written.
 func (s *Session) close(reason string, readFailed bool) {
+	code := websocket.CloseNormalClosure
+	if readFailed {
+		code = 0
+	}
+	s.closeCode(reason, code)
+}
+
+// closeCode is close with the WebSocket close code to send (0: none).
+func (s *Session) closeCode(reason string, code int) {
 	s.mu.Lock()
 	if s.reason == "" {
 		s.reason = reason
@@ -317,12 +388,14 @@ func (s *Session) close(reason string, readFailed bool) {
 	attached := s.ws.conn != nil
 	// A writer under way may have left half a frame on the wire; a close
 	// frame after it would be garbage.
-	closeFrame := !readFailed && !s.ws.writing
+	if s.ws.writing {
+		code = 0
+	}
 	s.queue = nil
 	s.wakeGet()
 	s.mu.Unlock()
 	if attached {
-		s.ws.close(closeFrame)
+		s.ws.close(code)
 	}
 	s.finish(reason)
 }
@@ -345,6 +418,12 @@ func (s *Session) finish(reason string) {
 func (s *Session) receive(p eiowire.Packet) bool {
 	switch p.Type {
 	case eiowire.Message:
+		if !s.allowPacket() {
+			s.srv.RateLimited.Add(1)
+			s.srv.log.WithField("sid", s.id).Debug("packet rate exceeded; closing session")
+			s.closeNow(ReasonRateLimited)
+			return false
+		}
 		s.onMessage(p)
 	case eiowire.Pong:
 		s.mu.Lock()
@@ -366,6 +445,22 @@ func (s *Session) receive(p eiowire.Packet) bool {
 	return true
 }
 
+// allowPacket takes a token from the session's bucket (GCRA): packets may
+// arrive PacketBurst at once, and then at PacketRate per second.
+func (s *Session) allowPacket() bool {
+	every := s.srv.rateEvery
+	if every == 0 {
+		return true
+	}
+	now := int64(time.Since(s.srv.epoch))
+	t := max(s.tat, now)
+	if t-now > s.srv.rateSlack {
+		return false
+	}
+	s.tat = t + every
+	return true
+}
+
 // handleFrame handles one WebSocket frame; false ends the reading. Not
 // inlined: the idle reader's stack stays small (see wsread.go).
 //
@@ -373,6 +468,13 @@ func (s *Session) receive(p eiowire.Packet) bool {
 func (s *Session) handleFrame(kind int, data []byte) bool {
 	if kind == websocket.BinaryMessage {
 		return s.receive(eiowire.Packet{Type: eiowire.Message, Data: data, Binary: true})
+	}
+	if !utf8.Valid(data) {
+		// RFC 6455 8.1: fail the connection with 1007. Relayed, it would
+		// make every client in the room fail its own connection instead.
+		s.srv.InvalidUTF8.Add(1)
+		s.closeCode(ReasonInvalidUTF8, websocket.CloseInvalidFramePayloadData)
+		return false
 	}
 	p, err := eiowire.DecodeText(data)
 	if err != nil {

@@ -77,18 +77,19 @@ func (t *wsTransport) kickLocked() {
 	}
 }
 
-// close takes the socket out of the poller and closes it; Session.close
-// calls it once the session is marked closed.
-func (t *wsTransport) close(closeFrame bool) {
+// close takes the socket out of the poller and closes it, first sending a
+// close frame with code (0: none); Session.close calls it once the session
+// is marked closed.
+func (t *wsTransport) close(code int) {
 	t.unpark()
 	// A close frame first, as Node does, so the peer sees 1000 rather
 	// than an abnormal 1006; but not when the read failed (the peer is
 	// gone, or closed first and gorilla answered its close frame, or
 	// gorilla sent 1009): that write only costs a syscall, a tenth of
 	// a short-lived connection's CPU.
-	if closeFrame {
+	if code != 0 {
 		_ = t.conn.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
+			websocket.FormatCloseMessage(code, ""), time.Now().Add(100*time.Millisecond))
 	}
 	_ = t.conn.Close()
 }
