@@ -6,6 +6,7 @@
 package rooms
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/socketfleet/socketfleet/core/engineio"
@@ -31,7 +32,9 @@ type Options struct {
 // Memory here, or one that also follows the rooms for a cluster plugin.
 type Index interface {
 	Add(m Member)
-	Join(id string, rooms ...string)
+	// Join adds a socket to rooms, all or none: it refuses (ErrTooManyRooms,
+	// ErrSocketRoom) rather than join part of them.
+	Join(id string, rooms ...string) error
 	Leave(id string, rooms ...string)
 	Remove(id string)
 	// Rooms returns the rooms a socket is in, its own id first.
@@ -65,6 +68,15 @@ type entry struct {
 	rooms []string // joined rooms, not counting the socket's own id
 }
 
+// Errors of Join.
+var (
+	ErrTooManyRooms = errors.New("too many rooms")
+	ErrSocketRoom   = errors.New("room is another socket's id")
+)
+
+// DefaultMaxRooms is Memory's MaxRooms unless set.
+const DefaultMaxRooms = 1000
+
 // Memory is the in-memory room index. A socket's own-id room is implicit (the
 // socket table answers for it), so a socket that joins nothing costs one map
 // entry, not a room of its own.
@@ -75,11 +87,15 @@ type Memory struct {
 	onRoom  func(room string, created bool) // nil = nobody watches
 	targets sync.Pool                       // *[]Member, Broadcast's recipient lists
 	batches sync.Pool                       // *engineio.Batch
+	// MaxRooms bounds the rooms one socket is in (its own id aside); a
+	// room per join would otherwise let one client grow the index, and
+	// the cluster adapter's subscriptions, without limit. Set before use.
+	MaxRooms int
 }
 
 // NewMemory returns an empty room index.
 func NewMemory() *Memory {
-	return &Memory{sockets: make(map[string]*entry), rooms: make(map[string]map[string]*entry)}
+	return &Memory{sockets: make(map[string]*entry), rooms: make(map[string]map[string]*entry), MaxRooms: DefaultMaxRooms}
 }
 
 var (
@@ -102,16 +118,44 @@ func (a *Memory) Add(m Member) {
 	a.mu.Unlock()
 }
 
-// Join adds a socket to rooms. Joining one's own id is a no-op.
-func (a *Memory) Join(id string, rooms ...string) {
+// Join adds a socket to rooms. Joining one's own id is a no-op; another
+// local socket's id is refused (its room is its private channel: a
+// joiner would receive what is sent to that socket alone).
+func (a *Memory) Join(id string, rooms ...string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	e := a.sockets[id]
 	if e == nil {
-		return
+		return nil
+	}
+	// Lookups in the room sets, not scans of e.rooms: a join must cost
+	// the same at a socket's thousandth room as at its first.
+	var seen map[string]bool // long lists: duplicates by lookup, not scan
+	if len(rooms) > 16 {
+		seen = make(map[string]bool, 64)
+	}
+	fresh := 0
+	for i, r := range rooms {
+		if r == id || a.rooms[r][id] != nil {
+			continue
+		}
+		if seen != nil {
+			if seen[r] {
+				continue
+			}
+			seen[r] = true
+		} else if contains(rooms[:i], r) {
+			continue
+		}
+		if a.sockets[r] != nil {
+			return ErrSocketRoom
+		}
+		if fresh++; a.MaxRooms > 0 && len(e.rooms)+fresh > a.MaxRooms {
+			return ErrTooManyRooms
+		}
 	}
 	for _, r := range rooms {
-		if r == id || contains(e.rooms, r) {
+		if r == id || a.rooms[r][id] != nil {
 			continue
 		}
 		e.rooms = append(e.rooms, r)
@@ -125,6 +169,7 @@ func (a *Memory) Join(id string, rooms ...string) {
 		}
 		set[id] = e
 	}
+	return nil
 }
 
 // Leave removes a socket from rooms.

@@ -198,3 +198,36 @@ func TestLargeBroadcastInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinLimits: a join is all or nothing; past MaxRooms, or naming
+// another socket's id, it is refused and changes nothing.
+func TestJoinLimits(t *testing.T) {
+	a := NewMemory()
+	a.MaxRooms = 3
+	x, y := &member{id: "x"}, &member{id: "y"}
+	a.Add(x)
+	a.Add(y)
+	if err := a.Join("x", "r1", "r2", "r1", "x"); err != nil { // duplicates and its own id are free
+		t.Fatal(err)
+	}
+	if err := a.Join("x", "r3", "r4"); err != ErrTooManyRooms {
+		t.Fatalf("join past the limit: %v", err)
+	}
+	if err := a.Join("x", "r3", "y"); err != ErrSocketRoom {
+		t.Fatalf("join of another socket's id: %v", err)
+	}
+	if got := a.Rooms("x"); len(got) != 3 || got[1] != "r1" || got[2] != "r2" {
+		t.Fatalf("rooms after refused joins: %v", got)
+	}
+	if err := a.Join("x", "r2", "r3"); err != nil {
+		t.Fatal(err)
+	}
+	long := make([]string, 100)
+	for i := range long {
+		long[i] = "same"
+	}
+	a.Leave("x", "r3")
+	if err := a.Join("x", long...); err != nil { // one room, named 100 times
+		t.Fatalf("a join of 100 names: %v", err)
+	}
+}

@@ -274,7 +274,11 @@ func (r *Router) Event(s *socketio.Socket, e *socketio.Event) {
 			return
 		}
 		if step.join {
-			s.Join(rooms...)
+			if err := s.Join(rooms...); err != nil { // the room index's limits
+				r.stats.RoomDenied.Add(1)
+				r.refuse(s, e, err.Error())
+				return
+			}
 		} else {
 			s.Leave(rooms...)
 		}

@@ -115,7 +115,7 @@ func (n *Namespace) LocalRooms(ids bool) []string {
 // JoinLocal makes this instance's sockets matching opts join rooms.
 func (n *Namespace) JoinLocal(opts rooms.Options, rooms []string) {
 	for _, s := range n.LocalSockets(opts) {
-		s.Join(rooms...)
+		_ = s.Join(rooms...) // a refusal is counted (Stats.JoinsRefused)
 	}
 }
 

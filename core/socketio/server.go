@@ -50,8 +50,23 @@ type Options struct {
 	ConnectTimeout time.Duration // close a client that joins no namespace in time
 	AckTimeout     time.Duration // default for EmitWithAck
 	MaxAttachments int
-	Log            *logrus.Entry
+	// AttachmentTimeout bounds the wait for a binary packet's attachments;
+	// a client that withholds them is disconnected (they are buffered).
+	AttachmentTimeout time.Duration
+	// MaxRooms bounds the rooms one socket is in (rooms.Memory.MaxRooms)
+	// in the namespaces whose index the server makes.
+	MaxRooms int
+	Log      *logrus.Entry
 }
+
+// clockStart makes time.Since(clockStart) a monotonic clock.
+var clockStart = time.Now().Add(-time.Second) // never 0: 0 means none
+
+// DefaultAttachmentTimeout is Options.AttachmentTimeout unless set.
+const DefaultAttachmentTimeout = 10 * time.Second
+
+// ReasonAttachmentTimeout closes a client that withheld attachments.
+const ReasonAttachmentTimeout = "attachment timeout"
 
 // Stats are cheap counters the core reads for health and metrics.
 type Stats struct {
@@ -79,6 +94,11 @@ type Stats struct {
 	// ServerEventsInvalid those that were not an event array.
 	ServerEventsUnknown atomic.Int64
 	ServerEventsInvalid atomic.Int64
+	// JoinsRefused counts joins refused by the room index (too many rooms,
+	// another socket's id); AttachmentTimeouts clients closed for
+	// withholding a binary packet's attachments.
+	JoinsRefused       atomic.Int64
+	AttachmentTimeouts atomic.Int64
 
 	closedMu sync.Mutex
 	closed   map[string]int64 // connections closed, by reason
@@ -139,6 +159,12 @@ func NewServer(opts Options) *Server {
 	if opts.MaxAttachments <= 0 {
 		opts.MaxAttachments = 10
 	}
+	if opts.AttachmentTimeout <= 0 {
+		opts.AttachmentTimeout = DefaultAttachmentTimeout
+	}
+	if opts.MaxRooms <= 0 {
+		opts.MaxRooms = rooms.DefaultMaxRooms
+	}
 	if opts.Log == nil {
 		opts.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
@@ -149,7 +175,9 @@ func NewServer(opts Options) *Server {
 // AddNamespace declares a namespace before the server starts serving.
 func (srv *Server) AddNamespace(name string, h Handler, a rooms.Index) *Namespace {
 	if a == nil {
-		a = rooms.NewMemory()
+		m := rooms.NewMemory()
+		m.MaxRooms = srv.opts.MaxRooms
+		a = m
 	}
 	n := &Namespace{name: name, srv: srv, handler: h, index: a}
 	srv.nsps[name] = n
@@ -183,6 +211,11 @@ type client struct {
 	sess         *engineio.Session
 	dec          *siowire.Decoder
 	connectTimer *time.Timer
+	// partialSince is when the binary packet being assembled began (ns
+	// since clockStart; 0: none); attachTimer, made on the first such packet and
+	// reused, closes the client if it is still waiting at the deadline.
+	partialSince atomic.Int64
+	attachTimer  *time.Timer // touched by the reader only
 
 	mu      sync.Mutex
 	sockets []*Socket // by namespace; usually one
@@ -233,10 +266,43 @@ func (c *client) onMessage(p eiowire.Packet) {
 		return
 	}
 	if pkt == nil {
+		if !p.Binary {
+			c.awaitAttachments()
+		}
 		return // waiting for attachments
+	}
+	if p.Binary {
+		c.partialSince.Store(0) // the timer, if it fires, finds nothing
 	}
 	c.srv.Stats.PacketsIn.Add(1)
 	c.dispatch(pkt)
+}
+
+// awaitAttachments starts the clock for a binary packet's attachments:
+// one timer per client, made once and reset per packet, no goroutine. A
+// firing meant for an earlier packet finds the clock restarted and does
+// nothing; the Reset here makes sure one fires for this packet.
+func (c *client) awaitAttachments() {
+	c.partialSince.Store(int64(time.Since(clockStart)))
+	d := c.srv.opts.AttachmentTimeout
+	if c.attachTimer == nil {
+		c.attachTimer = time.AfterFunc(d, c.onAttachmentTimeout)
+		return
+	}
+	c.attachTimer.Reset(d)
+}
+
+func (c *client) onAttachmentTimeout() {
+	since := c.partialSince.Load()
+	if since == 0 {
+		return
+	}
+	if time.Since(clockStart)-time.Duration(since) < c.srv.opts.AttachmentTimeout {
+		return
+	}
+	c.srv.Stats.AttachmentTimeouts.Add(1)
+	c.srv.log.WithField("sid", c.sess.ID()).Debug("attachments withheld; closing connection")
+	c.sess.Close(ReasonAttachmentTimeout)
 }
 
 func (c *client) dispatch(p *siowire.Packet) {
@@ -309,7 +375,7 @@ func (c *client) connect(p *siowire.Packet) {
 	c.mu.Unlock()
 	ns.index.Add(s)
 	if len(s.joinOnConnect) > 0 {
-		s.Join(s.joinOnConnect...) // before the reply: no broadcast can miss it
+		_ = s.Join(s.joinOnConnect...) // before the reply: no broadcast can miss it
 		s.joinOnConnect = nil
 	}
 	c.srv.Stats.Sockets.Add(1)
@@ -327,6 +393,7 @@ func (c *client) onClose(reason string) {
 	c.mu.Lock()
 	c.stopConnectTimerLocked()
 	c.closed = true
+	c.partialSince.Store(0)
 	sockets := c.sockets
 	c.sockets = nil
 	c.mu.Unlock()

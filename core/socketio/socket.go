@@ -119,8 +119,15 @@ func (s *Socket) Deliver(msgs []*engineio.Message, b *engineio.Batch) {
 	b.Send(s.client.sess, msgs)
 }
 
-// Join adds the socket to rooms.
-func (s *Socket) Join(rooms ...string) { s.ns.index.Join(s.id, rooms...) }
+// Join adds the socket to rooms, or to none of them when the room index
+// refuses (rooms.ErrTooManyRooms, rooms.ErrSocketRoom).
+func (s *Socket) Join(rooms ...string) error {
+	err := s.ns.index.Join(s.id, rooms...)
+	if err != nil {
+		s.ns.srv.Stats.JoinsRefused.Add(1)
+	}
+	return err
+}
 
 // Leave removes the socket from rooms.
 func (s *Socket) Leave(rooms ...string) { s.ns.index.Leave(s.id, rooms...) }
