@@ -92,6 +92,9 @@ func (s *Server) snapshot() *sdk.MetricsSnapshot {
 		counter("socket_messages_sent_total", "Packets queued to clients (per recipient), by namespace.", float64(n.PacketsOut.Load()), "namespace", name)
 		counter("socket_sent_bytes_total", "Bytes queued to clients (per recipient), by namespace.", float64(n.BytesOut.Load()), "namespace", name)
 	}
+	for name, n := range s.limitsHit() {
+		counter("socket_limits_hit_total", "Hostile-client limits hit, by limit (server.limits in config.hcl).", float64(n), "limit", name)
+	}
 	counter("socket_broadcasts_total", "Broadcasts.", float64(st.Broadcasts.Load()))
 	counter("socket_parse_errors_total", "Connections closed for invalid packets.", float64(st.ParseErrors.Load()))
 	counter("socket_events_unknown_total", "Events no rule names.", float64(rt.Unknown.Load()))

@@ -52,6 +52,48 @@ type Server struct {
 	RequestsRefused atomic.Int64
 
 	clusterOut sync.Pool // *engineio.Batch for receiveCluster
+
+	limits Limits
+}
+
+// Limits bound what one client can make the instance hold or do
+// (config.hcl: server.limits). Zero values take the defaults.
+type Limits struct {
+	// Per connection (engineio.Options): packets per second and burst,
+	// the time a polling POST body may take, the bytes of its handshake a
+	// session keeps.
+	PacketRate        float64
+	PacketBurst       int
+	BodyTimeout       time.Duration
+	MaxHandshakeBytes int
+	// Per socket (socketio.Options): rooms, and the wait for a binary
+	// packet's attachments.
+	MaxRooms          int
+	AttachmentTimeout time.Duration
+	// Per HTTP connection: MaxHeadBytes caps a request head (request line
+	// and headers; 431 above it; net/http reads up to MaxHeaderBytes plus
+	// 4 KiB, so it is given the difference). IdleTimeout closes a
+	// keep-alive connection that sends no new request in time; a long-poll
+	// GET waiting for packets is a request under way, not idle.
+	MaxHeadBytes int
+	IdleTimeout  time.Duration
+}
+
+// Defaults of the HTTP limits (the others: engineio's and socketio's).
+const (
+	DefaultMaxHeadBytes = 16 << 10
+	DefaultIdleTimeout  = 60 * time.Second
+)
+
+func (l Limits) httpServer(h http.Handler, headTimeout time.Duration) *http.Server {
+	if l.MaxHeadBytes <= 0 {
+		l.MaxHeadBytes = DefaultMaxHeadBytes
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = DefaultIdleTimeout
+	}
+	return &http.Server{Handler: h, ReadHeaderTimeout: headTimeout, IdleTimeout: l.IdleTimeout,
+		MaxHeaderBytes: max(l.MaxHeadBytes-4096, 1)}
 }
 
 // maxConcurrentRequests bounds the cluster requests from other instances
@@ -65,20 +107,31 @@ func New(cfg *config.Config, log *logrus.Entry, version string) *Server {
 }
 
 func newServer(cfg *config.Config, log *logrus.Entry, version string, plugins routing.Plugins) *Server {
+	return newServerLimits(cfg, log, version, plugins, configLimits(cfg))
+}
+
+// configLimits are the limits cfg sets.
+func configLimits(*config.Config) Limits { return Limits{} }
+
+func newServerLimits(cfg *config.Config, log *logrus.Entry, version string, plugins routing.Plugins, lim Limits) *Server {
 	sc := cfg.Server
 	s := &Server{cfg: cfg, log: log, version: version, started: time.Now(),
-		requestSlots: make(chan struct{}, maxConcurrentRequests)}
+		requestSlots: make(chan struct{}, maxConcurrentRequests), limits: lim}
 	s.SocketIO = socketio.NewServer(socketio.Options{
-		ConnectTimeout: sc.ConnectTimeout,
-		AckTimeout:     sc.AckTimeout,
-		MaxAttachments: sc.MaxAttachments,
-		Log:            log,
+		ConnectTimeout:    sc.ConnectTimeout,
+		AckTimeout:        sc.AckTimeout,
+		MaxAttachments:    sc.MaxAttachments,
+		AttachmentTimeout: lim.AttachmentTimeout,
+		MaxRooms:          lim.MaxRooms,
+		Log:               log,
 	})
 	for _, ns := range cfg.Namespaces {
 		s.SocketIO.AddNamespace(ns.Name, routing.New(ns, plugins, &s.Routing, log.WithField("namespace", ns.Name)), nil)
 	}
 	s.Memory = lifecycle.NewMemory(sc.LoadShedding, log)
 	opts := engineOptions(sc, log)
+	opts.PacketRate, opts.PacketBurst = lim.PacketRate, lim.PacketBurst
+	opts.BodyTimeout, opts.MaxHandshakeBytes = lim.BodyTimeout, lim.MaxHandshakeBytes
 	opts.Admit = s.admit
 	s.Engine = engineio.NewServer(opts, s.SocketIO)
 
@@ -160,7 +213,7 @@ func (s *Server) serveMetricsOn(addr string) (stop func(), err error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", s.serveMetrics)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := s.limits.httpServer(mux, 10*time.Second)
 	go func() { _ = hs.Serve(l) }()
 	s.log.WithField("addr", l.Addr().String()).Info("metrics listening")
 	return func() { _ = hs.Close() }, nil
@@ -172,7 +225,7 @@ func (s *Server) serveMetricsOn(addr string) (stop func(), err error) {
 // left at the deadline is closed; in-flight requests get 5 s more.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	const headTimeout = 10 * time.Second
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: headTimeout}
+	hs := s.limits.httpServer(s, headTimeout)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(newUpgradeListener(l, s, s.log, headTimeout, &s.accept)) }()
 	mctx, stopMemory := context.WithCancel(context.Background())
@@ -351,17 +404,18 @@ func (s *Server) receiveCluster(batch []sdk.AdapterMessage) {
 }
 
 type health struct {
-	Status      string         `json:"status"`
-	InstanceID  string         `json:"instance_id"`
-	Version     string         `json:"version"`
-	Uptime      float64        `json:"uptime_seconds"`
-	Connections int64          `json:"connections"`
-	Sockets     int64          `json:"sockets"`
-	Goroutines  int            `json:"goroutines"`
-	HeapAlloc   uint64         `json:"heap_alloc_bytes"`
-	Sys         uint64         `json:"sys_bytes"`
-	AcceptErrs  uint64         `json:"accept_errors"`
-	Plugins     []pluginHealth `json:"plugins,omitempty"`
+	Status      string           `json:"status"`
+	InstanceID  string           `json:"instance_id"`
+	Version     string           `json:"version"`
+	Uptime      float64          `json:"uptime_seconds"`
+	Connections int64            `json:"connections"`
+	Sockets     int64            `json:"sockets"`
+	Goroutines  int              `json:"goroutines"`
+	HeapAlloc   uint64           `json:"heap_alloc_bytes"`
+	Sys         uint64           `json:"sys_bytes"`
+	AcceptErrs  uint64           `json:"accept_errors"`
+	LimitsHit   map[string]int64 `json:"limits_hit"`
+	Plugins     []pluginHealth   `json:"plugins,omitempty"`
 }
 
 type pluginHealth struct {
@@ -387,6 +441,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 		HeapAlloc:   ms.HeapAlloc,
 		Sys:         ms.Sys,
 		AcceptErrs:  s.accept.errors.Load(),
+		LimitsHit:   s.limitsHit(),
 	}
 	if s.plugins != nil {
 		for _, st := range s.plugins.host.States() {
@@ -395,6 +450,22 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(h)
+}
+
+// limitsHit counts what the limits against hostile clients stopped, by
+// limit: connections closed (packet_rate, invalid_utf8, body_timeout,
+// attachment_timeout), joins refused (rooms) and handshake headers not
+// kept (handshake_headers).
+func (s *Server) limitsHit() map[string]int64 {
+	e, st := s.Engine, &s.SocketIO.Stats
+	return map[string]int64{
+		"packet_rate":        e.RateLimited.Load(),
+		"invalid_utf8":       e.InvalidUTF8.Load(),
+		"body_timeout":       e.BodyTimeouts.Load(),
+		"handshake_headers":  e.HeadersDropped.Load(),
+		"attachment_timeout": st.AttachmentTimeouts.Load(),
+		"rooms":              st.JoinsRefused.Load(),
+	}
 }
 
 // Ready reports whether the instance should get new clients, and if not why.
