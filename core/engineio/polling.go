@@ -224,8 +224,9 @@ func (s *Session) servePollPost(w http.ResponseWriter, r *http.Request) {
 		s.closeNow(ReasonTransportError)
 		return
 	case !utf8.Valid(body):
-		// A polling payload is text (binary travels base64): invalid
-		// UTF-8 is a parse error, as on a WebSocket (1007 there).
+		// A polling payload is text (binary travels base64). Node decodes
+		// it lossily (U+FFFD); we pass bytes through unchanged, so we
+		// refuse instead, as a WebSocket frame is refused (1007 there).
 		s.srv.InvalidUTF8.Add(1)
 		s.closeNow(ReasonInvalidUTF8)
 		s.srv.writeError(w, r, errBadRequest)
