@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/socketfleet/socketfleet/core/pluginhost"
 )
 
 // Defaults of the server block.
@@ -405,7 +407,7 @@ func (d *decoder) server(b *hcl.Block, s *Server) {
 		SendQueue:            DefaultSendQueue,
 		LogLevel:             DefaultLogLevel,
 		LogFormat:            DefaultLogFormat,
-		PluginDir:            DefaultPluginDir,
+		PluginDir:            pluginhost.DefaultDir,
 		MemoryReportInterval: 60 * time.Second,
 	}
 	var a hcl.Attributes = hcl.Attributes{}
