@@ -16,6 +16,7 @@ import (
 type decoder struct {
 	ctx   *hcl.EvalContext // load time: functions, no variables
 	diags hcl.Diagnostics
+	rule  *EventRule // the event rule being decoded, or nil
 }
 
 func (d *decoder) errorf(subject *hcl.Range, context *hcl.Range, summary, format string, args ...any) {

@@ -2,145 +2,83 @@ package config
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
-var serverEmitSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "event"}, {Name: "args"}},
+// EventRule is an `event "name" { ... }` block, decoded into steps by the
+// actions of the registry (action.go).
+type EventRule struct {
+	Name   string
+	Index  int    // position among its namespace's rules, in file order
+	Limits []Step // PhaseLimit steps, in registry order
+	Steps  []Step // PhaseAction steps, in registry order, then file order
+	// Answer answers the client's acknowledgement; nil = {"ok":true}, or
+	// a refusal when a broadcast was skipped.
+	Answer     Step
+	ReadsArgs  bool // some expression reads `args`
+	ReadsScope bool // some expression reads auth, query, headers, socket, user or data
+	DeclRange  hcl.Range
 }
 
-var eventSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "max_size"}, {Name: "rate_limit"}, {Name: "rate_burst"}, {Name: "ack"}},
-	Blocks: []hcl.BlockHeaderSchema{
-		{Type: "join"}, {Type: "leave"}, {Type: "broadcast"}, {Type: "server_emit"}, {Type: "reply"},
-	},
+// eventBody is an event block as its actions see it.
+type eventBody struct {
+	name    string // the event name
+	where   string // `event "name"`, for messages
+	content *hcl.BodyContent
 }
 
-var roomSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "room", Required: true}, {Name: "allow"}},
+// attr returns the event block's attribute of that name, or nil.
+func (ev *eventBody) attr(name string) *hcl.Attribute { return ev.content.Attributes[name] }
+
+// blocks returns the event block's blocks of a type, in file order.
+func (ev *eventBody) blocks(typ string) hcl.Blocks {
+	var out hcl.Blocks
+	for _, b := range ev.content.Blocks {
+		if b.Type == typ {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
-var broadcastSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "to"}, {Name: "event"}, {Name: "args"}, {Name: "except_sender"}, {Name: "require_member"},
-	},
-}
+// eventSchema is the union of what the registered actions read.
+var eventSchema = func() *hcl.BodySchema {
+	s := &hcl.BodySchema{}
+	for _, a := range actions {
+		for _, name := range a.attrs {
+			s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: name})
+		}
+		if a.block != "" {
+			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: a.block})
+		}
+	}
+	return s
+}()
 
-var replySchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "event", Required: true}, {Name: "args"}},
-}
-
-func (d *decoder) event(b *hcl.Block) *EventRule {
-	r := &EventRule{Name: b.Labels[0], DeclRange: b.DefRange}
+// event decodes the envelope of an event block and hands it to every
+// registered action.
+func (d *decoder) event(b *hcl.Block, index int) *EventRule {
+	r := &EventRule{Name: b.Labels[0], Index: index, DeclRange: b.DefRange}
 	d.eventName(r.Name, b.LabelRanges[0], b.DefRange)
-	c := d.content(b.Body, eventSchema)
-	a := c.Attributes
-	where := fmt.Sprintf("event %q", r.Name)
-
-	d.size(a["max_size"], &r.MaxSize)
-	if attr := a["rate_limit"]; attr != nil {
-		var s string
-		if d.str(attr, &s) {
-			rate, err := ParseRate(s)
-			if err != nil {
-				d.attrError(attr, "Invalid rate limit", "%s", err)
-			} else {
-				r.RateLimit = rate
-				r.RateBurst = max(1, int(math.Ceil(rate-1e-9)))
+	ev := &eventBody{name: r.Name, where: fmt.Sprintf("event %q", r.Name), content: d.content(b.Body, eventSchema)}
+	d.rule = r // runtime() records which variables the rule reads
+	defer func() { d.rule = nil }()
+	for _, a := range actions {
+		steps := a.decode(d, ev)
+		switch a.phase {
+		case PhaseLimit:
+			r.Limits = append(r.Limits, steps...)
+		case PhaseAction:
+			r.Steps = append(r.Steps, steps...)
+		case PhaseAnswer:
+			if len(steps) > 0 {
+				r.Answer = steps[len(steps)-1]
 			}
 		}
-	}
-	if attr := a["rate_burst"]; attr != nil {
-		if a["rate_limit"] == nil {
-			d.attrError(attr, "Invalid attribute", "rate_burst needs a rate_limit in the same event block.")
-		} else {
-			d.integer(attr, &r.RateBurst, 1)
-		}
-	}
-
-	for _, typ := range []string{"join", "leave"} {
-		rb := d.single(c.Blocks, typ, "an event block")
-		if rb == nil {
-			continue
-		}
-		ra := d.roomAction(rb, where)
-		if typ == "join" {
-			r.Join = ra
-		} else {
-			r.Leave = ra
-		}
-	}
-	for _, bb := range c.Blocks {
-		switch bb.Type {
-		case "broadcast":
-			r.Broadcasts = append(r.Broadcasts, d.broadcast(bb, r.Name, where))
-		case "server_emit":
-			sc := d.content(bb.Body, serverEmitSchema)
-			em := &Emit{Event: r.Name, Args: Args{Passthrough: true}}
-			if attr := sc.Attributes["event"]; attr != nil && d.str(attr, &em.Event) {
-				d.eventName(em.Event, attr.Expr.Range(), attr.Range)
-			}
-			if attr := sc.Attributes["args"]; attr != nil {
-				em.Args = d.args(attr, where, EventVariables)
-			}
-			r.ServerEmits = append(r.ServerEmits, em)
-		}
-	}
-	if rb := d.single(c.Blocks, "reply", "an event block"); rb != nil {
-		rc := d.content(rb.Body, replySchema)
-		em := &Emit{Args: Args{Passthrough: true}}
-		if attr := rc.Attributes["event"]; attr != nil && d.str(attr, &em.Event) {
-			d.eventName(em.Event, attr.Expr.Range(), attr.Range)
-		}
-		if attr := rc.Attributes["args"]; attr != nil {
-			em.Args = d.args(attr, where, EventVariables)
-		}
-		r.Reply = em
-	}
-	if attr := a["ack"]; attr != nil {
-		args := d.args(attr, where, EventVariables)
-		r.Ack = &args
 	}
 	return r
-}
-
-func (d *decoder) roomAction(b *hcl.Block, where string) *RoomAction {
-	c := d.content(b.Body, roomSchema)
-	ra := &RoomAction{}
-	if attr := c.Attributes["room"]; attr != nil {
-		ra.Room = d.runtime(attr.Expr, attr.Range, where, EventVariables, checkRooms)
-	}
-	if attr := c.Attributes["allow"]; attr != nil {
-		elems, diags := hcl.ExprList(attr.Expr)
-		if diags.HasErrors() {
-			d.attrError(attr, "Invalid allow list", "allow must be a list written with brackets, e.g. [\"lobby\", \"room:*\", \"user:${auth.user}\"].")
-		}
-		for _, e := range elems {
-			ra.Allow = append(ra.Allow, d.runtime(e, attr.Range, where, EventVariables, checkString))
-		}
-	}
-	return ra
-}
-
-func (d *decoder) broadcast(b *hcl.Block, eventName, where string) *Broadcast {
-	c := d.content(b.Body, broadcastSchema)
-	a := c.Attributes
-	bc := &Broadcast{Event: eventName, Args: Args{Passthrough: true}, RequireMember: true}
-	if attr := a["to"]; attr != nil {
-		bc.To = d.runtime(attr.Expr, attr.Range, where, EventVariables, checkRooms)
-	}
-	if attr := a["event"]; attr != nil && d.str(attr, &bc.Event) {
-		d.eventName(bc.Event, attr.Expr.Range(), attr.Range)
-	}
-	if attr := a["args"]; attr != nil {
-		bc.Args = d.args(attr, where, EventVariables)
-	}
-	d.boolean(a["except_sender"], &bc.ExceptSender)
-	d.boolean(a["require_member"], &bc.RequireMember)
-	return bc
 }
 
 // args decodes an args/ack attribute: the bare traversal `args` is passthrough.

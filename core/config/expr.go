@@ -79,6 +79,13 @@ func checkArgs(v cty.Value) string {
 func (d *decoder) runtime(expr hcl.Expression, context hcl.Range, where string, allowed []string, check typeCheck) hcl.Expression {
 	bad := false
 	for _, tr := range expr.Variables() {
+		if d.rule != nil { // the router builds only the variables a rule reads
+			if tr.RootName() == VarArgs {
+				d.rule.ReadsArgs = true
+			} else {
+				d.rule.ReadsScope = true
+			}
+		}
 		if !contains(allowed, tr.RootName()) {
 			d.errorf(tr.SourceRange().Ptr(), context.Ptr(), "Unknown variable",
 				"There is no variable named %q in %s; available: %s.", tr.RootName(), where, strings.Join(allowed, ", "))

@@ -67,7 +67,7 @@ func (d *decoder) namespace(b *hcl.Block) *Namespace {
 		if eb.Type != "event" {
 			continue
 		}
-		rule := d.event(eb)
+		rule := d.event(eb, len(ns.Events))
 		if prev := ns.Events[rule.Name]; prev != nil {
 			d.errorf(eb.LabelRanges[0].Ptr(), eb.DefRange.Ptr(), "Duplicate event rule",
 				"Event %q is already declared in namespace %q at %s.", rule.Name, name, rangeStart(prev.DeclRange))
@@ -100,7 +100,7 @@ func (d *decoder) serverEvent(b *hcl.Block) *ServerEvent {
 	for _, bb := range c.Blocks {
 		bc := d.content(bb.Body, serverBroadcastSchema)
 		a := bc.Attributes
-		br := &Broadcast{Event: se.Name, Args: Args{Passthrough: true}}
+		br := &ServerBroadcast{Event: se.Name, Args: Args{Passthrough: true}}
 		if attr := a["to"]; attr != nil {
 			br.To = d.runtime(attr.Expr, attr.Range, where, ServerEventVariables, checkRooms)
 		}
