@@ -46,6 +46,7 @@ var actions = []action{
 	leaveAction,
 	broadcastAction,
 	serverEmitAction,
+	emitToSenderUserAction,
 	replyAction,
 	ackAction,
 }
