@@ -16,25 +16,25 @@ import (
 // event block's schema is built from the table, and core/routing runs a
 // rule's steps in table order.
 
-// Phase says when an action's steps run.
-type Phase uint8
+// phase says when an action's steps run.
+type phase uint8
 
 const (
-	// PhaseLimit steps run first, before the event's arguments are
+	// phaseLimit steps run first, before the event's arguments are
 	// converted for expressions, so refused events cost little.
-	PhaseLimit Phase = iota
-	// PhaseAction steps do the rule's work.
-	PhaseAction
-	// PhaseAnswer steps answer the client's acknowledgement once the event
+	phaseLimit phase = iota
+	// phaseAction steps do the rule's work.
+	phaseAction
+	// phaseAnswer steps answer the client's acknowledgement once the event
 	// is counted as handled; they run only when the client asked for one.
-	PhaseAnswer
+	phaseAnswer
 )
 
 // action is one entry of the registry.
 type action struct {
 	block  string   // the block type it is written as; "" for attribute actions
 	attrs  []string // attributes of the event block it reads
-	phase  Phase
+	phase  phase
 	decode func(d *decoder, ev *eventBody) []Step // nil or no steps: nothing to run
 }
 

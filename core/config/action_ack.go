@@ -4,7 +4,7 @@ package config
 // when the client asked for one; `ack = args` sends the received arguments
 // back unchanged. Without it, the client gets {"ok":true}, or a refusal.
 
-var ackAction = action{attrs: []string{"ack"}, phase: PhaseAnswer, decode: decodeAck}
+var ackAction = action{attrs: []string{"ack"}, phase: phaseAnswer, decode: decodeAck}
 
 type ackStep struct{ args Args }
 

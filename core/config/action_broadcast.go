@@ -11,7 +11,7 @@ import (
 // sender not in the target room(s) (require_member, the default) skips that
 // broadcast, and a default ack then refuses.
 
-var broadcastAction = action{block: "broadcast", phase: PhaseAction, decode: decodeBroadcast}
+var broadcastAction = action{block: "broadcast", phase: phaseAction, decode: decodeBroadcast}
 
 var broadcastSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{

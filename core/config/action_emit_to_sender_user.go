@@ -14,7 +14,7 @@ import (
 // sender gets the event too when it is in the room, unless except_sender is
 // true. A socket without a user id (no auth plugin) sends nothing.
 
-var emitToSenderUserAction = action{block: "emit_to_sender_user", phase: PhaseAction, decode: decodeEmitToSenderUser}
+var emitToSenderUserAction = action{block: "emit_to_sender_user", phase: phaseAction, decode: decodeEmitToSenderUser}
 
 var emitToSenderUserSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "event"}, {Name: "args"}, {Name: "except_sender"}},

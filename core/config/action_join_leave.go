@@ -7,8 +7,8 @@ import "github.com/hashicorp/hcl/v2"
 // pattern; otherwise the rule stops with "room not allowed".
 
 var (
-	joinAction  = action{block: "join", phase: PhaseAction, decode: decodeJoin}
-	leaveAction = action{block: "leave", phase: PhaseAction, decode: decodeLeave}
+	joinAction  = action{block: "join", phase: phaseAction, decode: decodeJoin}
+	leaveAction = action{block: "leave", phase: phaseAction, decode: decodeLeave}
 )
 
 var roomSchema = &hcl.BodySchema{

@@ -4,7 +4,7 @@ package config
 // (JSON plus attachments) is refused before anything else runs. max_payload
 // still applies to every packet.
 
-var maxSizeAction = action{attrs: []string{"max_size"}, phase: PhaseLimit, decode: decodeMaxSize}
+var maxSizeAction = action{attrs: []string{"max_size"}, phase: phaseLimit, decode: decodeMaxSize}
 
 type maxSizeStep struct{ max int64 }
 

@@ -9,7 +9,7 @@ import (
 // bucket per socket and rule; an event finding it empty is refused. The
 // burst defaults to the per-second rate rounded up, at least 1.
 
-var rateLimitAction = action{attrs: []string{"rate_limit", "rate_burst"}, phase: PhaseLimit, decode: decodeRateLimit}
+var rateLimitAction = action{attrs: []string{"rate_limit", "rate_burst"}, phase: phaseLimit, decode: decodeRateLimit}
 
 type rateLimitStep struct {
 	rate  float64 // tokens per second

@@ -4,7 +4,7 @@ import "github.com/hashicorp/hcl/v2"
 
 // reply { event, args } (at most once): emit an event back to the sender only.
 
-var replyAction = action{block: "reply", phase: PhaseAction, decode: decodeReply}
+var replyAction = action{block: "reply", phase: phaseAction, decode: decodeReply}
 
 var replySchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "event", Required: true}, {Name: "args"}},

@@ -10,7 +10,7 @@ import (
 // instance (this one included) and to Node servers on the same adapter;
 // each runs its server_event rule of that name. Sent without waiting.
 
-var serverEmitAction = action{block: "server_emit", phase: PhaseAction, decode: decodeServerEmit}
+var serverEmitAction = action{block: "server_emit", phase: phaseAction, decode: decodeServerEmit}
 
 var serverEmitSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "event"}, {Name: "args"}},

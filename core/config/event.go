@@ -12,8 +12,8 @@ import (
 type EventRule struct {
 	Name   string
 	Index  int    // position among its namespace's rules, in file order
-	Limits []Step // PhaseLimit steps, in registry order
-	Steps  []Step // PhaseAction steps, in registry order, then file order
+	Limits []Step // phaseLimit steps, in registry order
+	Steps  []Step // phaseAction steps, in registry order, then file order
 	// Answer answers the client's acknowledgement; nil = {"ok":true}, or
 	// a refusal when a broadcast was skipped.
 	Answer     Step
@@ -68,11 +68,11 @@ func (d *decoder) event(b *hcl.Block, index int) *EventRule {
 	for _, a := range actions {
 		steps := a.decode(d, ev)
 		switch a.phase {
-		case PhaseLimit:
+		case phaseLimit:
 			r.Limits = append(r.Limits, steps...)
-		case PhaseAction:
+		case phaseAction:
 			r.Steps = append(r.Steps, steps...)
-		case PhaseAnswer:
+		case phaseAnswer:
 			if len(steps) > 0 {
 				r.Answer = steps[len(steps)-1]
 			}
