@@ -1,0 +1,78 @@
+package testkit
+
+import (
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// pollEvery is the pause between two checks of a condition.
+const pollEvery = 20 * time.Millisecond
+
+// Poll checks cond until it holds or within has passed, and reports
+// whether it held: for tests that say themselves what failed.
+func Poll(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pollEvery)
+	}
+	return true
+}
+
+// WaitFor fails the test unless cond holds within the given time; what
+// names the awaited state in the message.
+func WaitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !Poll(within, cond) {
+		t.Fatalf("timed out after %v waiting for %s", within, what)
+	}
+}
+
+// WaitForState is WaitFor for a cond that also says what it saw, which
+// the failure message shows (its last answer).
+func WaitForState(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	var last string
+	if !Poll(within, func() bool {
+		var ok bool
+		ok, last = cond()
+		return ok
+	}) {
+		t.Fatalf("timed out after %v waiting for %s; last: %s", within, what, last)
+	}
+}
+
+// WaitHTTP waits until a GET of url answers 200 OK.
+func WaitHTTP(t testing.TB, within time.Duration, url string) {
+	t.Helper()
+	c := &http.Client{Timeout: time.Second}
+	var last string
+	if !Poll(within, func() bool {
+		res, err := c.Get(url)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		res.Body.Close()
+		last = res.Status
+		return res.StatusCode == http.StatusOK
+	}) {
+		t.Fatalf("%s did not answer 200 within %v; last: %s", url, within, last)
+	}
+}
+
+// WaitTCP waits until addr accepts TCP connections.
+func WaitTCP(t testing.TB, within time.Duration, addr string) {
+	t.Helper()
+	WaitFor(t, within, addr+" accepting connections", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
