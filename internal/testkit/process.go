@@ -57,8 +57,8 @@ func Start(t testing.TB, cmd *exec.Cmd) *Process {
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		p.Stop(StopGrace)
-		if t.Failed() && cmd.Stdout == p.Out {
-			t.Logf("--- %s (pid %d) output ---\n%s", p.Name, p.PID(), p.Out.String())
+		if out := p.Out.String(); t.Failed() && out != "" {
+			t.Logf("--- %s (pid %d) output ---\n%s", p.Name, p.PID(), out)
 		}
 	})
 	return p

@@ -7,18 +7,19 @@ import (
 	"time"
 )
 
-// pollEvery is the pause between two checks of a condition.
-const pollEvery = 20 * time.Millisecond
-
 // Poll checks cond until it holds or within has passed, and reports
-// whether it held: for tests that say themselves what failed.
+// whether it held: for tests that say themselves what failed. The pause
+// between checks grows from 10 ms to 100 ms: quick for a state that comes
+// soon, light on what it asks (an HTTP API) when it takes seconds.
 func Poll(within time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(within)
+	pause := 10 * time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
 			return false
 		}
-		time.Sleep(pollEvery)
+		time.Sleep(pause)
+		pause = min(2*pause, 100*time.Millisecond)
 	}
 	return true
 }
