@@ -40,11 +40,7 @@ func connectClients(t *testing.T, addr string, n int) []*websocket.Conn {
 	t.Helper()
 	out := make([]*websocket.Conn, n)
 	for i := range out {
-		c := dial(t, "ws://"+addr+"/socket.io/?EIO=4&transport=websocket")
-		read(t, c)
-		_ = c.WriteMessage(websocket.TextMessage, []byte("40"))
-		read(t, c)
-		out[i] = c
+		out[i] = testkit.ConnectSocketIO(t, addr)
 	}
 	return out
 }

@@ -21,7 +21,6 @@ package server
 //	                      (to look at the server with other tools)
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -224,7 +223,7 @@ func (mc *memClients) open(url string, n int) error {
 		go func() {
 			defer wg.Done()
 			for firstErr.Load() == nil && next.Add(1) <= int64(n) {
-				c, err := memDialSocketIO(d, url)
+				c, err := testkit.DialSocketIO(d, url, 30*time.Second)
 				if err != nil {
 					firstErr.CompareAndSwap(nil, &err)
 					return
@@ -265,30 +264,6 @@ func (mc *memClients) close() {
 		_ = c.Close()
 	}
 	mc.conns = nil
-}
-
-// memDialSocketIO opens a WebSocket session and connects to "/": the open
-// packet 0{...}, then 40 answered by 40{"sid":...}.
-func memDialSocketIO(d *websocket.Dialer, url string) (*websocket.Conn, error) {
-	c, _, err := d.Dial(url, nil)
-	if err != nil {
-		return nil, err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if _, b, err := c.ReadMessage(); err != nil || !bytes.HasPrefix(b, []byte(`0{"sid":"`)) {
-		c.Close()
-		return nil, fmt.Errorf("open packet %q: %v", b, err)
-	}
-	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if _, b, err := c.ReadMessage(); err != nil || !bytes.HasPrefix(b, []byte(`40{"sid":"`)) {
-		c.Close()
-		return nil, fmt.Errorf("CONNECT reply %q: %v", b, err)
-	}
-	_ = c.SetReadDeadline(time.Time{})
-	return c, nil
 }
 
 // measureIdleMemory runs the whole measurement with n idle connections.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -124,22 +123,7 @@ type client struct {
 // answering pings.
 func dialClient(t *testing.T, addr string) *client {
 	t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, msg, err := conn.ReadMessage(); err != nil || !bytes.HasPrefix(msg, []byte("0{")) {
-		t.Fatalf("%s: open packet: %q %v", addr, msg, err)
-	}
-	if err := conn.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
-		t.Fatal(err)
-	}
-	if _, msg, err := conn.ReadMessage(); err != nil || !bytes.HasPrefix(msg, []byte("40{")) {
-		t.Fatalf("%s: CONNECT reply: %q %v", addr, msg, err)
-	}
-	_ = conn.SetReadDeadline(time.Time{})
+	conn := testkit.ConnectSocketIO(t, addr)
 	c := &client{conn: conn}
 	c.cond = sync.NewCond(&c.mu)
 	var wmu sync.Mutex

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/socketfleet/socketfleet/internal/testkit"
 )
 
 // BenchmarkThroughputWhileESDown: the real core with this plugin as its
@@ -45,7 +47,7 @@ func BenchmarkThroughputWhileESDown(b *testing.B) {
 			counts := make([]atomic.Int64, subscribers+1)
 			var readers sync.WaitGroup
 			for i := range conns {
-				c, err := wsConnect(core.addr)
+				c, err := testkit.DialSocketIO(websocket.DefaultDialer, testkit.SocketIOURL(core.addr), 5*time.Second)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -110,40 +110,6 @@ func (p *coreProc) stop(tb testing.TB, within time.Duration) time.Duration {
 	return time.Since(start)
 }
 
-// wsConnect opens a WebSocket session and connects to "/".
-func wsConnect(addr string) (*websocket.Conn, error) {
-	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-	c, _, err := d.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		return nil, err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, open, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(open), "0{") {
-		c.Close()
-		return nil, fmt.Errorf("open packet %q: %v", open, err)
-	}
-	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if _, reply, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(reply), "40") {
-		c.Close()
-		return nil, fmt.Errorf("CONNECT reply %q: %v", reply, err)
-	}
-	_ = c.SetReadDeadline(time.Time{})
-	return c, nil
-}
-
-func mustConnect(t *testing.T, addr string) *websocket.Conn {
-	t.Helper()
-	c, err := wsConnect(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 var connMsgs = map[string]bool{"connection opened": true, "connection closed": true}
 
 // connLines: "msg|sid" → times the core printed it on stderr.
@@ -236,7 +202,7 @@ func TestNothingLostOnSIGTERM(t *testing.T) {
 	const n, closeFirst = 200, 150
 	clients := make([]*websocket.Conn, n)
 	for i := range clients {
-		clients[i] = mustConnect(t, core.addr)
+		clients[i] = testkit.ConnectSocketIO(t, core.addr)
 	}
 	for _, c := range clients[:closeFirst] {
 		c.Close()
@@ -297,7 +263,7 @@ func churn(t *testing.T, addr string, d, every time.Duration, count int) int {
 	end := time.Now().Add(d)
 	n := 0
 	for (count > 0 && n < count) || (count == 0 && time.Now().Before(end)) {
-		c, err := wsConnect(addr)
+		c, err := testkit.DialSocketIO(websocket.DefaultDialer, testkit.SocketIOURL(addr), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -73,7 +72,7 @@ namespace "/" {}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for i := range K {
-		conn := connect(t, addrs[i%2])
+		conn := testkit.ConnectSocketIO(t, addrs[i%2])
 		wg.Add(1)
 		go func() { defer wg.Done(); keepAlive(ctx, conn) }()
 	}
@@ -181,28 +180,6 @@ func query(addr, q string) ([]result, string) {
 		out = append(out, result{s.Metric, v})
 	}
 	return out, body
-}
-
-// connect opens a Socket.IO session over WebSocket and joins "/".
-func connect(t *testing.T, addr string) *websocket.Conn {
-	t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, msg, err := conn.ReadMessage(); err != nil || !bytes.HasPrefix(msg, []byte("0{")) {
-		t.Fatalf("%s: open packet: %q %v", addr, msg, err)
-	}
-	if err := conn.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
-		t.Fatal(err)
-	}
-	if _, msg, err := conn.ReadMessage(); err != nil || !bytes.HasPrefix(msg, []byte("40{")) {
-		t.Fatalf("%s: CONNECT reply: %q %v", addr, msg, err)
-	}
-	_ = conn.SetReadDeadline(time.Time{})
-	return conn
 }
 
 // keepAlive answers pings until ctx ends or the connection closes.
