@@ -69,12 +69,18 @@ func connectWS(t *testing.T, addr, auth string) (*websocket.Conn, string) {
 	return c, read(t, c)
 }
 
-func TestJWTPluginThroughTheCore(t *testing.T) {
-	bin := buildBinary(t)
+// startJWTServer runs the server with the auth-jwt plugin and jwtConfig,
+// secret "s3cr3t".
+func startJWTServer(t *testing.T) (*testkit.Process, string) {
+	t.Helper()
 	dir := t.TempDir()
 	buildPlugin(t, dir, "auth-jwt")
 	t.Setenv("TEST_JWT_SECRET", "s3cr3t")
-	srv, addr := startServer(t, bin, jwtConfig(dir))
+	return startServer(t, buildBinary(t), jwtConfig(dir))
+}
+
+func TestJWTPluginThroughTheCore(t *testing.T) {
+	srv, addr := startJWTServer(t)
 	defer stopServer(t, srv)
 	now := time.Now()
 	good := jwt.MapClaims{"sub": "ann", "aud": "chat", "role": "admin", "rooms": []string{"team:red"}, "exp": now.Add(time.Hour).Unix()}
@@ -132,11 +138,7 @@ func pluginPID(t *testing.T, addr string) int {
 // not crash the core; handshakes meanwhile are refused with "authentication
 // unavailable", the plugin is back within 2 s, and connects succeed again.
 func TestAuthPluginKilledWhileClientsConnect(t *testing.T) {
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	buildPlugin(t, dir, "auth-jwt")
-	t.Setenv("TEST_JWT_SECRET", "s3cr3t")
-	srv, addr := startServer(t, bin, jwtConfig(dir))
+	srv, addr := startJWTServer(t)
 	defer stopServer(t, srv)
 	tok := token(t, jwt.MapClaims{"sub": "ann", "aud": "chat", "role": "user", "exp": time.Now().Add(time.Hour).Unix()}, "s3cr3t")
 	kept, reply := connectWS(t, addr, `{"token":"`+tok+`"}`)
@@ -263,11 +265,7 @@ func TestValidateReportsPluginProblems(t *testing.T) {
 
 // TestNoOrphansAfterCoreKill: kill -9 of the core leaves no plugin behind.
 func TestNoOrphansAfterCoreKill(t *testing.T) {
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	buildPlugin(t, dir, "auth-jwt")
-	t.Setenv("TEST_JWT_SECRET", "s3cr3t")
-	srv, addr := startServer(t, bin, jwtConfig(dir))
+	srv, addr := startJWTServer(t)
 	pid := pluginPID(t, addr)
 	if pid == 0 {
 		t.Fatal("no plugin pid")

@@ -3,11 +3,14 @@ package testkit
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/socketfleet/socketfleet/sdk/plugintest"
 )
 
 // fakeTB records how a helper ended the test: Skip and Fatal stop the
@@ -55,27 +58,35 @@ func TestNeedSkipsOrFailsInCI(t *testing.T) {
 			}
 		})
 	}
-	t.Run("hint", func(t *testing.T) {
-		t.Setenv("CI", "")
-		t.Setenv("PATH", t.TempDir())
-		f := &fakeTB{}
-		run(f, func(tb testing.TB) { Need(tb, "redis-server") })
-		if !f.skipped || !strings.Contains(f.msg, "apt-get install redis-server") {
-			t.Errorf("skipped=%v message %q", f.skipped, f.msg)
-		}
-	})
-	t.Run("npm", func(t *testing.T) {
-		t.Setenv("CI", "")
-		f := &fakeTB{}
-		run(f, func(tb testing.TB) { NeedNPM(tb, "no-such-npm-package-socketfleet") })
-		if !f.skipped || !strings.Contains(f.msg, "make e2e-deps") {
-			t.Errorf("skipped=%v message %q", f.skipped, f.msg)
-		}
-	})
+	for _, c := range []struct {
+		name, hint string
+		need       func(testing.TB)
+	}{
+		{"hint", "apt-get install redis-server", func(tb testing.TB) { Need(tb, "redis-server") }},
+		{"npm", "make e2e-deps", func(tb testing.TB) { NeedNPM(tb, "no-such-npm-package-socketfleet") }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("CI", "")
+			if c.name == "hint" {
+				t.Setenv("PATH", t.TempDir()) // and no redis-server in the sbin folders either
+				if _, err := os.Stat("/usr/sbin/redis-server"); err == nil {
+					t.Skip("redis-server in /usr/sbin")
+				}
+			}
+			if _, err := plugintest.LookTool("node"); c.name == "npm" && err != nil {
+				c.hint = "nodejs" // NeedNPM asks for node first
+			}
+			f := &fakeTB{}
+			run(f, c.need)
+			if !f.skipped || !strings.Contains(f.msg, c.hint) {
+				t.Errorf("skipped=%v message %q, want a skip saying %q", f.skipped, f.msg, c.hint)
+			}
+		})
+	}
 	t.Run("present", func(t *testing.T) {
 		t.Setenv("CI", "true")
-		if p := Need(t, "sh")[0]; !strings.HasSuffix(p, "/sh") {
-			t.Errorf("Need(sh) = %q", p)
+		if p := Need(t, "go")[0]; !strings.HasSuffix(p, "/go") {
+			t.Errorf("Need(go) = %q", p)
 		}
 	})
 }
@@ -122,13 +133,13 @@ func TestWait(t *testing.T) {
 }
 
 func TestStartStop(t *testing.T) {
-	p := Start(t, exec.Command("sh", "-c", "echo out; echo err >&2; exec sleep 30"))
+	p := Start(t, Command("/bin/sh", []string{"PATH=/usr/bin:/bin"}, "-c", "echo out; echo err >&2; exec sleep 30"))
 	WaitFor(t, 5*time.Second, "both lines", func() bool { return len(p.Out.Lines()) == 2 })
 	if !p.Stop(5 * time.Second) {
 		t.Error("sleep did not end on SIGTERM")
 	}
 	// A process that ignores SIGTERM is killed after the grace period.
-	p = Start(t, exec.Command("sh", "-c", `trap "" TERM; echo ready; while :; do sleep 1; done`))
+	p = Start(t, Command("/bin/sh", []string{"PATH=/usr/bin:/bin"}, "-c", `trap "" TERM; echo ready; while :; do sleep 1; done`))
 	WaitFor(t, 5*time.Second, "ready", func() bool { return p.Out.String() == "ready\n" })
 	start := time.Now()
 	if p.Stop(200 * time.Millisecond) {
