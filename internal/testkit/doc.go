@@ -11,9 +11,12 @@
 //     deadline, and a failure names what was awaited.
 //   - Binaries: Build compiles a package of this module once per test
 //     process (see plugintest.BuildIn for where); Install puts such a
-//     binary at a given path (a plugin_dir entry). The rule is one: tests
-//     always build from the working tree and never use bin/ (a stale
-//     `make build` would test old code).
+//     binary at a given path (a plugin_dir entry); ServerAndPlugins gives
+//     the server and a plugin_dir. The rule is one: tests always build from
+//     the working tree and never use bin/ (a stale `make build` would test
+//     old code).
+//   - Socket.IO: DialSocketIO and ConnectSocketIO open a WebSocket session
+//     and connect it to "/", checking the open packet and the reply.
 //   - ModuleRoot finds this module's root from the test's folder.
 //   - Redis: StartRedis runs a throwaway redis-server on a free port.
 //
