@@ -119,7 +119,7 @@ func expect(t *testing.T, clients []*client, msg string) {
 }
 
 func TestThreeInstancesBehindNginx(t *testing.T) {
-	nginx := testkit.Need(t, "nginx")[0]
+	nginx := testkit.Need(t, "nginx", "redis-server")[0]
 	tmp := t.TempDir()
 	bin, plugins := testkit.ServerAndPlugins(t, "adapter-redis")
 	cfg := filepath.Join(tmp, "instance.hcl")
