@@ -199,12 +199,4 @@ func dial(t *testing.T, url string) *websocket.Conn {
 	return c
 }
 
-func read(t *testing.T, c *websocket.Conn) string {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	_, b, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	return string(b)
-}
+var read = testkit.ReadWS

@@ -52,3 +52,15 @@ func ConnectSocketIO(t testing.TB, addr string) *websocket.Conn {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// ReadWS reads one WebSocket message, waiting at most 3 s, and fails the
+// test on error.
+func ReadWS(t testing.TB, c *websocket.Conn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return string(b)
+}
