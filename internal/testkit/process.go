@@ -132,6 +132,11 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
-func (p *Process) killGroup() { _ = syscall.Kill(-p.PID(), syscall.SIGKILL) }
+// killGroup kills the group and the process itself (in case it left the
+// group), so that waiting for it cannot hang.
+func (p *Process) killGroup() {
+	_ = syscall.Kill(-p.PID(), syscall.SIGKILL)
+	_ = p.Cmd.Process.Kill()
+}
 
 func (p *Process) String() string { return fmt.Sprintf("%s (pid %d)", p.Name, p.PID()) }
