@@ -1,13 +1,14 @@
 // Package testkit holds the helpers that socketfleet's Go tests share, so
 // that each test file keeps only what it tests.
 //
-//   - Processes: Start runs a command with its stdout and stderr in a
+//   - Processes: Command is exec.Command with extra environment; Start
+//     runs a command with its stdout and stderr in a
 //     Buffer (safe to read while it runs), in its own process group; Stop
 //     sends SIGTERM, then SIGKILL to the group after a grace period. Every
 //     process is stopped by t.Cleanup, and its output logged if the test
 //     failed, so nothing outlives a test.
 //   - Ports: FreePort, FreeAddr, FreePorts (a run of consecutive ports).
-//   - Waiting: WaitFor, WaitForState, Poll, WaitHTTP, WaitTCP; each has a
+//   - Waiting: WaitFor, WaitForState, Poll, WaitHTTP; each has a
 //     deadline, and a failure names what was awaited.
 //   - Binaries: Build compiles a package of this module once per test
 //     process (see plugintest.BuildIn for where); Install puts such a
@@ -16,7 +17,8 @@
 //     the working tree and never use bin/ (a stale `make build` would test
 //     old code).
 //   - Socket.IO: DialSocketIO and ConnectSocketIO open a WebSocket session
-//     and connect it to "/", checking the open packet and the reply.
+//     and connect it to "/", checking the open packet and the reply;
+//     ReadWS reads one message within 3 s.
 //   - ModuleRoot finds this module's root from the test's folder.
 //   - Redis: StartRedis runs a throwaway redis-server on a free port.
 //

@@ -1,7 +1,6 @@
 package testkit
 
 import (
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -64,16 +63,4 @@ func WaitHTTP(t testing.TB, within time.Duration, url string) {
 	}) {
 		t.Fatalf("%s did not answer 200 within %v; last: %s", url, within, last)
 	}
-}
-
-// WaitTCP waits until addr accepts TCP connections.
-func WaitTCP(t testing.TB, within time.Duration, addr string) {
-	t.Helper()
-	WaitFor(t, within, addr+" accepting connections", func() bool {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
 }
