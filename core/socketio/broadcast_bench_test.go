@@ -24,7 +24,6 @@ package socketio_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +50,7 @@ import (
 	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/rooms"
 	"github.com/socketfleet/socketfleet/core/socketio"
+	"github.com/socketfleet/socketfleet/internal/testkit"
 )
 
 const (
@@ -355,7 +355,7 @@ func TestBroadcastWebSocketFrames(t *testing.T) {
 	url := "ws" + strings.TrimPrefix(bs.ts.URL, "http") + "/socket.io/?EIO=4&transport=websocket"
 	conns := make([]*websocket.Conn, n)
 	for i := range conns {
-		c, err := wsConnect(websocket.DefaultDialer, url)
+		c, err := testkit.DialSocketIO(websocket.DefaultDialer, url, 30*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -389,29 +389,6 @@ func TestBroadcastWebSocketFrames(t *testing.T) {
 			}
 		}
 	}
-}
-
-// wsConnect opens a WebSocket session and connects it to "/".
-func wsConnect(d *websocket.Dialer, url string) (*websocket.Conn, error) {
-	c, _, err := d.Dial(url, nil)
-	if err != nil {
-		return nil, err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if _, open, err := c.ReadMessage(); err != nil || !bytes.HasPrefix(open, []byte(`0{"sid":"`)) {
-		c.Close()
-		return nil, fmt.Errorf("open packet %q: %v", open, err)
-	}
-	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if _, reply, err := c.ReadMessage(); err != nil || !bytes.HasPrefix(reply, []byte(`40{"sid":"`)) {
-		c.Close()
-		return nil, fmt.Errorf("CONNECT reply %q: %v", reply, err)
-	}
-	_ = c.SetReadDeadline(time.Time{})
-	return c, nil
 }
 
 // ---------------------------------------------------------------------------
@@ -736,7 +713,7 @@ func TestBroadcastClientProcess(t *testing.T) {
 	}
 	conns := make([]*websocket.Conn, n)
 	if err := parallel(n, 16, func(i int) error {
-		c, err := wsConnect(d, url)
+		c, err := testkit.DialSocketIO(d, url, 30*time.Second)
 		conns[i] = c
 		return err
 	}); err != nil {
