@@ -1,6 +1,6 @@
 package server
 
-// Memory per idle WebSocket connection (DESIGN.md §5: budget 8 KB/conn,
+// Memory per idle WebSocket connection (docs/architecture.md, "Performance budgets": 8 KB/conn,
 // at most one goroutine per idle connection; on Linux there is none, the
 // socket waits in the engine's poller).
 //

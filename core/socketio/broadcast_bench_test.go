@@ -1,6 +1,6 @@
 package socketio_test
 
-// Broadcast fan-out benchmarks (DESIGN.md §5, hot paths).
+// Broadcast fan-out benchmarks (docs/architecture.md, "Performance budgets").
 //
 //	go test -run '^$' -bench Broadcast10k -benchtime 200x ./core/socketio
 //
