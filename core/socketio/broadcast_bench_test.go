@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -332,16 +333,24 @@ func TestBroadcastAllocsIndependentOfRecipients(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		const runs = 50 // +1 warm-up run: stays under capacity 64
-		a := testing.AllocsPerRun(runs, func() { bs.broadcast() })
-		if err := pc.drain(runs + 1); err != nil {
+		// AllocsPerRun counts every goroutine's allocations (HTTP handlers,
+		// the race detector's), which only ever add: the least of three
+		// measurements is the broadcast's own.
+		const runs = 20 // +1 warm-up run each: 63 in all, under capacity 64
+		least := math.Inf(1)
+		for range 3 {
+			least = min(least, testing.AllocsPerRun(runs, func() { bs.broadcast() }))
+		}
+		if err := pc.drain(3 * (runs + 1)); err != nil {
 			t.Fatal(err)
 		}
-		return a
+		return least
 	}
 	small, large := perRun(50), perRun(500)
 	t.Logf("allocs per broadcast: %.1f to 50 sockets, %.1f to 500 sockets", small, large)
-	if large > small+2 || large > 16 {
+	// One allocation per recipient would add 450 between the two; the
+	// margin absorbs what other goroutines allocate under -race and load.
+	if large > small+8 || large > 20 {
 		t.Errorf("allocations grow with recipients: %.1f (50) vs %.1f (500)", small, large)
 	}
 }
