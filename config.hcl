@@ -169,8 +169,8 @@ namespace "/" {
   # }
 
   # An event block handles one event name (unique per namespace). Its
-  # actions run in the order join, leave, broadcast(s), server_emit(s), reply,
-  # ack.
+  # actions run in the order max_size, rate_limit, join, leave, broadcast(s),
+  # server_emit(s), emit_to_sender_user(s), reply, ack.
   # Optional attributes of every event block:
   #   max_size   = "4KB"   largest accepted packet for this event
   #   rate_limit = "10/s"  per socket, "N/s" or "N/m"; excess events are dropped
@@ -205,6 +205,18 @@ namespace "/" {
   #   event - event name; default = the received event name
   #   args  - RUNTIME: list of arguments; default (or `args`) = the received
   #           arguments unchanged, binary included
+  #
+  # emit_to_sender_user (any number): emit to every socket of the sender's
+  # user, on every instance: to room "user:<id>", where <id> is the user id
+  # the auth plugin established (`user`). The core does not put sockets in
+  # that room: the auth plugin's rooms must (e.g. auth-jwt's rooms_claim
+  # holding "user:<id>"), or a join rule with allow = ["user:${user}"]. The
+  # sender gets it too when it is in the room. A socket without a user id
+  # (no auth plugin) sends nothing.
+  #   event         - event name to send; default = the received event name
+  #   args          - RUNTIME: list of arguments; default (or `args`) = the
+  #                   received arguments unchanged, binary included
+  #   except_sender - do not send to the sender itself; default false
   #
   # reply (at most once): emit an event back to the sender only.
   #   event - required: event name

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/socketfleet/socketfleet/sdk"
@@ -20,41 +18,16 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(hostHelperEnv); path != "" {
 		runHostHelper(path) // the parent-death test's host process; never returns
 	}
-	code := m.Run()
-	if testpluginDir != "" {
-		_ = os.RemoveAll(testpluginDir)
-	}
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
-var (
-	testpluginOnce sync.Once
-	testpluginDir  string
-	testpluginPath string
-	testpluginErr  error
-)
-
-// testplugin builds sdk/internal/testplugin once per test binary.
+// testplugin builds sdk/internal/testplugin once per test process.
 func testplugin(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds a plugin binary")
 	}
-	testpluginOnce.Do(func() {
-		testpluginDir, testpluginErr = os.MkdirTemp("", "sdk-testplugin-")
-		if testpluginErr != nil {
-			return
-		}
-		testpluginPath = filepath.Join(testpluginDir, "testplugin")
-		out, err := exec.Command("go", "build", "-o", testpluginPath, "./internal/testplugin").CombinedOutput()
-		if err != nil {
-			testpluginErr = fmt.Errorf("go build ./internal/testplugin: %v\n%s", err, out)
-		}
-	})
-	if testpluginErr != nil {
-		t.Fatal(testpluginErr)
-	}
-	return testpluginPath
+	return plugintest.Build(t, "./internal/testplugin")
 }
 
 // TestServeEachKind launches the test plugin as a subprocess for every kind

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,10 +16,9 @@ import (
 // (upgrade, open packet, CONNECT, CONNECT reply) against the real binary,
 // 50 in flight, without auth and with the JWT plugin (HS256).
 func BenchmarkHandshake(b *testing.B) {
-	bin := buildBinary(&testing.T{})
+	bin := buildBinary(b)
 	dir := b.TempDir()
-	pluginT := &testing.T{}
-	buildPlugin(pluginT, dir, "auth-jwt")
+	buildPlugin(b, dir, "auth-jwt")
 	b.Setenv("TEST_JWT_SECRET", "s3cr3t")
 	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub": "ann", "aud": "chat", "role": "user", "exp": time.Now().Add(time.Hour).Unix(),
@@ -31,9 +29,8 @@ func BenchmarkHandshake(b *testing.B) {
 		{"jwt", jwtConfig(dir), `{"token":"` + tok + `"}`},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			t := &testing.T{}
-			cmd, addr, _ := startServer(t, bin, tc.cfg)
-			defer func() { _ = cmd.Process.Signal(syscall.SIGKILL); _ = cmd.Wait() }()
+			srv, addr := startServer(b, bin, tc.cfg)
+			defer srv.Kill()
 			url := "ws://" + addr + "/socket.io/?EIO=4&transport=websocket"
 			var next atomic.Int64
 			var mu sync.Mutex

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,27 +13,14 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/socketfleet/socketfleet/internal/testkit"
 )
 
-// buildBinary compiles the command once per test run.
-func buildBinary(t *testing.T) string {
+// buildBinary compiles the command once per test process.
+func buildBinary(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "socket-server")
-	out, err := exec.Command("go", "build", "-ldflags", "-X main.version=9.9.9-test", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testkit.Build(t, "./cmd/socket-server", "-ldflags", "-X main.version=9.9.9-test")
 }
 
 func TestVersionAndValidate(t *testing.T) {
@@ -74,33 +60,18 @@ func TestVersionAndValidate(t *testing.T) {
 // and checks the behaviours the public Engine.IO and Socket.IO suites rely on.
 func TestConformanceProfile(t *testing.T) {
 	bin := buildBinary(t)
-	addr := freePort(t)
-	cmd := exec.Command(bin, "run", "--config", "../../examples/conformance/config.hcl")
-	cmd.Env = append(os.Environ(), "LISTEN_ADDR="+addr)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	addr := testkit.FreeAddr(t)
+	srv := testkit.Start(t, testkit.Command(bin, []string{"LISTEN_ADDR=" + addr}, "run", "--config", "../../examples/conformance/config.hcl"))
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server exit after SIGTERM: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
+		_ = srv.Signal(syscall.SIGTERM)
+		if !srv.Wait(10 * time.Second) {
 			t.Error("server did not stop on SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
+		} else if err := srv.Err(); err != nil {
+			t.Errorf("server exit after SIGTERM: %v", err)
 		}
 	}()
 	base := "http://" + addr
-	waitUp(t, base+"/socket.io/?EIO=4&transport=polling")
+	testkit.WaitHTTP(t, 10*time.Second, base+"/socket.io/?EIO=4&transport=polling")
 
 	t.Run("engine.io echo over polling", func(t *testing.T) {
 		open := httpGet(t, base+"/engine.io/?EIO=4&transport=polling")
@@ -185,21 +156,6 @@ func TestConformanceProfile(t *testing.T) {
 	})
 }
 
-func waitUp(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if res, err := http.Get(url); err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("server at %s did not come up", url)
-}
-
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
 	res, err := http.Get(url)
@@ -243,12 +199,4 @@ func dial(t *testing.T, url string) *websocket.Conn {
 	return c
 }
 
-func read(t *testing.T, c *websocket.Conn) string {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	_, b, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	return string(b)
-}
+var read = testkit.ReadWS

@@ -16,16 +16,15 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
+
+	"github.com/socketfleet/socketfleet/internal/testkit"
+	"github.com/socketfleet/socketfleet/sdk/plugintest"
 )
 
 // buildPlugin builds plugins/<name> into dir/<name>.
-func buildPlugin(t *testing.T, dir, name string) string {
+func buildPlugin(t testing.TB, dir, name string) string {
 	t.Helper()
-	out := filepath.Join(dir, name)
-	if b, err := exec.Command("go", "build", "-o", out, "../../plugins/"+name).CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", name, err, b)
-	}
-	return out
+	return testkit.Install(t, "./plugins/"+name, filepath.Join(dir, name))
 }
 
 func token(t *testing.T, claims jwt.MapClaims, secret string) string {
@@ -70,19 +69,19 @@ func connectWS(t *testing.T, addr, auth string) (*websocket.Conn, string) {
 	return c, read(t, c)
 }
 
-func TestJWTPluginThroughTheCore(t *testing.T) {
-	bin := buildBinary(t)
+// startJWTServer runs the server with the auth-jwt plugin and jwtConfig,
+// secret "s3cr3t".
+func startJWTServer(t *testing.T) (*testkit.Process, string) {
+	t.Helper()
 	dir := t.TempDir()
 	buildPlugin(t, dir, "auth-jwt")
 	t.Setenv("TEST_JWT_SECRET", "s3cr3t")
-	cmd, addr, logs := startServer(t, bin, jwtConfig(dir))
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		waitExit(t, cmd, 10*time.Second)
-		if t.Failed() {
-			t.Log(logs.String())
-		}
-	}()
+	return startServer(t, buildBinary(t), jwtConfig(dir))
+}
+
+func TestJWTPluginThroughTheCore(t *testing.T) {
+	srv, addr := startJWTServer(t)
+	defer stopServer(t, srv)
 	now := time.Now()
 	good := jwt.MapClaims{"sub": "ann", "aud": "chat", "role": "admin", "rooms": []string{"team:red"}, "exp": now.Add(time.Hour).Unix()}
 
@@ -139,18 +138,8 @@ func pluginPID(t *testing.T, addr string) int {
 // not crash the core; handshakes meanwhile are refused with "authentication
 // unavailable", the plugin is back within 2 s, and connects succeed again.
 func TestAuthPluginKilledWhileClientsConnect(t *testing.T) {
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	buildPlugin(t, dir, "auth-jwt")
-	t.Setenv("TEST_JWT_SECRET", "s3cr3t")
-	cmd, addr, logs := startServer(t, bin, jwtConfig(dir))
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		waitExit(t, cmd, 10*time.Second)
-		if t.Failed() {
-			t.Log(logs.String())
-		}
-	}()
+	srv, addr := startJWTServer(t)
+	defer stopServer(t, srv)
 	tok := token(t, jwt.MapClaims{"sub": "ann", "aud": "chat", "role": "user", "exp": time.Now().Add(time.Hour).Unix()}, "s3cr3t")
 	kept, reply := connectWS(t, addr, `{"token":"`+tok+`"}`)
 	if !strings.HasPrefix(reply, "40") {
@@ -211,7 +200,7 @@ func TestAuthPluginKilledWhileClientsConnect(t *testing.T) {
 	if got := read(t, kept); got != `431["ann"]` {
 		t.Fatalf("socket connected before the kill: %q", got)
 	}
-	if cmd.ProcessState != nil {
+	if srv.Exited() {
 		t.Fatal("core exited")
 	}
 }
@@ -276,17 +265,14 @@ func TestValidateReportsPluginProblems(t *testing.T) {
 
 // TestNoOrphansAfterCoreKill: kill -9 of the core leaves no plugin behind.
 func TestNoOrphansAfterCoreKill(t *testing.T) {
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	buildPlugin(t, dir, "auth-jwt")
-	t.Setenv("TEST_JWT_SECRET", "s3cr3t")
-	cmd, addr, _ := startServer(t, bin, jwtConfig(dir))
+	srv, addr := startJWTServer(t)
 	pid := pluginPID(t, addr)
 	if pid == 0 {
 		t.Fatal("no plugin pid")
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	// The core alone, not its process group: the plugin must go by itself.
+	_ = srv.Signal(syscall.SIGKILL)
+	srv.WaitExit(t, 5*time.Second)
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		if syscall.Kill(pid, 0) != nil {
@@ -301,15 +287,11 @@ func TestNoOrphansAfterCoreKill(t *testing.T) {
 // in Go and in Node.js, behind the real core.
 func TestCustomAuthPluginsThroughTheCore(t *testing.T) {
 	bin := buildBinary(t)
-	root, _ := filepath.Abs("../..")
-	goPlugin := filepath.Join(t.TempDir(), "auth-apikey")
-	if b, err := exec.Command("go", "build", "-o", goPlugin, "../../examples/auth-custom-go").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, b)
-	}
+	root := testkit.ModuleRoot(t)
+	goPlugin := testkit.Build(t, "./examples/auth-custom-go")
 	nodeDir := filepath.Join(root, "examples/auth-custom-node")
-	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules/@grpc/grpc-js")); err != nil {
-		t.Fatalf("examples/auth-custom-node has no node_modules: run make e2e-deps (make test does)")
-	}
+	testkit.Need(t, "node")
+	plugintest.NeedFile(t, filepath.Join(nodeDir, "node_modules/@grpc/grpc-js"), "examples/auth-custom-node's npm packages", "run `make e2e-deps` (make test does)")
 	for _, tc := range []struct{ name, command, keys string }{
 		{"go", goPlugin, filepath.Join(root, "examples/auth-custom-go/keys.txt")},
 		{"node", filepath.Join(nodeDir, "auth-apikey-node"), filepath.Join(nodeDir, "keys.txt")},
@@ -327,14 +309,8 @@ namespace "/" {
   }
 }
 `
-			cmd, addr, logs := startServer(t, bin, cfg)
-			defer func() {
-				_ = cmd.Process.Signal(syscall.SIGTERM)
-				waitExit(t, cmd, 10*time.Second)
-				if t.Failed() {
-					t.Log(logs.String())
-				}
-			}()
+			srv, addr := startServer(t, bin, cfg)
+			defer stopServer(t, srv)
 			c, reply := connectWS(t, addr, `{"key":"demo-key-alice"}`)
 			if !strings.HasPrefix(reply, `40{"sid":"`) {
 				t.Fatalf("valid key: %q", reply)
@@ -360,10 +336,7 @@ func TestShardingAndMetricsPluginsThroughTheCore(t *testing.T) {
 	dir := t.TempDir()
 	buildPlugin(t, dir, "auth-jwt")
 	buildPlugin(t, dir, "sharding-hash")
-	metricsBin := filepath.Join(dir, "metrics-test")
-	if b, err := exec.Command("go", "build", "-o", metricsBin, "github.com/socketfleet/socketfleet/sdk/internal/testplugin").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, b)
-	}
+	metricsBin := testkit.Install(t, "github.com/socketfleet/socketfleet/sdk/internal/testplugin", filepath.Join(dir, "metrics-test"))
 	t.Setenv("TEST_JWT_SECRET", "s3cr3t")
 	t.Setenv("TESTPLUGIN_KIND", "metrics")
 	cfg := strings.Replace(jwtConfig(dir), `namespace "/" {`, `sharding "hash" {
@@ -375,14 +348,8 @@ metrics "test" {
   command = "`+metricsBin+`"
 }
 namespace "/" {`, 1)
-	cmd, addr, logs := startServer(t, bin, cfg)
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		waitExit(t, cmd, 10*time.Second)
-		if t.Failed() {
-			t.Log(logs.String())
-		}
-	}()
+	srv, addr := startServer(t, bin, cfg)
+	defer stopServer(t, srv)
 	claims := func(user string) string {
 		return `{"token":"` + token(t, jwt.MapClaims{"sub": user, "aud": "chat", "role": "r", "exp": time.Now().Add(time.Hour).Unix()}, "s3cr3t") + `"}`
 	}

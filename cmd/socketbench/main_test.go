@@ -5,10 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,103 +12,26 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/socketfleet/socketfleet/internal/testkit"
 )
 
-// The scenarios run against the real server binary (bin/socket-server and
-// bin/plugins, as `make build` leaves them; built here when missing) with
-// the benchmark configs of bench/, small numbers, no timing asserts but
-// generous ones.
+// The scenarios run against the real server binary and plugins, built from
+// the working tree (testkit.Build), with the benchmark configs of bench/,
+// small numbers, no timing asserts but generous ones.
 
-var (
-	repoRoot, _ = filepath.Abs("../..")
-	buildOnce   sync.Once
-	binDir      string
-	buildErr    error
-)
-
-// binaries returns the folder holding socket-server and plugins/.
-func binaries(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir = filepath.Join(repoRoot, "bin")
-		need := []string{"socket-server", "plugins/auth-jwt", "plugins/adapter-redis"}
-		missing := false
-		for _, n := range need {
-			if _, err := os.Stat(filepath.Join(binDir, n)); err != nil {
-				missing = true
-			}
-		}
-		if !missing {
-			return
-		}
-		binDir, buildErr = os.MkdirTemp("", "socketbench-bin")
-		if buildErr != nil {
-			return
-		}
-		for _, b := range [][2]string{
-			{"socket-server", "./cmd/socket-server"},
-			{"plugins/auth-jwt", "./plugins/auth-jwt"},
-			{"plugins/adapter-redis", "./plugins/adapter-redis"},
-		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, b[0]), b[1])
-			cmd.Dir = repoRoot
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startServer runs bin/socket-server with one of bench/'s configs and
+// startServer runs socket-server with one of bench/'s configs and
 // returns its base URL and pid.
 func startServer(t *testing.T, configName string, env ...string) (string, int) {
 	t.Helper()
-	bin := binaries(t)
-	addr := freeAddr(t)
-	cmd := exec.Command(filepath.Join(bin, "socket-server"), "run", "--config", filepath.Join(repoRoot, "bench", configName))
-	cmd.Env = append(os.Environ(), append([]string{"LISTEN_ADDR=" + addr, "PLUGIN_DIR=" + filepath.Join(bin, "plugins")}, env...)...)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
+	bin, plugins := testkit.ServerAndPlugins(t, "auth-jwt", "adapter-redis")
+	addr := testkit.FreeAddr(t)
+	env = append([]string{"LISTEN_ADDR=" + addr, "PLUGIN_DIR=" + plugins}, env...)
+	srv := testkit.Start(t, testkit.Command(bin, env, "run", "--config", filepath.Join(testkit.ModuleRoot(t), "bench", configName)))
+	t.Cleanup(srv.Kill) // before testkit's SIGTERM: a drain would only slow the test
 	base := "http://" + addr
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(base + "/socket.io/?EIO=4&transport=polling")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return base, cmd.Process.Pid
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server on %s not up: %v", addr, err) // the cleanup logs its output
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitHTTP(t, 15*time.Second, base+"/socket.io/?EIO=4&transport=polling")
+	return base, srv.PID()
 }
 
 // result runs a scenario through run() and returns its JSON line.
@@ -292,32 +211,13 @@ func TestHandshakeJWT(t *testing.T) {
 
 func TestCluster(t *testing.T) {
 	t.Parallel()
-	redisBin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed")
-	}
-	addr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	redis := exec.Command(redisBin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := redis.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = redis.Process.Kill(); _ = redis.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("redis-server not up")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	redis := testkit.StartRedis(t)
+	addr := redis.Addr()
 	env := []string{"REDIS_URL=redis://" + addr, "REDIS_PREFIX=socketbench-test"}
 	u1, p1 := startServer(t, "socketfleet-redis.hcl", env...)
 	u2, p2 := startServer(t, "socketfleet-redis.hcl", env...)
 	m := result(t, "cluster", "--url", u1+","+u2, "-n", "20", "--rate", "30", "--warmup", "300ms", "--duration", "1s",
-		"--server-pid", fmt.Sprintf("%d,%d", p1, p2), "--redis-pid", strconv.Itoa(redis.Process.Pid))
+		"--server-pid", fmt.Sprintf("%d,%d", p1, p2), "--redis-pid", strconv.Itoa(redis.Proc.PID()))
 	sent := num(t, m, "sent")
 	if sent < 20 || num(t, m, "received") != sent*20 || num(t, m, "lost") != 0 || num(t, m, "duplicated") != 0 {
 		t.Errorf("want every message delivered once on both instances: %v", m)

@@ -89,7 +89,7 @@ func TestRootConfig(t *testing.T) {
 	}
 
 	join := ns.Events["join"]
-	if join == nil || join.Join == nil || join.Leave != nil || join.Ack != nil {
+	if join == nil || roomOf(join, true) == nil || roomOf(join, false) != nil || ackOf(join) != nil {
 		t.Fatalf("join rule = %+v", join)
 	}
 	for _, arg := range []cty.Value{
@@ -97,32 +97,32 @@ func TestRootConfig(t *testing.T) {
 		cty.ObjectVal(map[string]cty.Value{"room": cty.StringVal("room1")}),
 	} {
 		ctx := eventScope(arg)
-		rooms, diags := EvalStrings(join.Join.Room, ctx)
+		rooms, diags := EvalStrings(roomOf(join, true).room, ctx)
 		if diags.HasErrors() || len(rooms) != 1 || rooms[0] != "room1" {
 			t.Errorf("join room of %#v = %v %v", arg, rooms, diags)
 		}
-		if ok, diags := join.Join.Allowed(ctx, "room1"); !ok || diags.HasErrors() {
+		if ok, diags := roomOf(join, true).allowed(ctx, "room1"); !ok || diags.HasErrors() {
 			t.Errorf("room1 not allowed: %v", diags)
 		}
 	}
 
 	leave := ns.Events["leave"]
-	if leave == nil || leave.Leave == nil || leave.Join != nil {
+	if leave == nil || roomOf(leave, false) == nil || roomOf(leave, true) != nil {
 		t.Fatalf("leave rule = %+v", leave)
 	}
 
 	chat := ns.Events["chat:message"]
-	if chat == nil || len(chat.Broadcasts) != 1 {
+	if chat == nil || len(stepsOf[*broadcastStep](chat)) != 1 {
 		t.Fatalf("chat rule = %+v", chat)
 	}
-	if chat.MaxSize != 16000 || chat.RateLimit != 20 || chat.RateBurst != 20 {
-		t.Errorf("chat limits = %d %v %d", chat.MaxSize, chat.RateLimit, chat.RateBurst)
+	if rate, burst := rateOf(chat); maxSizeOf(chat) != 16000 || rate != 20 || burst != 20 {
+		t.Errorf("chat limits = %d %v %d", maxSizeOf(chat), rate, burst)
 	}
-	b := chat.Broadcasts[0]
-	if b.Event != "chat:message" || !b.Args.Passthrough || b.Args.Expr != nil || b.ExceptSender || !b.RequireMember || b.To == nil {
+	b := stepsOf[*broadcastStep](chat)[0]
+	if b.event != "chat:message" || !b.args.Passthrough || b.args.Expr != nil || b.exceptSender || !b.requireMember || b.to == nil {
 		t.Errorf("broadcast = %+v", b)
 	}
-	to, diags := EvalStrings(b.To, eventScope(cty.ObjectVal(map[string]cty.Value{
+	to, diags := EvalStrings(b.to, eventScope(cty.ObjectVal(map[string]cty.Value{
 		"room": cty.StringVal("lobby"), "text": cty.StringVal("hi"),
 	})))
 	if diags.HasErrors() || len(to) != 1 || to[0] != "lobby" {
@@ -171,11 +171,11 @@ func TestConformanceConfig(t *testing.T) {
 	}
 	root := cfg.Namespace("/")
 	msg := root.Events["message"]
-	if msg == nil || msg.Reply == nil || msg.Reply.Event != "message-back" || !msg.Reply.Args.Passthrough || msg.Ack != nil {
+	if msg == nil || firstOf[*replyStep](msg) == nil || firstOf[*replyStep](msg).event != "message-back" || !firstOf[*replyStep](msg).args.Passthrough || ackOf(msg) != nil {
 		t.Errorf("message = %+v", msg)
 	}
 	ack := root.Events["message-with-ack"]
-	if ack == nil || ack.Ack == nil || !ack.Ack.Passthrough || ack.Reply != nil {
+	if ack == nil || ackOf(ack) == nil || !ackOf(ack).Passthrough || firstOf[*replyStep](ack) != nil {
 		t.Errorf("message-with-ack = %+v", ack)
 	}
 	if len(cfg.Namespace("/custom").Events) != 0 {
@@ -235,25 +235,25 @@ namespace "/chat" {
 		t.Fatalf("namespaces = %+v", cfg.Namespaces)
 	}
 	r := cfg.Namespaces[0].Events["x"]
-	if r.RateLimit != 0.5 || r.RateBurst != 1 {
-		t.Errorf("rate = %v %d", r.RateLimit, r.RateBurst)
+	if rate, burst := rateOf(r); rate != 0.5 || burst != 1 {
+		t.Errorf("rate = %v %d", rate, burst)
 	}
-	b0, b1 := r.Broadcasts[0], r.Broadcasts[1]
-	if b0.To != nil || b0.Event != "x" || !b0.Args.Passthrough || !b0.RequireMember || b0.ExceptSender {
+	b0, b1 := stepsOf[*broadcastStep](r)[0], stepsOf[*broadcastStep](r)[1]
+	if b0.to != nil || b0.event != "x" || !b0.args.Passthrough || !b0.requireMember || b0.exceptSender {
 		t.Errorf("broadcast 0 = %+v", b0)
 	}
-	if b1.Event != "y" || !b1.ExceptSender || b1.RequireMember {
+	if b1.event != "y" || !b1.exceptSender || b1.requireMember {
 		t.Errorf("broadcast 1 = %+v", b1)
 	}
 	// Constant expressions are folded at load time.
-	if _, ok := b1.To.(*hclsyntax.TupleConsExpr); ok {
+	if _, ok := b1.to.(*hclsyntax.TupleConsExpr); ok {
 		t.Errorf("constant `to` not folded")
 	}
-	if to, diags := EvalStrings(b1.To, eventScope()); diags.HasErrors() || strings.Join(to, ",") != "a,b" {
+	if to, diags := EvalStrings(b1.to, eventScope()); diags.HasErrors() || strings.Join(to, ",") != "a,b" {
 		t.Errorf("to = %v %v", to, diags)
 	}
-	if r.Reply.Event != "pong" || !r.Reply.Args.Passthrough {
-		t.Errorf("reply = %+v", r.Reply)
+	if rp := firstOf[*replyStep](r); rp.event != "pong" || !rp.args.Passthrough {
+		t.Errorf("reply = %+v", rp)
 	}
 }
 
@@ -292,18 +292,20 @@ namespace "/" {
 		t.Errorf("hi args = %v %v", vals, diags)
 	}
 	a := ns.Events["a"]
-	if !a.Ack.Passthrough || a.Ack.Expr != nil || !a.Reply.Args.Passthrough || !a.Broadcasts[0].Args.Passthrough {
-		t.Errorf("a: passthrough expected: %+v %+v %+v", a.Ack, a.Reply.Args, a.Broadcasts[0].Args)
+	aAck, aReply, aBroadcast := ackOf(a), firstOf[*replyStep](a), stepsOf[*broadcastStep](a)[0]
+	if !aAck.Passthrough || aAck.Expr != nil || !aReply.args.Passthrough || !aBroadcast.args.Passthrough {
+		t.Errorf("a: passthrough expected: %+v %+v %+v", aAck, aReply.args, aBroadcast.args)
 	}
 	c := ns.Events["c"]
-	if c.Ack.Passthrough || c.Reply.Args.Passthrough || c.Broadcasts[0].Args.Passthrough {
+	cAck, cReply := ackOf(c), firstOf[*replyStep](c)
+	if cAck.Passthrough || cReply.args.Passthrough || stepsOf[*broadcastStep](c)[0].args.Passthrough {
 		t.Errorf("c: no passthrough expected")
 	}
-	vals, diags = c.Reply.Args.Eval(eventScope(cty.StringVal("p"), cty.NumberIntVal(2)))
+	vals, diags = cReply.args.Eval(eventScope(cty.StringVal("p"), cty.NumberIntVal(2)))
 	if diags.HasErrors() || len(vals) != 1 || vals[0].AsString() != "p" {
 		t.Errorf("reply args = %v %v", vals, diags)
 	}
-	vals, diags = c.Ack.Eval(eventScope(cty.StringVal("p")))
+	vals, diags = cAck.Eval(eventScope(cty.StringVal("p")))
 	if diags.HasErrors() || len(vals) != 1 || !vals[0].Type().IsTupleType() {
 		t.Errorf("ack args = %v %v", vals, diags)
 	}
@@ -329,9 +331,9 @@ namespace "/" {
 	if cfg.Server.Listen != ":7000" || cfg.Server.Path != "/rt/" || cfg.Server.LogFormat != "text" {
 		t.Errorf("server = %+v", cfg.Server)
 	}
-	r := cfg.Namespace("/").Events["e"].Reply
-	vals, diags := r.Args.Eval(eventScope(cty.True))
-	if r.Event != "e-back" || diags.HasErrors() || vals[0].AsString() != ":7000" || vals[1] != cty.True {
+	r := firstOf[*replyStep](cfg.Namespace("/").Events["e"])
+	vals, diags := r.args.Eval(eventScope(cty.True))
+	if r.event != "e-back" || diags.HasErrors() || vals[0].AsString() != ":7000" || vals[1] != cty.True {
 		t.Errorf("reply = %+v %v %v", r, vals, diags)
 	}
 
@@ -478,26 +480,26 @@ namespace "/" {
   }
 }`)
 	ns := cfg.Namespace("/")
-	j := ns.Events["e"].Join
+	j := roomOf(ns.Events["e"], true)
 	ctx := eventScope(cty.StringVal("z"))
-	if rooms, d := EvalStrings(j.Room, ctx); d.HasErrors() || rooms[0] != "u:ann" {
+	if rooms, d := EvalStrings(j.room, ctx); d.HasErrors() || rooms[0] != "u:ann" {
 		t.Errorf("room = %v %v", rooms, d)
 	}
-	if ok, _ := j.Allowed(ctx, "u:ann"); !ok {
+	if ok, _ := j.allowed(ctx, "u:ann"); !ok {
 		t.Errorf("u:ann not allowed")
 	}
-	if ok, _ := j.Allowed(ctx, "u:bob"); ok {
+	if ok, _ := j.allowed(ctx, "u:bob"); ok {
 		t.Errorf("u:bob allowed")
 	}
 	// A socket without auth.user: that pattern fails and does not match; "lobby" still does.
 	noAuth := (&Scope{Args: cty.TupleVal([]cty.Value{cty.StringVal("z")})}).EvalContext()
-	if ok, d := j.Allowed(noAuth, "u:ann"); ok || !d.HasErrors() {
+	if ok, d := j.allowed(noAuth, "u:ann"); ok || !d.HasErrors() {
 		t.Errorf("no-auth u:ann = %v %v", ok, d)
 	}
-	if ok, _ := j.Allowed(noAuth, "lobby"); !ok {
+	if ok, _ := j.allowed(noAuth, "lobby"); !ok {
 		t.Errorf("lobby not allowed")
 	}
-	to, d := EvalStrings(ns.Events["e"].Broadcasts[0].To, eventScope(cty.StringVal("a"), cty.NumberIntVal(2)))
+	to, d := EvalStrings(stepsOf[*broadcastStep](ns.Events["e"])[0].to, eventScope(cty.StringVal("a"), cty.NumberIntVal(2)))
 	if d.HasErrors() || strings.Join(to, ",") != "a,2" {
 		t.Errorf("to = %v %v", to, d)
 	}
@@ -621,8 +623,8 @@ namespace "/" {
   server_event "audit" {}
 }`)
 	ns := cfg.Namespace("/")
-	se := ns.Events["announce"].ServerEmits
-	if len(se) != 2 || se[0].Event != "announce" || !se[0].Args.Passthrough || se[1].Event != "audit" || se[1].Args.Passthrough {
+	se := stepsOf[*serverEmitStep](ns.Events["announce"])
+	if len(se) != 2 || se[0].event != "announce" || !se[0].args.Passthrough || se[1].event != "audit" || se[1].args.Passthrough {
 		t.Fatalf("server emits %+v", se)
 	}
 	ev := ns.ServerEvents["announce"]

@@ -105,28 +105,6 @@ func (a Args) Eval(ctx *hcl.EvalContext) ([]cty.Value, hcl.Diagnostics) {
 	return v.AsValueSlice(), diags
 }
 
-// Allowed reports whether room matches one of the allow patterns (true when
-// there are none). A pattern whose evaluation fails (e.g. it uses auth.user
-// and the socket has no such field) does not match; its diagnostics are
-// returned for logging.
-func (r *RoomAction) Allowed(ctx *hcl.EvalContext, room string) (bool, hcl.Diagnostics) {
-	if len(r.Allow) == 0 {
-		return true, nil
-	}
-	var diags hcl.Diagnostics
-	for _, p := range r.Allow {
-		pat, d := EvalString(p, ctx)
-		if d.HasErrors() {
-			diags = append(diags, d...)
-			continue
-		}
-		if MatchGlob(pat, room) {
-			return true, diags
-		}
-	}
-	return false, diags
-}
-
 // ValueFromJSON converts one JSON value to cty: objects become objects,
 // arrays tuples, numbers cty.Number, null a null of DynamicPseudoType.
 func ValueFromJSON(data []byte) (cty.Value, error) {

@@ -13,14 +13,9 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
+	"github.com/socketfleet/socketfleet/core/pluginhost"
 	"github.com/socketfleet/socketfleet/sdk"
 )
-
-// DefaultPluginDir is where plugin binaries are looked up by kind and name.
-const DefaultPluginDir = "bin/plugins"
-
-// DefaultCallTimeout bounds one call into a plugin.
-const DefaultCallTimeout = 2 * time.Second
 
 // PluginBlock is a plugin selection such as `auth "jwt" { ... }`. The
 // attributes the core reads itself (command, sha256, call_timeout) are
@@ -69,10 +64,10 @@ func (d *decoder) plugins(blocks hcl.Blocks, cfg *Config) {
 		if !ok {
 			continue
 		}
-		pb := &PluginBlock{Kind: kind, Name: b.Labels[0], CallTimeout: DefaultCallTimeout, DeclRange: b.DefRange}
+		pb := &PluginBlock{Kind: kind, Name: b.Labels[0], CallTimeout: pluginhost.DefaultCallTimeout, DeclRange: b.DefRange}
 		if pb.Name == "" || strings.ContainsAny(pb.Name, "/\\ ") {
 			d.errorf(b.LabelRanges[0].Ptr(), b.DefRange.Ptr(), "Invalid plugin name",
-				"A plugin name is a simple word such as \"jwt\"; it names the binary %s-<name>.", binaryKind(kind))
+				"A plugin name is a simple word such as \"jwt\"; it names the binary %s.", pluginhost.BinaryName(kind, "<name>"))
 			continue
 		}
 		reserved := pluginReservedSchema
@@ -118,11 +113,8 @@ func (d *decoder) plugins(blocks hcl.Blocks, cfg *Config) {
 	}
 }
 
-// binaryKind is the kind as it appears in a binary name (log_sink → logsink).
-func binaryKind(k sdk.Kind) string { return strings.ReplaceAll(string(k), "_", "") }
-
-// BinaryName is the file name a plugin is looked up as: <kind>-<name>.
-func (p *PluginBlock) BinaryName() string { return binaryKind(p.Kind) + "-" + p.Name }
+// BinaryName is the file name the plugin is looked up as (pluginhost owns the rule).
+func (p *PluginBlock) BinaryName() string { return pluginhost.BinaryName(p.Kind, p.Name) }
 
 // Plugin returns the block of a kind (the first, for log_sink), or nil.
 func (c *Config) Plugin(kind sdk.Kind) *PluginBlock {

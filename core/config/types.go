@@ -1,6 +1,8 @@
 // Package config is the schema of config.hcl: it parses the file, reports
 // problems as HCL diagnostics with file:line:col, and hands the rest of the
-// core plain Go values (plus the HCL expressions event rules evaluate per event).
+// core plain Go values. Event rules decode into steps: each action
+// (action_*.go) holds its schema, decoding, checks and run step, and runs
+// against the Socket interface that core/routing implements.
 package config
 
 import (
@@ -103,15 +105,15 @@ type Namespace struct {
 type ServerEvent struct {
 	Name string
 	// Broadcasts go to this instance's sockets only: every instance gets the
-	// server-side emit itself. ExceptSender and RequireMember are unused.
-	Broadcasts []*Broadcast
+	// server-side emit itself.
+	Broadcasts []*ServerBroadcast
 	// Ack is the acknowledgement argument (one value) when the sender wants
 	// one; nil = null.
 	Ack       hcl.Expression
 	DeclRange hcl.Range
 }
 
-// Emit is an `emit "event" { args = [...] }` block.
+// Emit is an on_connect `emit "event" { args = [...] }` block.
 type Emit struct {
 	Event string
 	Args  Args
@@ -126,34 +128,10 @@ type Args struct {
 	Expr        hcl.Expression
 }
 
-// EventRule is an `event "name" { ... }` block; its actions run in this order:
-// join, leave, broadcasts, server emits, reply, ack.
-type EventRule struct {
-	Name      string
-	MaxSize   int64   // 0 = no per-event limit (max_payload still applies)
-	RateLimit float64 // events per second per socket; 0 = unlimited
-	RateBurst int     // bucket size; default = ceil(RateLimit)
-
-	Join        *RoomAction
-	Leave       *RoomAction
-	Broadcasts  []*Broadcast
-	ServerEmits []*Emit // server-side emits to every instance (server_emit blocks)
-	Reply       *Emit
-	Ack         *Args // nil = no explicit ack (join/leave answer {"ok":true} / {"ok":false,"error":...} when the client asked)
-	DeclRange   hcl.Range
-}
-
-// RoomAction is a `join { ... }` or `leave { ... }` block.
-type RoomAction struct {
-	Room  hcl.Expression   // string (or list of strings) naming the room(s)
-	Allow []hcl.Expression // templates evaluated per socket then matched as globs ('*' any run, '?' one char); empty = allow any
-}
-
-// Broadcast is a `broadcast { ... }` block: relay to rooms.
-type Broadcast struct {
-	To            hcl.Expression // room name or list of names; omitted = whole namespace
-	Event         string         // default: the received event name
-	Args          Args           // default: passthrough
-	ExceptSender  bool
-	RequireMember bool // sender must be in the room(s) it broadcasts to (default true)
+// ServerBroadcast is a server_event's `broadcast { ... }` block: a relay to
+// this instance's sockets in rooms.
+type ServerBroadcast struct {
+	To    hcl.Expression // room name or list of names; omitted = whole namespace
+	Event string         // default: the server event's name
+	Args  Args           // default: passthrough
 }

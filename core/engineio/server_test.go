@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/sirupsen/logrus"
 	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
+	"github.com/socketfleet/socketfleet/internal/testkit"
 )
 
 // echo is a Handler that sends every message back and records closes.
@@ -268,15 +269,7 @@ func TestPingTimeout(t *testing.T) {
 
 func wsURL(ts *httptest.Server) string { return "ws" + strings.TrimPrefix(ts.URL, "http") }
 
-func readText(t *testing.T, c *websocket.Conn) string {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	_, b, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	return string(b)
-}
+var readText = testkit.ReadWS
 
 func TestWebSocketOversizedFrameCloses1009(t *testing.T) {
 	ts, h := newTestServer(t, Options{MaxPayload: 100})

@@ -15,7 +15,8 @@ import (
 )
 
 // BinaryName is the file name a plugin of kind and name has in the plugin
-// directory: "<kind>-<name>", with kind "log_sink" spelled "logsink".
+// directory: "<kind>-<name>", with kind "log_sink" spelled "logsink". It is
+// the one definition of the rule: config's messages use it too.
 func BinaryName(kind sdk.Kind, name string) string {
 	return strings.ReplaceAll(string(kind), "_", "") + "-" + name
 }

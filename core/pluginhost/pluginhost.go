@@ -29,7 +29,8 @@ import (
 // (or died during the call).
 var ErrUnavailable = errors.New("plugin unavailable")
 
-// Defaults.
+// Defaults; DefaultDir and DefaultCallTimeout are also config.hcl's
+// defaults for plugin_dir and call_timeout (core/config reads them here).
 const (
 	DefaultDir            = "bin/plugins"
 	DefaultCallTimeout    = 2 * time.Second

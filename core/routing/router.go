@@ -1,14 +1,16 @@
 // Package routing runs the event rules declared in config.hcl: for each
 // namespace a Router implements socketio.Handler, so what a client event does
-// (join, leave, broadcast, reply, ack, limits) is data, not Go code.
+// is data, not Go code. The actions themselves (join, leave, broadcast,
+// reply, ack, limits, ...) live in core/config/action_*.go; the Router
+// authenticates, builds each event's variables and runs a rule's steps.
 package routing
 
 import (
 	"context"
-	"math"
-	"math/big"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,13 +28,11 @@ import (
 
 // Stats counts what the rules refused or could not do.
 type Stats struct {
+	config.RuleStats // what the actions count: TooLarge, RateLimited, RoomDenied, ServerEmits
+
 	Events        atomic.Int64 // events a rule handled
 	Unknown       atomic.Int64 // events no rule names (dropped or disconnected)
-	TooLarge      atomic.Int64 // over a rule's max_size
-	RateLimited   atomic.Int64
-	RoomDenied    atomic.Int64 // join/leave/broadcast to a room the rule does not allow
 	RuleErrors    atomic.Int64 // an expression failed on this event's data
-	ServerEmits   atomic.Int64 // server-side emits sent by server_emit actions
 	ServerEvents  atomic.Int64 // server-side emits a server_event block handled
 	ServerErrors  atomic.Int64 // server_event expressions that failed on an emit's data
 	Disconnected  atomic.Int64 // sockets disconnected for unknown events
@@ -50,28 +50,17 @@ type Router struct {
 	ns    *config.Namespace
 	auth  sdk.Authenticator // nil = no authentication
 	shard sdk.Sharder       // nil = no sharding
-	rules map[string]*rule
 	log   *logrus.Entry
 	stats *Stats
 	now   func() time.Time
-}
-
-type rule struct {
-	cfg       *config.EventRule
-	index     int
-	needsArgs bool // some expression of the rule reads `args`
-	needsBase bool // some expression reads auth/query/headers/socket
+	// connectScope[i]: on_connect emit i reads the socket's variables.
+	connectScope []bool
 }
 
 // socketState is the router's per-socket data, created on first use.
 type socketState struct {
-	base    *hcl.EvalContext // auth, query, headers, socket, user, data
-	buckets []bucket         // by rule index
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
+	base  *hcl.EvalContext // auth, query, headers, socket, user, data
+	steps config.SocketState
 }
 
 // Plugins are the plugins a router consults per CONNECT; each may be nil.
@@ -82,54 +71,11 @@ type Plugins struct {
 
 // New returns the router for a namespace's rules.
 func New(ns *config.Namespace, p Plugins, stats *Stats, log *logrus.Entry) *Router {
-	r := &Router{ns: ns, auth: p.Auth, shard: p.Sharding, rules: make(map[string]*rule, len(ns.Events)), log: log, stats: stats, now: time.Now}
-	i := 0
-	for name, ev := range ns.Events {
-		ru := &rule{cfg: ev, index: i}
-		i++
-		for _, e := range ruleExprs(ev) {
-			for _, t := range e.Variables() {
-				if t.RootName() == config.VarArgs {
-					ru.needsArgs = true
-				} else {
-					ru.needsBase = true
-				}
-			}
-		}
-		r.rules[name] = ru
+	r := &Router{ns: ns, auth: p.Auth, shard: p.Sharding, log: log, stats: stats, now: time.Now}
+	for _, em := range ns.OnConnect {
+		r.connectScope = append(r.connectScope, em.Args.Expr != nil && len(em.Args.Expr.Variables()) > 0)
 	}
 	return r
-}
-
-func ruleExprs(ev *config.EventRule) []hcl.Expression {
-	var out []hcl.Expression
-	add := func(e hcl.Expression) {
-		if e != nil {
-			out = append(out, e)
-		}
-	}
-	for _, ra := range []*config.RoomAction{ev.Join, ev.Leave} {
-		if ra != nil {
-			add(ra.Room)
-			for _, a := range ra.Allow {
-				add(a)
-			}
-		}
-	}
-	for _, b := range ev.Broadcasts {
-		add(b.To)
-		add(b.Args.Expr)
-	}
-	for _, se := range ev.ServerEmits {
-		add(se.Args.Expr)
-	}
-	if ev.Reply != nil {
-		add(ev.Reply.Args.Expr)
-	}
-	if ev.Ack != nil {
-		add(ev.Ack.Expr)
-	}
-	return out
 }
 
 var _ socketio.Handler = (*Router)(nil)
@@ -206,374 +152,164 @@ func firstValues(m map[string][]string, lower bool) map[string]string {
 }
 
 // Connected sends the on_connect emits.
-func (r *Router) Connected(s *socketio.Socket) {
-	for _, em := range r.ns.OnConnect {
-		args, err := r.evalArgs(s, em.Args, nil, nil)
+func (r *Router) Connected(s *socketio.Socket) { r.connected(&sioSocket{s: s}) }
+
+func (r *Router) connected(sk socket) {
+	for i, em := range r.ns.OnConnect {
+		var ctx *hcl.EvalContext
+		var err error
+		if r.connectScope[i] {
+			ctx, err = r.baseContext(sk, stateOf(sk))
+		}
+		var args [][]byte
+		if err == nil {
+			args, err = config.ArgsJSON(em.Args, ctx, sk.Auth(), nil)
+		}
 		if err != nil {
 			r.stats.ConnectErrors.Add(1)
 			r.log.WithError(err).WithField("event", em.Event).Warn("on_connect emit skipped")
 			continue
 		}
 		r.stats.ConnectEmits.Add(1)
-		s.Emit(em.Event, args, nil)
+		sk.Emit(em.Event, args, nil)
 	}
 }
 
 // Disconnected needs no work: the adapter already dropped the rooms.
 func (r *Router) Disconnected(*socketio.Socket, string) {}
 
+// call is what one event needs besides its rule, pooled so that running a
+// rule allocates nothing of its own and idle sockets hold none of it.
+type call struct {
+	x    config.Exec
+	sock sioSocket
+}
+
+var calls = sync.Pool{New: func() any { return new(call) }}
+
 // Event runs the rule named by the event, if any.
 func (r *Router) Event(s *socketio.Socket, e *socketio.Event) {
-	ru := r.rules[e.Name]
+	c := calls.Get().(*call)
+	c.sock.s, c.sock.e = s, e
+	c.x.Event = config.Event{Name: e.Name, Args: e.Args, Data: e.Data(),
+		Attachments: e.Attachments, WantsAck: e.WantsAck(), Size: e.Size()}
+	r.event(&c.sock, &c.x)
+	calls.Put(c) // what it still points to is overwritten by the next event
+}
+
+// event runs the rule named by x.Event: the limits, then (when its
+// expressions read any) the event's variables, the actions, and the
+// answer to the ack. The rest of x is set here.
+func (r *Router) event(sk socket, x *config.Exec) {
+	ru := r.ns.Events[x.Name]
 	if ru == nil {
 		r.stats.Unknown.Add(1)
 		if r.ns.UnknownEvents == "disconnect" {
 			r.stats.Disconnected.Add(1)
-			s.Disconnect(false)
+			sk.Disconnect(false)
 		}
 		return
 	}
-	ev := ru.cfg
-	if ev.MaxSize > 0 && int64(e.Size()) > ev.MaxSize {
-		r.stats.TooLarge.Add(1)
-		r.refuse(s, e, "payload too large")
-		return
-	}
-	st := state(s)
-	if ev.RateLimit > 0 && !r.allow(st, ru) {
-		r.stats.RateLimited.Add(1)
-		r.refuse(s, e, "rate limited")
-		return
-	}
-
-	var ctx *hcl.EvalContext
-	if ru.needsArgs || ru.needsBase {
-		var err error
-		if ctx, err = r.eventContext(s, st, e, ru.needsArgs); err != nil {
-			r.fail(s, e, err)
+	st := stateOf(sk)
+	// Field by field: cheaper than a struct copy on the hot path.
+	x.Socket, x.Rule, x.State, x.Stats, x.Now = sk, ru, &st.steps, &r.stats.RuleStats, r.now
+	x.Ctx, x.NotMember = nil, false
+	for _, step := range ru.Limits {
+		if err := step.Run(x); err != nil {
+			r.stop(x, err)
 			return
 		}
 	}
-
-	ok := true
-	for _, step := range []struct {
-		ra   *config.RoomAction
-		join bool
-	}{{ev.Join, true}, {ev.Leave, false}} {
-		if step.ra == nil {
-			continue
-		}
-		rooms, diags := config.EvalStrings(step.ra.Room, ctx)
-		if diags.HasErrors() {
-			r.fail(s, e, diags)
-			return
-		}
-		if !r.roomsAllowed(step.ra, ctx, rooms) {
-			r.stats.RoomDenied.Add(1)
-			r.refuse(s, e, "room not allowed")
-			return
-		}
-		if step.join {
-			if err := s.Join(rooms...); err != nil { // the room index's limits
-				r.stats.RoomDenied.Add(1)
-				r.refuse(s, e, err.Error())
-				return
-			}
-		} else {
-			s.Leave(rooms...)
-		}
-	}
-
-	for _, b := range ev.Broadcasts {
-		var opts rooms.Options
-		if b.To != nil {
-			rooms, diags := config.EvalStrings(b.To, ctx)
-			if diags.HasErrors() {
-				r.fail(s, e, diags)
-				return
-			}
-			if b.RequireMember && !memberOfAll(s, rooms) {
-				r.stats.RoomDenied.Add(1)
-				ok = false
-				continue
-			}
-			opts.Rooms = rooms
-		}
-		if b.ExceptSender {
-			opts.Except = []string{s.ID()}
-		}
-		name := b.Event
-		if name == "" {
-			name = e.Name
-		}
-		if b.Args.Passthrough {
-			if name == e.Name {
-				s.Namespace().BroadcastData(opts, e.Data(), e.Attachments)
-			} else {
-				s.Namespace().Broadcast(opts, name, e.Args, e.Attachments)
-			}
-			continue
-		}
-		args, err := r.evalArgs(s, b.Args, ctx, e.Args)
+	if ru.ReadsArgs || ru.ReadsScope {
+		ctx, err := r.eventContext(sk, st, x.Args, ru.ReadsArgs)
 		if err != nil {
-			r.fail(s, e, err)
+			r.stop(x, err)
 			return
 		}
-		s.Namespace().Broadcast(opts, name, args, nil)
+		x.Ctx = ctx
 	}
-
-	for _, se := range ev.ServerEmits {
-		var data []byte
-		var atts [][]byte
-		switch {
-		case se.Args.Passthrough && se.Event == e.Name:
-			data, atts = e.Data(), e.Attachments
-		case se.Args.Passthrough:
-			data, atts = socketio.EventData(se.Event, e.Args), e.Attachments
-		default:
-			args, err := r.evalArgs(s, se.Args, ctx, e.Args)
-			if err != nil {
-				r.fail(s, e, err)
-				return
-			}
-			data = socketio.EventData(se.Event, args)
-		}
-		r.stats.ServerEmits.Add(1)
-		s.Namespace().ServerSideEmitAsync(data, atts)
-	}
-
-	if rp := ev.Reply; rp != nil {
-		if rp.Args.Passthrough {
-			s.Emit(rp.Event, e.Args, e.Attachments)
-		} else {
-			args, err := r.evalArgs(s, rp.Args, ctx, e.Args)
-			if err != nil {
-				r.fail(s, e, err)
-				return
-			}
-			s.Emit(rp.Event, args, nil)
+	for _, step := range ru.Steps {
+		if err := step.Run(x); err != nil {
+			r.stop(x, err)
+			return
 		}
 	}
-
 	r.stats.Events.Add(1)
 	switch {
-	case !e.WantsAck():
-	case ev.Ack == nil:
-		if ok {
-			s.Ack(e, [][]byte{[]byte(`{"ok":true}`)}, nil)
-		} else {
-			r.refuse(s, e, "not a member of the room")
+	case !x.WantsAck:
+	case ru.Answer != nil:
+		if err := ru.Answer.Run(x); err != nil {
+			r.stop(x, err)
 		}
-	case ev.Ack.Passthrough:
-		s.AckRaw(e, siowire.AppendArray(nil, e.Args...), e.Attachments)
+	case x.NotMember:
+		r.refuse(x, "not a member of the room")
 	default:
-		args, err := r.evalArgs(s, *ev.Ack, ctx, e.Args)
-		if err != nil {
-			r.fail(s, e, err)
-			return
-		}
-		s.Ack(e, args, nil)
+		sk.Ack(ackOK, nil)
 	}
+}
+
+var ackOK = [][]byte{[]byte(`{"ok":true}`)} // read only
+
+// stop ends a rule on a step's error: a refusal with its reason, else a
+// failure on this event's data.
+func (r *Router) stop(x *config.Exec, err error) {
+	if ref, ok := err.(*config.Refused); ok {
+		r.refuse(x, ref.Reason)
+		return
+	}
+	r.stats.RuleErrors.Add(1)
+	r.log.WithField("event", x.Name).WithField("socket", x.Socket.ID()).WithError(err).Debug("event rule failed on this event")
+	r.refuse(x, "invalid event data")
 }
 
 // refuse answers an ack the client asked for with {"ok":false,"error":...}.
-func (r *Router) refuse(s *socketio.Socket, e *socketio.Event, reason string) {
-	if e.WantsAck() {
+func (r *Router) refuse(x *config.Exec, reason string) {
+	if x.WantsAck {
 		b := siowire.AppendString([]byte(`{"ok":false,"error":`), reason)
-		s.Ack(e, [][]byte{append(b, '}')}, nil)
+		x.Socket.Ack([][]byte{append(b, '}')}, nil)
 	}
 }
 
-func (r *Router) fail(s *socketio.Socket, e *socketio.Event, err error) {
-	r.stats.RuleErrors.Add(1)
-	r.log.WithField("event", e.Name).WithField("socket", s.ID()).WithError(err).Debug("event rule failed on this event")
-	r.refuse(s, e, "invalid event data")
-}
-
-func (r *Router) roomsAllowed(ra *config.RoomAction, ctx *hcl.EvalContext, rooms []string) bool {
-	for _, room := range rooms {
-		if ok, _ := ra.Allowed(ctx, room); !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func memberOfAll(s *socketio.Socket, rooms []string) bool {
-	have := s.Rooms()
-	for _, r := range rooms {
-		found := false
-		for _, h := range have {
-			if h == r {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
-}
-
-// allow takes a token from the rule's bucket for this socket.
-func (r *Router) allow(st *socketState, ru *rule) bool {
-	if st.buckets == nil {
-		st.buckets = make([]bucket, len(r.rules))
-	}
-	b := &st.buckets[ru.index]
-	now := r.now()
-	burst := float64(ru.cfg.RateBurst)
-	if burst < 1 {
-		burst = math.Max(1, math.Ceil(ru.cfg.RateLimit))
-	}
-	if b.last.IsZero() {
-		b.tokens = burst
-	} else {
-		b.tokens = math.Min(burst, b.tokens+now.Sub(b.last).Seconds()*ru.cfg.RateLimit)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
-func state(s *socketio.Socket) *socketState {
-	if st, ok := s.State().(*socketState); ok {
+func stateOf(sk socket) *socketState {
+	if st, ok := sk.State().(*socketState); ok {
 		return st
 	}
 	st := &socketState{}
-	s.SetState(st)
+	sk.SetState(st)
 	return st
 }
 
 // baseContext builds (once per socket) the variables that do not change
 // between events.
-func (r *Router) baseContext(s *socketio.Socket, st *socketState) (*hcl.EvalContext, error) {
+func (r *Router) baseContext(sk socket, st *socketState) (*hcl.EvalContext, error) {
 	if st.base != nil {
 		return st.base, nil
 	}
-	auth, err := config.ValueFromJSON(s.Auth())
+	sc, err := sk.Scope()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("socket variables: %w", err)
 	}
-	data, err := config.ValueFromJSON(s.Data())
-	if err != nil {
-		return nil, err
-	}
-	hs := s.Handshake()
-	sc := config.Scope{Auth: auth, SocketID: s.ID(), Namespace: s.Namespace().Name(),
-		User: s.User(), Data: data,
-		Query: firstValues(hs.Query(), false), Headers: firstValues(hs.Headers, true)}
 	st.base = sc.EvalContext()
 	return st.base, nil
 }
 
-func (r *Router) eventContext(s *socketio.Socket, st *socketState, e *socketio.Event, withArgs bool) (*hcl.EvalContext, error) {
-	base, err := r.baseContext(s, st)
+func (r *Router) eventContext(sk socket, st *socketState, args [][]byte, withArgs bool) (*hcl.EvalContext, error) {
+	base, err := r.baseContext(sk, st)
 	if err != nil {
 		return nil, err
 	}
 	if !withArgs {
 		return base, nil
 	}
-	vals := make([]cty.Value, len(e.Args))
-	for i, a := range e.Args {
+	vals := make([]cty.Value, len(args))
+	for i, a := range args {
 		if vals[i], err = config.ValueFromJSON(a); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("argument %d: %w", i, err)
 		}
 	}
 	ctx := base.NewChild()
 	ctx.Variables = map[string]cty.Value{config.VarArgs: cty.TupleVal(vals)}
 	return ctx, nil
-}
-
-// rawArg reports whether an args element is a bare `auth` or `args[N]`,
-// which are sent as the bytes the client sent (key order and number
-// formatting kept) instead of a round trip through HCL values.
-func rawArg(e hclsyntax.Expression) (root string, index int, ok bool) {
-	st, isTrav := e.(*hclsyntax.ScopeTraversalExpr)
-	if !isTrav {
-		return "", 0, false
-	}
-	tr := st.Traversal
-	switch {
-	case len(tr) == 1 && tr.RootName() == config.VarAuth:
-		return config.VarAuth, 0, true
-	case len(tr) == 2 && tr.RootName() == config.VarArgs:
-		ix, isIndex := tr[1].(hcl.TraverseIndex)
-		if !isIndex || ix.Key.Type() != cty.Number {
-			return "", 0, false
-		}
-		bf := ix.Key.AsBigFloat()
-		if n, acc := bf.Int64(); acc == big.Exact && n >= 0 && n < 1<<16 {
-			return config.VarArgs, int(n), true
-		}
-	}
-	return "", 0, false
-}
-
-// evalArgs evaluates an args list to raw JSON values.
-func (r *Router) evalArgs(s *socketio.Socket, a config.Args, ctx *hcl.EvalContext, eventArgs [][]byte) ([][]byte, error) {
-	if a.Expr == nil {
-		return nil, nil
-	}
-	if tup, ok := a.Expr.(*hclsyntax.TupleConsExpr); ok {
-		out := make([][]byte, 0, len(tup.Exprs))
-		for _, el := range tup.Exprs {
-			root, i, raw := rawArg(el)
-			switch {
-			case raw && root == config.VarAuth:
-				out = append(out, s.Auth())
-				continue
-			case raw && root == config.VarArgs && i < len(eventArgs):
-				out = append(out, eventArgs[i])
-				continue
-			}
-			b, err := r.evalOne(s, el, ctx)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, b)
-		}
-		return out, nil
-	}
-	if ctx == nil {
-		var err error
-		if ctx, err = r.baseContext(s, state(s)); err != nil {
-			return nil, err
-		}
-	}
-	vals, diags := a.Eval(ctx)
-	if diags.HasErrors() {
-		return nil, diags
-	}
-	out := make([][]byte, len(vals))
-	for i, v := range vals {
-		b, err := config.ValueToJSON(v)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = b
-	}
-	return out, nil
-}
-
-// evalOne evaluates one expression to JSON.
-func (r *Router) evalOne(s *socketio.Socket, e hcl.Expression, ctx *hcl.EvalContext) ([]byte, error) {
-	if ctx == nil {
-		var err error
-		if ctx, err = r.baseContext(s, state(s)); err != nil {
-			return nil, err
-		}
-	}
-	v, diags := e.Value(ctx)
-	if diags.HasErrors() {
-		return nil, diags
-	}
-	return config.ValueToJSON(v)
 }
 
 var _ socketio.ServerEventHandler = (*Router)(nil)
@@ -627,7 +363,7 @@ func (r *Router) ServerEvent(ns *socketio.Namespace, name string, args, attachme
 	return true
 }
 
-func (r *Router) serverBroadcast(ns *socketio.Namespace, b *config.Broadcast, args, attachments [][]byte,
+func (r *Router) serverBroadcast(ns *socketio.Namespace, b *config.ServerBroadcast, args, attachments [][]byte,
 	lazyCtx func() (*hcl.EvalContext, error)) error {
 	var opts rooms.Options
 	if b.To != nil {
@@ -683,11 +419,7 @@ func (r *Router) serverBroadcast(ns *socketio.Namespace, b *config.Broadcast, ar
 // rawServerArg returns the received bytes for a bare args[N] (byte-exact,
 // like event rules do).
 func rawServerArg(e hcl.Expression, args [][]byte) ([]byte, bool) {
-	se, ok := e.(hclsyntax.Expression)
-	if !ok {
-		return nil, false
-	}
-	if root, i, raw := rawArg(se); raw && root == config.VarArgs && i < len(args) {
+	if root, i, raw := config.RawArg(e); raw && root == config.VarArgs && i < len(args) {
 		return args[i], true
 	}
 	return nil, false

@@ -11,6 +11,7 @@ import (
 
 	"github.com/socketfleet/socketfleet/core/pluginhost"
 	"github.com/socketfleet/socketfleet/core/socketio/localcluster"
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -171,26 +172,15 @@ func TestRoomChangesReachTheAdapter(t *testing.T) {
 	}
 	apiDo(t, ts, "POST", "/api/v1/leave", apiToken, `{"leave":["blue"]}`)
 	c1.send(`41`) // c1 leaves the namespace; red keeps its other member
-	waitUntil(t, "c1 gone", func() bool { return srv.SocketIO.Namespace("/").SocketCount() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "c1 gone", func() bool { return srv.SocketIO.Namespace("/").SocketCount() == 1 })
 	want = append(want, sdk.RoomChange{Namespace: "/", Room: "blue"})
 	if got := node.RoomChanges(); !slices.Equal(got, want) {
 		t.Fatalf("changes %v, want %v", got, want)
 	}
 	apiDo(t, ts, "POST", "/api/v1/disconnect", apiToken, `{"close":true}`)
-	waitUntil(t, "red deleted", func() bool { return len(node.RoomChanges()) == 4 })
+	testkit.WaitFor(t, 5*time.Second, "red deleted", func() bool { return len(node.RoomChanges()) == 4 })
 	if got := node.RoomChanges()[3]; got != (sdk.RoomChange{Namespace: "/", Room: "red"}) {
 		t.Fatalf("last change %v", got)
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -215,7 +205,7 @@ func TestClusterRequestsAreBounded(t *testing.T) {
 		ClusterRequest: sdk.ClusterRequest{Type: sdk.RequestAllRooms, Namespace: "/"},
 		Respond:        func(sdk.ClusterResponse) { mu.Lock(); answered++; mu.Unlock() },
 	})
-	waitUntil(t, "answer", func() bool { mu.Lock(); defer mu.Unlock(); return answered == 1 })
+	testkit.WaitFor(t, 5*time.Second, "answer", func() bool { mu.Lock(); defer mu.Unlock(); return answered == 1 })
 }
 
 // Requests that get no answer change state: they are executed at once and

@@ -1,6 +1,6 @@
 package server
 
-// Memory per idle WebSocket connection (DESIGN.md §5: budget 8 KB/conn,
+// Memory per idle WebSocket connection (docs/architecture.md, "Performance budgets": 8 KB/conn,
 // at most one goroutine per idle connection; on Linux there is none, the
 // socket waits in the engine's poller).
 //
@@ -21,13 +21,10 @@ package server
 //	                      (to look at the server with other tools)
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,6 +35,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/socketfleet/socketfleet/internal/testkit"
 )
 
 const (
@@ -95,68 +94,25 @@ func memRaiseNoFile() {
 	}
 }
 
-// memServerBinary builds cmd/socket-server into dir (or returns SF_MEMTEST_BIN).
-func memServerBinary(tb testing.TB, dir string) string {
+// memServerBinary builds cmd/socket-server (or returns SF_MEMTEST_BIN).
+func memServerBinary(tb testing.TB) string {
 	tb.Helper()
 	if bin := os.Getenv("SF_MEMTEST_BIN"); bin != "" {
 		return bin
 	}
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		tb.Fatalf("go env GOMOD: %q %v", out, err)
-	}
-	bin := filepath.Join(dir, "socket-server")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/socket-server")
-	cmd.Dir = filepath.Dir(gomod)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// memFreePort returns a port free on 127.0.0.1 a moment ago.
-func memFreePort(tb testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// memSyncBuffer collects the server's stderr (the first 64 KiB).
-type memSyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *memSyncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.b.Len() < 64<<10 {
-		w.b.Write(p)
-	}
-	return len(p), nil
-}
-
-func (w *memSyncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
+	return testkit.Build(tb, "./cmd/socket-server")
 }
 
 // memServer is the server subprocess.
 type memServer struct {
-	cmd    *exec.Cmd
+	proc   *testkit.Process
 	addr   string
-	stderr *memSyncBuffer
+	stderr *testkit.Buffer // the first 64 KiB of its output
 }
 
 func startMemServer(tb testing.TB, bin, dir string) *memServer {
 	tb.Helper()
-	port := memFreePort(tb)
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	addr := testkit.FreeAddr(tb)
 	cfg := fmt.Sprintf(`server {
   listen                 = %q
   ping_interval          = "25s"
@@ -169,27 +125,15 @@ namespace "/" {}
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	s := &memServer{addr: addr, stderr: &memSyncBuffer{}}
-	s.cmd = exec.Command(bin, "run", "--config", path)
-	s.cmd.Stderr = s.stderr
-	s.cmd.Env = append(os.Environ(), "LOG_LEVEL=warn")
-	if err := s.cmd.Start(); err != nil {
-		tb.Fatal(err)
+	s := &memServer{addr: addr, stderr: &testkit.Buffer{Max: 64 << 10}}
+	cmd := testkit.Command(bin, []string{"LOG_LEVEL=warn"}, "run", "--config", path)
+	cmd.Stdout, cmd.Stderr = s.stderr, s.stderr
+	s.proc = testkit.Start(tb, cmd)
+	tb.Cleanup(s.proc.Kill) // no drain of thousands of connections
+	if !testkit.Poll(20*time.Second, func() bool { _, err := s.health(); return err == nil }) {
+		tb.Fatalf("server did not come up on %s; stderr:\n%s", addr, s.stderr)
 	}
-	tb.Cleanup(func() {
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := s.health(); err == nil {
-			return s
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("server did not come up on %s; stderr:\n%s", addr, s.stderr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return s
 }
 
 type memHealth struct {
@@ -217,7 +161,7 @@ func (s *memServer) health() (memHealth, error) {
 // rss returns the server's VmRSS in bytes.
 func (s *memServer) rss(tb testing.TB) uint64 {
 	tb.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/status")
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(s.proc.PID()) + "/status")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -279,7 +223,7 @@ func (mc *memClients) open(url string, n int) error {
 		go func() {
 			defer wg.Done()
 			for firstErr.Load() == nil && next.Add(1) <= int64(n) {
-				c, err := memDialSocketIO(d, url)
+				c, err := testkit.DialSocketIO(d, url, 30*time.Second)
 				if err != nil {
 					firstErr.CompareAndSwap(nil, &err)
 					return
@@ -322,36 +266,12 @@ func (mc *memClients) close() {
 	mc.conns = nil
 }
 
-// memDialSocketIO opens a WebSocket session and connects to "/": the open
-// packet 0{...}, then 40 answered by 40{"sid":...}.
-func memDialSocketIO(d *websocket.Dialer, url string) (*websocket.Conn, error) {
-	c, _, err := d.Dial(url, nil)
-	if err != nil {
-		return nil, err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if _, b, err := c.ReadMessage(); err != nil || !bytes.HasPrefix(b, []byte(`0{"sid":"`)) {
-		c.Close()
-		return nil, fmt.Errorf("open packet %q: %v", b, err)
-	}
-	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if _, b, err := c.ReadMessage(); err != nil || !bytes.HasPrefix(b, []byte(`40{"sid":"`)) {
-		c.Close()
-		return nil, fmt.Errorf("CONNECT reply %q: %v", b, err)
-	}
-	_ = c.SetReadDeadline(time.Time{})
-	return c, nil
-}
-
 // measureIdleMemory runs the whole measurement with n idle connections.
 func measureIdleMemory(tb testing.TB, n int) memResult {
 	tb.Helper()
 	memRaiseNoFile()
 	dir := tb.TempDir()
-	bin := memServerBinary(tb, dir)
+	bin := memServerBinary(tb)
 	srv := startMemServer(tb, bin, dir)
 	url := "ws://" + srv.addr + "/socket.io/?EIO=4&transport=websocket"
 
@@ -375,7 +295,7 @@ func measureIdleMemory(tb testing.TB, n int) memResult {
 		tb.Fatalf("server has %d connections and %d sockets, want %d", hAfter.Connections, hAfter.Sockets, want)
 	}
 	if hold, err := time.ParseDuration(os.Getenv("SF_MEMTEST_HOLD")); err == nil {
-		tb.Logf("holding %v: server pid %d at %s", hold, srv.cmd.Process.Pid, srv.addr)
+		tb.Logf("holding %v: server pid %d at %s", hold, srv.proc.PID(), srv.addr)
 		time.Sleep(hold)
 	}
 	return memResult{

@@ -1,6 +1,6 @@
 package socketio_test
 
-// Broadcast fan-out benchmarks (DESIGN.md §5, hot paths).
+// Broadcast fan-out benchmarks (docs/architecture.md, "Performance budgets").
 //
 //	go test -run '^$' -bench Broadcast10k -benchtime 200x ./core/socketio
 //
@@ -24,11 +24,11 @@ package socketio_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -51,6 +51,7 @@ import (
 	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/rooms"
 	"github.com/socketfleet/socketfleet/core/socketio"
+	"github.com/socketfleet/socketfleet/internal/testkit"
 )
 
 const (
@@ -332,16 +333,24 @@ func TestBroadcastAllocsIndependentOfRecipients(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		const runs = 50 // +1 warm-up run: stays under capacity 64
-		a := testing.AllocsPerRun(runs, func() { bs.broadcast() })
-		if err := pc.drain(runs + 1); err != nil {
+		// AllocsPerRun counts every goroutine's allocations (HTTP handlers,
+		// the race detector's), which only ever add: the least of three
+		// measurements is the broadcast's own.
+		const runs = 20 // +1 warm-up run each: 63 in all, under capacity 64
+		least := math.Inf(1)
+		for range 3 {
+			least = min(least, testing.AllocsPerRun(runs, func() { bs.broadcast() }))
+		}
+		if err := pc.drain(3 * (runs + 1)); err != nil {
 			t.Fatal(err)
 		}
-		return a
+		return least
 	}
 	small, large := perRun(50), perRun(500)
 	t.Logf("allocs per broadcast: %.1f to 50 sockets, %.1f to 500 sockets", small, large)
-	if large > small+2 || large > 16 {
+	// One allocation per recipient would add 450 between the two; the
+	// margin absorbs what other goroutines allocate under -race and load.
+	if large > small+8 || large > 20 {
 		t.Errorf("allocations grow with recipients: %.1f (50) vs %.1f (500)", small, large)
 	}
 }
@@ -355,7 +364,7 @@ func TestBroadcastWebSocketFrames(t *testing.T) {
 	url := "ws" + strings.TrimPrefix(bs.ts.URL, "http") + "/socket.io/?EIO=4&transport=websocket"
 	conns := make([]*websocket.Conn, n)
 	for i := range conns {
-		c, err := wsConnect(websocket.DefaultDialer, url)
+		c, err := testkit.DialSocketIO(websocket.DefaultDialer, url, 30*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -389,29 +398,6 @@ func TestBroadcastWebSocketFrames(t *testing.T) {
 			}
 		}
 	}
-}
-
-// wsConnect opens a WebSocket session and connects it to "/".
-func wsConnect(d *websocket.Dialer, url string) (*websocket.Conn, error) {
-	c, _, err := d.Dial(url, nil)
-	if err != nil {
-		return nil, err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if _, open, err := c.ReadMessage(); err != nil || !bytes.HasPrefix(open, []byte(`0{"sid":"`)) {
-		c.Close()
-		return nil, fmt.Errorf("open packet %q: %v", open, err)
-	}
-	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if _, reply, err := c.ReadMessage(); err != nil || !bytes.HasPrefix(reply, []byte(`40{"sid":"`)) {
-		c.Close()
-		return nil, fmt.Errorf("CONNECT reply %q: %v", reply, err)
-	}
-	_ = c.SetReadDeadline(time.Time{})
-	return c, nil
 }
 
 // ---------------------------------------------------------------------------
@@ -736,7 +722,7 @@ func TestBroadcastClientProcess(t *testing.T) {
 	}
 	conns := make([]*websocket.Conn, n)
 	if err := parallel(n, 16, func(i int) error {
-		c, err := wsConnect(d, url)
+		c, err := testkit.DialSocketIO(d, url, 30*time.Second)
 		conns[i] = c
 		return err
 	}); err != nil {

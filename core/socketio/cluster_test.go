@@ -17,6 +17,7 @@ import (
 	"github.com/socketfleet/socketfleet/core/rooms"
 	"github.com/socketfleet/socketfleet/core/socketio"
 	"github.com/socketfleet/socketfleet/core/socketio/localcluster"
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -196,18 +197,6 @@ func ids(socks []sdk.RemoteSocket) []string {
 
 func sorted(xs ...string) []string { slices.Sort(xs); return xs }
 
-// waitFor polls cond (state changes on another instance happen on its own goroutines).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestClusterFetchRoomsJoinLeaveDisconnect(t *testing.T) {
 	hub := &localcluster.Hub{}
 	a, b := newInstance(t, "a", hub), newInstance(t, "b", hub)
@@ -270,15 +259,15 @@ func TestClusterFetchRoomsJoinLeaveDisconnect(t *testing.T) {
 	if _, err := a.ns.SocketsJoin(ctx, rooms.Options{Except: []string{"red"}}, []string{"green"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b2 in green", func() bool { return slices.Contains(b.ns.RoomIndex().Rooms(b2.id), "green") })
+	testkit.WaitFor(t, 5*time.Second, "b2 in green", func() bool { return slices.Contains(b.ns.RoomIndex().Rooms(b2.id), "green") })
 	if _, err := b.ns.SocketsJoin(ctx, rooms.Options{Rooms: []string{b1.id, a1.id}}, []string{"blue"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a1 in blue", func() bool { return slices.Contains(a.ns.RoomIndex().Rooms(a1.id), "blue") })
+	testkit.WaitFor(t, 5*time.Second, "a1 in blue", func() bool { return slices.Contains(a.ns.RoomIndex().Rooms(a1.id), "blue") })
 	if _, err := a.ns.SocketsLeave(ctx, rooms.Options{Rooms: []string{"blue"}}, []string{"red"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "red emptied", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "red emptied", func() bool {
 		return len(a.ns.RoomIndex().Sockets([]string{"red"}))+len(b.ns.RoomIndex().Sockets([]string{"red"})) == 0
 	})
 	if slices.Contains(b.ns.RoomIndex().Rooms(b2.id), "blue") {
@@ -302,7 +291,7 @@ func TestClusterFetchRoomsJoinLeaveDisconnect(t *testing.T) {
 			t.Fatalf("%s still connected", c.id)
 		}
 	}
-	waitFor(t, "no sockets left", func() bool { return a.ns.SocketCount()+b.ns.SocketCount() == 0 })
+	testkit.WaitFor(t, 5*time.Second, "no sockets left", func() bool { return a.ns.SocketCount()+b.ns.SocketCount() == 0 })
 }
 
 func TestClusterBroadcastWithAck(t *testing.T) {
@@ -352,7 +341,7 @@ func TestClusterServerSideEmit(t *testing.T) {
 		t.Fatalf("%+v %v", reach, err)
 	}
 	for _, in := range []*instance{a, b, c} {
-		waitFor(t, "ping on "+in.h.name, func() bool { return slices.Equal(in.h.events(), []string{`ping[1,{"k":"v"}]`}) })
+		testkit.WaitFor(t, 5*time.Second, "ping on "+in.h.name, func() bool { return slices.Equal(in.h.events(), []string{`ping[1,{"k":"v"}]`}) })
 	}
 
 	var acks []string
@@ -371,7 +360,7 @@ func TestClusterServerSideEmit(t *testing.T) {
 	if len(acks) != 0 || reach.Answered != 0 || reach.Expected != 3 {
 		t.Fatalf("unknown event: %v %+v", acks, reach)
 	}
-	waitFor(t, "unknown counted", func() bool { return b.sio.Stats.ServerEventsUnknown.Load() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "unknown counted", func() bool { return b.sio.Stats.ServerEventsUnknown.Load() == 1 })
 
 	// A dead instance is expected but does not make the request hang.
 	c.node.SetDown(true)

@@ -5,9 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/socketio"
+	"github.com/socketfleet/socketfleet/internal/testkit"
 )
 
 // ackHandler asks every connecting client three questions with acks.
@@ -64,20 +63,10 @@ func (h *ackHandler) Connected(s *socketio.Socket) {
 func (h *ackHandler) Event(s *socketio.Socket, e *socketio.Event)    {}
 func (h *ackHandler) Disconnected(s *socketio.Socket, reason string) {}
 
-// nodeClientDir is test/e2e, where `make test` installs socket.io-client.
-func nodeClientDir(t *testing.T) string {
-	t.Helper()
-	dir, _ := filepath.Abs("../../test/e2e/node_modules/socket.io-client")
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("socket.io-client is not installed (%v): run `make e2e-deps` (make test does)", err)
-	}
-	return dir
-}
-
 // TestServerToClientAcksWithRealClient: the npm socket.io-client answers
 // acks the server asks for, JSON and binary, and a missing answer times out.
 func TestServerToClientAcksWithRealClient(t *testing.T) {
-	clientDir := nodeClientDir(t)
+	clientDir := testkit.NeedNPM(t, "socket.io-client")
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	h := &ackHandler{results: map[string]string{}, done: make(chan struct{})}
@@ -96,18 +85,13 @@ setTimeout(() => process.exit(0), 3000);
 `
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "-e", script, clientDir, ts.URL)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("node: %v", err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	node := testkit.Start(t, exec.CommandContext(ctx, "node", "-e", script, clientDir, ts.URL))
+	defer node.Kill()
 
 	select {
 	case <-h.done:
 	case <-time.After(8 * time.Second):
-		t.Fatalf("acks missing: %v; node stderr: %s", h.results, stderr.String())
+		t.Fatalf("acks missing: %v; node output: %s", h.results, node.Out)
 	}
 	want := map[string]string{
 		"question": `"answer to what is it?",{"z":1,"a":2}`,

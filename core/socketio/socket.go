@@ -283,16 +283,7 @@ func eventType(attachments [][]byte) siowire.PacketType {
 
 // EventData builds the JSON array ["event", args...].
 func EventData(event string, args [][]byte) []byte {
-	n := len(event) + 4
-	for _, a := range args {
-		n += len(a) + 1
-	}
-	b := make([]byte, 0, n)
-	b = siowire.AppendString(append(b, '['), event)
-	for _, a := range args {
-		b = append(append(b, ','), a...)
-	}
-	return append(b, ']')
+	return siowire.AppendEvent(nil, event, args)
 }
 
 // Namespace is a declared namespace with its rooms.

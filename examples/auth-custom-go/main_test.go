@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -78,11 +77,7 @@ func TestInProcess(t *testing.T) {
 }
 
 func TestSubprocess(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "auth-apikey")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	p, _ := plugintest.Subprocess(t, bin, sdk.KindAuth)
+	p, _ := plugintest.Subprocess(t, plugintest.Build(t, "."), sdk.KindAuth)
 	check(t, p)
 }
 

@@ -50,9 +50,7 @@ func wrapper(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("node is not on PATH: this test runs the Node.js plugin and needs Node.js 20+ (see the Makefile's e2e-deps; `make test` runs it)")
-	}
+	plugintest.NeedTool(t, "node", "install Node.js 20+ (apt-get install nodejs)")
 	npmOnce.Do(func() {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", "@grpc", "grpc-js")); err == nil {
 			return
@@ -63,9 +61,8 @@ func wrapper(t *testing.T) string {
 			t.Logf("npm ci in %s: %v\n%s", dir, err, out)
 		}
 	})
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@grpc", "grpc-js")); err != nil {
-		t.Fatalf("the plugin's npm dependencies are missing: run `npm ci` in %s (make test does it through e2e-deps)", dir)
-	}
+	plugintest.NeedFile(t, filepath.Join(dir, "node_modules", "@grpc", "grpc-js"), "the plugin's npm dependencies",
+		"run `npm ci` in "+dir+" (make e2e-deps does)")
 	return filepath.Join(dir, "auth-apikey-node")
 }
 

@@ -5,90 +5,39 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/socketfleet/socketfleet/internal/testkit"
 )
 
 const token = "cluster-example-token-0123"
-
-// freeBase finds n consecutive free loopback ports.
-func freeBase(t *testing.T, n int) int {
-	t.Helper()
-	// Below Linux's ephemeral range (32768 and up): there, the ports after
-	// a free one are the next ones other tests' connections take.
-	for try := 0; try < 200; try++ {
-		base := 20000 + rand.IntN(12000)
-		ok := true
-		for i := 0; i < n; i++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no run of free ports")
-	return 0
-}
-
-func goBuild(t *testing.T, out, pkg string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = filepath.Join("..", "..")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-}
 
 // The script starts Redis and three instances; a client on the first gets
 // an API emit made on the second; a fetch on the third finds it; SIGINT
 // stops every process the script started.
 func TestRunScript(t *testing.T) {
-	for _, b := range []string{"redis-server", "redis-cli"} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Fatalf("%s not found (apt-get install -y redis-server; make test does)", b)
-		}
-	}
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "socket-server")
-	plugins := filepath.Join(tmp, "plugins")
-	goBuild(t, bin, "./cmd/socket-server")
-	goBuild(t, filepath.Join(plugins, "adapter-redis"), "./plugins/adapter-redis")
+	testkit.Need(t, "redis-server", "redis-cli")
+	bin, plugins := testkit.ServerAndPlugins(t, "adapter-redis")
 
-	base := freeBase(t, 3)
-	redisPort := freeBase(t, 1)
-	cmd := exec.Command("./run.sh")
-	cmd.Env = append(os.Environ(), "BIN="+bin, "PLUGIN_DIR="+plugins, "API_TOKEN="+token,
-		"BASE_PORT="+strconv.Itoa(base), "REDIS_PORT="+strconv.Itoa(redisPort))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	base := testkit.FreePorts(t, 3)
+	redisPort := testkit.FreePorts(t, 1)
+	cmd := testkit.Command("./run.sh", []string{"BIN=" + bin, "PLUGIN_DIR=" + plugins, "API_TOKEN=" + token,
+		"BASE_PORT=" + strconv.Itoa(base), "REDIS_PORT=" + strconv.Itoa(redisPort)})
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncWriter
-	cmd.Stderr = &logs
 	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pgid := cmd.Process.Pid
-	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL); _ = cmd.Wait() })
+	script := testkit.Start(t, cmd) // stderr in script.Out; its own process group
+	pgid := script.PID()
 
 	up := make(chan struct{})
 	go func() {
@@ -102,7 +51,7 @@ func TestRunScript(t *testing.T) {
 	select {
 	case <-up:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("the script did not say \"cluster up\"; stderr:\n%s", logs.String())
+		t.Fatalf("the script did not say \"cluster up\"; stderr:\n%s", script.Out)
 	}
 
 	url := func(i int) string { return "127.0.0.1:" + strconv.Itoa(base+i) }
@@ -149,21 +98,14 @@ func TestRunScript(t *testing.T) {
 	if len(pids) < 5 { // bash, redis, 3 servers (+ plugins)
 		t.Fatalf("process group %d has %d members: %v", pgid, len(pids), pids)
 	}
-	_ = syscall.Kill(cmd.Process.Pid, syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
+	_ = script.Signal(syscall.SIGINT)
+	if !script.Wait(20 * time.Second) {
 		t.Fatal("the script did not exit after SIGINT")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for left := groupMembers(t, pgid); len(left) > 0; left = groupMembers(t, pgid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("processes left after SIGINT: %v", left)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testkit.WaitForState(t, 10*time.Second, "no process left in the script's group after SIGINT", func() (bool, string) {
+		left := groupMembers(t, pgid)
+		return len(left) == 0, fmt.Sprint(left)
+	})
 }
 
 // dial connects a WebSocket Socket.IO client and joins "lobby".
@@ -235,21 +177,4 @@ func groupMembers(t *testing.T, pgid int) []int {
 		}
 	}
 	return out
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }

@@ -1,17 +1,14 @@
 package nginx_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,77 +16,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/socketfleet/socketfleet/internal/testkit"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func need(t *testing.T, bins ...string) {
-	t.Helper()
-	for _, b := range bins {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Fatalf("%s not found: this test drives a real one (apt-get install -y nginx redis-server; make test does)", b)
-		}
-	}
-}
-
-// start runs a background process, killed at the end of the test.
-func start(t *testing.T, name string, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out := new(syncBuffer)
-	cmd.Stdout, cmd.Stderr = out, out
-	// Its own process group, so that nginx's workers and the server's
-	// plugins go with it; and Wait does not hang on a pipe they hold.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	})
-	return cmd, out
-}
-
-// syncBuffer collects a process's output; the test may read it (on failure)
-// while the process still writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
-func waitHTTP(t *testing.T, url string) {
-	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if res, err := http.Get(url); err == nil {
-			res.Body.Close()
-			return
-		}
-	}
-	t.Fatalf("%s did not answer", url)
-}
 
 const instanceConfig = `
 server {
@@ -190,53 +119,36 @@ func expect(t *testing.T, clients []*client, msg string) {
 }
 
 func TestThreeInstancesBehindNginx(t *testing.T) {
-	need(t, "nginx", "redis-server")
+	nginx := testkit.Need(t, "nginx", "redis-server")[0]
 	tmp := t.TempDir()
-	root, _ := filepath.Abs("../..")
-	bin := filepath.Join(tmp, "socket-server")
-	plugins := filepath.Join(tmp, "plugins")
-	for _, b := range [][]string{{bin, "./cmd/socket-server"}, {filepath.Join(plugins, "adapter-redis"), "./plugins/adapter-redis"}} {
-		cmd := exec.Command("go", "build", "-o", b[0], b[1])
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", b[1], err, out)
-		}
-	}
+	bin, plugins := testkit.ServerAndPlugins(t, "adapter-redis")
 	cfg := filepath.Join(tmp, "instance.hcl")
 	_ = os.WriteFile(cfg, []byte(strings.Replace(instanceConfig, "drain {", "instance_cookie {}\n  drain {", 1)), 0o644)
 
-	redisPort := freePort(t)
-	start(t, "redis-server", nil, "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	redis := testkit.StartRedis(t)
 
 	type instance struct {
 		id, addr string
-		cmd      *exec.Cmd
-		log      *syncBuffer
+		proc     *testkit.Process
 	}
 	var insts []*instance
 	for i := 1; i <= 3; i++ {
-		in := &instance{id: fmt.Sprintf("sf-%d", i), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-		in.cmd, in.log = start(t, bin, []string{"LISTEN_ADDR=" + in.addr, "INSTANCE_ID=" + in.id,
-			"PLUGIN_DIR=" + plugins, fmt.Sprintf("REDIS_URL=redis://127.0.0.1:%d", redisPort)}, "run", "--config", cfg)
+		in := &instance{id: fmt.Sprintf("sf-%d", i), addr: testkit.FreeAddr(t)}
+		in.proc = testkit.Start(t, testkit.Command(bin, []string{"LISTEN_ADDR=" + in.addr, "INSTANCE_ID=" + in.id,
+			"PLUGIN_DIR=" + plugins, "REDIS_URL=" + redis.URL()}, "run", "--config", cfg))
+		in.proc.Name = in.id
 		insts = append(insts, in)
 	}
 	for _, in := range insts {
-		waitHTTP(t, "http://"+in.addr+"/health")
+		testkit.WaitHTTP(t, 15*time.Second, "http://"+in.addr+"/health")
 	}
-	defer func() {
-		if t.Failed() {
-			for _, in := range insts {
-				t.Logf("%s log:\n%s", in.id, in.log.String())
-			}
-		}
-	}()
 
 	// nginx with examples/nginx/ip-hash.conf, pointed at our ports.
 	src, err := os.ReadFile("ip-hash.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	nginxPort := freePort(t)
+	nginxPort := testkit.FreePort(t)
 	conf := strings.Replace(string(src), "listen 127.0.0.1:8080;", fmt.Sprintf("listen 127.0.0.1:%d;", nginxPort), 1)
 	for i, in := range insts {
 		conf = strings.Replace(conf, fmt.Sprintf("server 127.0.0.1:808%d;", i+1), "server "+in.addr+";", 1)
@@ -246,9 +158,9 @@ func TestThreeInstancesBehindNginx(t *testing.T) {
 	conf = strings.Replace(conf, "http {", "http {\n  access_log off;\n  client_body_temp_path "+tmp+";\n  proxy_temp_path "+tmp+";", 1)
 	nconf := filepath.Join(tmp, "nginx.conf")
 	_ = os.WriteFile(nconf, []byte(conf), 0o644)
-	start(t, "nginx", nil, "-c", nconf, "-p", tmp, "-g", "daemon off;")
+	testkit.Start(t, testkit.Command(nginx, nil, "-c", nconf, "-p", tmp, "-g", "daemon off;"))
 	base := fmt.Sprintf("127.0.0.1:%d", nginxPort)
-	waitHTTP(t, "http://"+base+"/health")
+	testkit.WaitHTTP(t, 15*time.Second, "http://"+base+"/health")
 
 	// WebSocket clients from 8 source networks, spread over the instances.
 	wsURL := "ws://" + base + "/socket.io/?EIO=4&transport=websocket"
@@ -335,7 +247,7 @@ func TestThreeInstancesBehindNginx(t *testing.T) {
 			stayed = append(stayed, c)
 		}
 	}
-	_ = victim.cmd.Process.Signal(syscall.SIGTERM)
+	_ = victim.proc.Signal(syscall.SIGTERM)
 	signalled := time.Now()
 	// The signal is handled asynchronously: /ready turns 503 once it is.
 	for ready := 0; ; time.Sleep(10 * time.Millisecond) {
@@ -401,7 +313,8 @@ func TestThreeInstancesBehindNginx(t *testing.T) {
 			t.Fatalf("client %s reconnected to the drained instance", c.src)
 		}
 	}
-	if err := victim.cmd.Wait(); err != nil {
+	victim.proc.WaitExit(t, 30*time.Second)
+	if err := victim.proc.Err(); err != nil {
 		t.Fatalf("drained instance exit: %v", err)
 	}
 	t.Logf("%s drained: %d clients moved to the other instances", victim.id, len(moved))

@@ -36,9 +36,9 @@ var allowed = map[string][]string{
 	"core/rooms":                 {"core/engineio"},
 	"core/socketio":              {"core/engineio", "core/rooms", "core/protocol/", "sdk"},
 	"core/socketio/localcluster": {"sdk"},
-	"core/config":                {"sdk"},
+	"core/config":                {"core/pluginhost", "core/protocol/siowire", "sdk"},
 	"core/routing":               {"core/config", "core/socketio", "core/rooms", "core/engineio", "core/protocol/", "sdk"},
-	"core/pluginhost":            {"core/config", "sdk"},
+	"core/pluginhost":            {"sdk"},
 	"core/lifecycle":             {"core/config"},
 	"core/server":                {"core/", "sdk"},
 

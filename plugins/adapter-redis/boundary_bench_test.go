@@ -9,8 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	goruntime "runtime"
 	"slices"
 	"strconv"
@@ -28,6 +26,7 @@ import (
 	coreconfig "github.com/socketfleet/socketfleet/core/config"
 	"github.com/socketfleet/socketfleet/core/pluginhost"
 	coreserver "github.com/socketfleet/socketfleet/core/server"
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -76,9 +75,7 @@ func BenchmarkBoundary(b *testing.B) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		b.Skip("reads subprocess CPU from /proc")
 	}
-	bin := b.TempDir()
-	buildFor(b, bin, "./plugins/adapter-redis")
-	bin = filepath.Join(bin, "adapter-redis")
+	bin := testkit.Build(b, "./plugins/adapter-redis")
 	// -count repeats each leaf in a row; which variant goes first is drawn
 	// at random, so that repeated runs favour neither.
 	variants := []string{"inprocess", "plugin"}
@@ -194,7 +191,7 @@ namespace "/" {
 
 // benchEnv is two instances, the clients and the publisher.
 type benchEnv struct {
-	redis    *testRedis
+	redis    *testkit.Redis
 	redisPID int
 	pids     []int // adapter plugin subprocesses
 	pub      *websocket.Conn
@@ -221,7 +218,7 @@ type benchClient struct {
 }
 
 func newBenchEnv(b *testing.B, variant, bin string) *benchEnv {
-	env := &benchEnv{redis: startRedis(b)}
+	env := &benchEnv{redis: testkit.StartRedis(b)}
 	cfg, diags := coreconfig.Parse([]byte(benchConfig), "bench.hcl")
 	if diags.HasErrors() {
 		b.Fatal(diags.Error())
@@ -420,21 +417,6 @@ func (env *benchEnv) read(c *benchClient) {
 			default:
 			}
 		}
-	}
-}
-
-// buildFor builds pkgs (relative to the module root) into dir.
-func buildFor(tb testing.TB, dir string, pkgs ...string) {
-	tb.Helper()
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	gomod = bytes.TrimSpace(gomod)
-	if err != nil || len(gomod) == 0 || string(gomod) == os.DevNull {
-		tb.Fatalf("go env GOMOD: %q %v", gomod, err)
-	}
-	cmd := exec.Command("go", append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
-	cmd.Dir = filepath.Dir(string(gomod))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("go build %v: %v\n%s", pkgs, err, out)
 	}
 }
 

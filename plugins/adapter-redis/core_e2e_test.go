@@ -1,23 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/socketfleet/socketfleet/internal/testkit"
 )
 
 // TestThroughTheCore builds the core and this plugin, starts two core
@@ -28,13 +26,9 @@ func TestThroughTheCore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts two servers")
 	}
-	r := startRedis(t)
-	root := moduleRoot(t)
+	r := testkit.StartRedis(t)
 	tmp := t.TempDir()
-	server := filepath.Join(tmp, "socket-server")
-	pluginDir := filepath.Join(tmp, "plugins")
-	goBuild(t, root, server, "./cmd/socket-server")
-	goBuild(t, root, filepath.Join(pluginDir, "adapter-redis"), "./plugins/adapter-redis")
+	server, pluginDir := testkit.ServerAndPlugins(t, "adapter-redis")
 	cfgPath := filepath.Join(tmp, "config.hcl")
 	cfg := fmt.Sprintf(`server {
   listen     = env("LISTEN_ADDR")
@@ -55,17 +49,16 @@ namespace "/" {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addrs := []string{freeAddr(t), freeAddr(t)}
+	addrs := []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}
 	for i, addr := range addrs {
-		cmd := exec.Command(server, "--config", cfgPath)
-		cmd.Env = append(os.Environ(), "LISTEN_ADDR="+addr)
-		startProcess(t, cmd, fmt.Sprintf("socket-server %d", i+1))
+		p := testkit.Start(t, testkit.Command(server, []string{"LISTEN_ADDR=" + addr}, "run", "run", "--config", cfgPath))
+		p.Name = fmt.Sprintf("socket-server %d", i+1)
 	}
 
 	// Both instances' plugins hold a pattern subscription before anyone talks.
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rdb.Close()
-	waitUntil(t, 30*time.Second, "two pattern subscribers on Redis", func() (bool, string) {
+	testkit.WaitForState(t, 30*time.Second, "two pattern subscribers on Redis", func() (bool, string) {
 		list, err := rdb.ClientList(context.Background()).Result()
 		return strings.Count(list, " psub=1 ") >= 2, fmt.Sprint(list, err)
 	})
@@ -104,15 +97,15 @@ namespace "/" {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
 	}
-	r.stop()
-	waitUntil(t, 15*time.Second, "/ready reporting the adapter degraded", func() (bool, string) {
+	r.Kill()
+	testkit.WaitForState(t, 15*time.Second, "/ready reporting the adapter degraded", func() (bool, string) {
 		_ = members[0].conn.WriteMessage(websocket.TextMessage, []byte(chat))
 		code, body := ready()
 		return code == 503 && strings.Contains(body, "cluster adapter degraded"), fmt.Sprint(code, body)
 	})
 	members[2].expect(t, "local member while Redis is down", chat)
-	r.start()
-	waitUntil(t, 30*time.Second, "/ready back to 200 with Redis", func() (bool, string) {
+	r.Start()
+	testkit.WaitForState(t, 30*time.Second, "/ready back to 200 with Redis", func() (bool, string) {
 		_ = members[0].conn.WriteMessage(websocket.TextMessage, []byte(chat))
 		code, body := ready()
 		return code == 200, fmt.Sprint(code, body)
@@ -130,22 +123,7 @@ type client struct {
 // answering pings.
 func dialClient(t *testing.T, addr string) *client {
 	t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, msg, err := conn.ReadMessage(); err != nil || !bytes.HasPrefix(msg, []byte("0{")) {
-		t.Fatalf("%s: open packet: %q %v", addr, msg, err)
-	}
-	if err := conn.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
-		t.Fatal(err)
-	}
-	if _, msg, err := conn.ReadMessage(); err != nil || !bytes.HasPrefix(msg, []byte("40{")) {
-		t.Fatalf("%s: CONNECT reply: %q %v", addr, msg, err)
-	}
-	_ = conn.SetReadDeadline(time.Time{})
+	conn := testkit.ConnectSocketIO(t, addr)
 	c := &client{conn: conn}
 	c.cond = sync.NewCond(&c.mu)
 	var wmu sync.Mutex
@@ -218,73 +196,4 @@ func (c *client) unread() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), c.got...)
-}
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	gomod = bytes.TrimSpace(gomod)
-	if err != nil || len(gomod) == 0 || string(gomod) == os.DevNull {
-		t.Fatalf("go env GOMOD: %q %v", gomod, err)
-	}
-	return filepath.Dir(string(gomod))
-}
-
-func goBuild(t *testing.T, dir, out, pkg string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = dir
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startProcess runs cmd, with its output shown if the test fails, and stops
-// it when the test ends: SIGTERM, then kill after 5 s.
-func startProcess(t *testing.T, cmd *exec.Cmd, name string) {
-	t.Helper()
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("--- %s output ---\n%s", name, out.String())
-		}
-	})
-}
-
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, still not: %s; last: %s", limit, what, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -13,12 +13,14 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/socketfleet/socketfleet/internal/testkit"
+	"github.com/socketfleet/socketfleet/sdk/plugintest"
 )
 
 // TestRedisOutageThroughTheCore is the issue's fault test, through the real
@@ -54,10 +56,9 @@ func TestRedisOutageThroughTheCore(t *testing.T) {
 		outage   = 3 * time.Second  // Redis down
 		queueCap = 200
 	)
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "bin")
-	buildFor(t, bin, "./cmd/socket-server", "./plugins/adapter-redis", "./plugins/metrics-prometheus")
+	server, pluginDir := testkit.ServerAndPlugins(t, "adapter-redis", "metrics-prometheus")
 	cfgPath := filepath.Join(tmp, "config.hcl")
 	cfg := fmt.Sprintf(`server {
   listen        = env("LISTEN_ADDR")
@@ -79,16 +80,16 @@ namespace "/" {
     broadcast { to = args[0].room }
   }
 }
-`, bin, r.URL(), queueCap)
+`, pluginDir, r.URL(), queueCap)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a := startInstance(t, filepath.Join(bin, "socket-server"), cfgPath, "a")
-	b := startInstance(t, filepath.Join(bin, "socket-server"), cfgPath, "b")
+	a := startInstance(t, server, cfgPath, "a")
+	b := startInstance(t, server, cfgPath, "b")
 
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rdb.Close()
-	waitUntil(t, 30*time.Second, "two pattern subscribers on Redis", func() (bool, string) {
+	testkit.WaitForState(t, 30*time.Second, "two pattern subscribers on Redis", func() (bool, string) {
 		list, err := rdb.ClientList(context.Background()).Result()
 		return strings.Count(list, " psub=1 ") >= 2, fmt.Sprint(list, err)
 	})
@@ -157,12 +158,12 @@ namespace "/" {
 
 	<-killed
 	for i, c := range bMembers {
-		waitUntil(t, 10*time.Second, fmt.Sprintf("B member %d has every message before the outage", i), func() (bool, string) {
+		testkit.WaitForState(t, 10*time.Second, fmt.Sprintf("B member %d has every message before the outage", i), func() (bool, string) {
 			got := c.unread()
 			return len(got) > 0 && got[len(got)-1] == chat(stopAt-1), fmt.Sprintf("last %q", lastOf(got))
 		})
 	}
-	r.stop()
+	r.Kill()
 	close(resumed)
 	downAt := time.Now()
 	// /ready on A during the outage; the plugin's status is polled once a
@@ -174,7 +175,7 @@ namespace "/" {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	r.start()
+	r.Start()
 	upAt := time.Now()
 	resumeFrom.Store(sending.Load() + 1)
 	t.Logf("Redis down %v (from message %d), back %v after it was killed", outage, stopAt, upAt.Sub(downAt).Round(time.Millisecond))
@@ -190,13 +191,13 @@ namespace "/" {
 	} else {
 		t.Logf("/ready during the outage (%d polls of %d): %s", len(degraded), int(outage/(100*time.Millisecond)), strings.TrimSpace(degraded[0]))
 	}
-	waitUntil(t, 20*time.Second, "/ready on A back to 200", func() (bool, string) {
+	testkit.WaitForState(t, 20*time.Second, "/ready on A back to 200", func() (bool, string) {
 		code, body := getURL(a.addr, "/ready")
 		return code == http.StatusOK, fmt.Sprint(code, body)
 	})
 	// B's members resume by themselves: the last message reaches them.
 	for i, c := range bMembers {
-		waitUntil(t, 20*time.Second, fmt.Sprintf("B member %d receiving the last message", i), func() (bool, string) {
+		testkit.WaitForState(t, 20*time.Second, fmt.Sprintf("B member %d receiving the last message", i), func() (bool, string) {
 			got := c.unread()
 			return len(got) > 0 && got[len(got)-1] == chat(total-1), fmt.Sprintf("%d packets, last %q", len(got), lastOf(got))
 		})
@@ -266,7 +267,11 @@ namespace "/" {
 	if n, lines := metricsA.sum("redis_command_duration_seconds_count"); n == 0 || !strings.Contains(lines[0], `instance="`) {
 		t.Errorf("A: command duration histogram: %v", lines)
 	}
-	if promtool, err := exec.LookPath("promtool"); err == nil {
+	if promtool, err := plugintest.LookTool("promtool"); err != nil {
+		if plugintest.InCI() {
+			t.Errorf("promtool is missing (apt-get install prometheus): with CI=true the exposition must be checked")
+		}
+	} else {
 		_, body := getURL(a.addr, "/metrics")
 		cmd := exec.Command(promtool, "check", "metrics")
 		cmd.Stdin = strings.NewReader(body)
@@ -284,8 +289,7 @@ namespace "/" {
 // coreInstance is a socket-server process of the fault test.
 type coreInstance struct {
 	name, addr string
-	exited     chan struct{}
-	err        error
+	proc       *testkit.Process
 }
 
 // startInstance runs the core with cfgPath on a free port, its output shown
@@ -293,32 +297,12 @@ type coreInstance struct {
 // ends.
 func startInstance(t *testing.T, server, cfgPath, name string) *coreInstance {
 	t.Helper()
-	in := &coreInstance{name: name, addr: freeAddr(t), exited: make(chan struct{})}
-	cmd := exec.Command(server, "--config", cfgPath)
-	cmd.Env = append(os.Environ(), "LISTEN_ADDR="+in.addr, "INSTANCE_ID="+name)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start instance %s: %v", name, err)
-	}
-	go func() { in.err = cmd.Wait(); close(in.exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-in.exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-in.exited
-		}
-		if t.Failed() {
-			t.Logf("--- instance %s output ---\n%s", name, out.String())
-		}
-	})
-	waitUntil(t, 30*time.Second, "instance "+name+" answering /health", func() (bool, string) {
-		select {
-		case <-in.exited:
-			t.Fatalf("instance %s exited: %v", name, in.err)
-		default:
+	in := &coreInstance{name: name, addr: testkit.FreeAddr(t)}
+	in.proc = testkit.Start(t, testkit.Command(server, []string{"LISTEN_ADDR=" + in.addr, "INSTANCE_ID=" + name}, "run", "run", "--config", cfgPath))
+	in.proc.Name = "instance " + name
+	testkit.WaitForState(t, 30*time.Second, "instance "+name+" answering /health", func() (bool, string) {
+		if in.proc.Exited() {
+			t.Fatalf("instance %s exited: %v", name, in.proc.Err())
 		}
 		code, body := getURL(in.addr, "/health")
 		return code == http.StatusOK, body
@@ -329,11 +313,9 @@ func startInstance(t *testing.T, server, cfgPath, name string) *coreInstance {
 // checkAlive fails the test if the process exited or a plugin restarted.
 func (in *coreInstance) checkAlive(t *testing.T) {
 	t.Helper()
-	select {
-	case <-in.exited:
-		t.Errorf("instance %s exited: %v", in.name, in.err)
+	if in.proc.Exited() {
+		t.Errorf("instance %s exited: %v", in.name, in.proc.Err())
 		return
-	default:
 	}
 	code, body := getURL(in.addr, "/health")
 	var h struct {

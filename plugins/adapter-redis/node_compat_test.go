@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -52,7 +53,7 @@ const readline = require("readline");
 // Node server's client.
 func TestNodeWireCompatibility(t *testing.T) {
 	modules := nodeModules(t)
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	node := startNode(t, modules, nodeScript, "REDIS_URL="+r.URL())
 	lines := node.lines
 	nextLine := func(what string) string {

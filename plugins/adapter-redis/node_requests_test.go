@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -90,7 +91,7 @@ const { createClient } = require("redis");
 // @socket.io/redis-emitter 5.1.0 reaches the plugin.
 func TestNodeRequests(t *testing.T) {
 	modules := nodeModules(t)
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rdb.Close()
 	node := startNode(t, modules, nodeRequestsScript, "REDIS_URL="+r.URL())

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 	"github.com/socketfleet/socketfleet/sdk/plugintest"
 )
@@ -87,7 +88,7 @@ func TestDecodeNodeExtras(t *testing.T) {
 }
 
 func TestContract(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	raw := &plugin{}
 	defer raw.close()
 	p := plugintest.InProcess(t, raw)
@@ -184,7 +185,7 @@ func newPlugin(t *testing.T, url, key string) sdk.Adapter {
 }
 
 func TestTwoInstances(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a, b := newInstance(t, r.URL()), newInstance(t, r.URL())
 	ca, cb := subscribe(t, a), subscribe(t, b)
 	await(t, a, cb, "ping-a")
@@ -235,7 +236,7 @@ func summarize(ms []sdk.AdapterMessage) string {
 
 // The channel a message goes to is Node's: the room channel for one room.
 func TestChannels(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a := newInstance(t, r.URL())
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rdb.Close()
@@ -269,7 +270,7 @@ func TestChannels(t *testing.T) {
 // A message whose channel is of another namespace than its packet, and
 // non-broadcast garbage, are dropped.
 func TestReceiverRules(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a := newInstance(t, r.URL())
 	ca := subscribe(t, a)
 	b := newInstance(t, r.URL())
@@ -296,11 +297,11 @@ func TestReceiverRules(t *testing.T) {
 // Subscribe keeps running across a Redis restart and delivers again once
 // go-redis has reconnected and re-subscribed.
 func TestSurvivesRedisRestart(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a, b := newInstance(t, r.URL()), newInstance(t, r.URL())
 	cb := subscribe(t, b)
 	await(t, a, cb, "before")
-	r.restart()
+	r.Restart()
 	await(t, a, cb, "after")
 	cb.running(t)
 }
@@ -308,12 +309,12 @@ func TestSurvivesRedisRestart(t *testing.T) {
 // A Subscribe opened while Redis is down keeps running and starts
 // delivering once Redis is up.
 func TestSubscribeWhileRedisDown(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a, b := newInstance(t, r.URL()), newInstance(t, r.URL())
-	r.stop()
+	r.Kill()
 	cb := subscribe(t, b)
 	time.Sleep(500 * time.Millisecond)
 	cb.running(t)
-	r.start()
+	r.Start()
 	await(t, a, cb, "up")
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -149,7 +150,7 @@ func degraded(t *testing.T, st sdk.StatusReporter) string {
 // the queue holds its backlog until the receiver has subscribed again
 // (PUBSUB NUMPAT back to what it was), or Redis pub/sub would drop it.
 func TestPublishWhileRedisStopped(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	g := newGate(t, r.Addr())
 	a := newRequestInstance(t, fmt.Sprintf(`{"url":%q,"key":"test"}`, r.URL()))
 	b := newRequestInstance(t, fmt.Sprintf(`{"url":%q,"key":"test"}`, g.URL()))
@@ -192,7 +193,7 @@ func TestPublishWhileRedisStopped(t *testing.T) {
 	eventually(t, "b has every message sent before the outage", func() bool {
 		return len(cb.numbers("load")) == int(sent.Load())
 	})
-	r.stop()
+	r.Kill()
 	g.set(false) // after: what Redis took before it died went to b
 	paused.Store(false)
 	stoppedAt := time.Now()
@@ -201,7 +202,7 @@ func TestPublishWhileRedisStopped(t *testing.T) {
 	t.Logf("degraded while stopped: a %q; b %q", degraded(t, a.st), degraded(t, b.st))
 	time.Sleep(3*time.Second - time.Since(stoppedAt))
 	queued := metric(t, a.st, "redis_publish_queue_messages")
-	r.start()
+	r.Start()
 	time.Sleep(1500 * time.Millisecond)
 	g.set(true)
 	time.Sleep(time.Second)
@@ -250,7 +251,7 @@ func TestPublishWhileRedisStopped(t *testing.T) {
 // counted exactly, and the rest is delivered once Redis is back: the
 // oldest messages, each once.
 func TestPublishQueueOverflow(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	g := newGate(t, r.Addr())
 	a := newRequestInstance(t, fmt.Sprintf(`{"url":%q,"key":"test","queue":50}`, g.URL()))
 	b := newRequestInstance(t, fmt.Sprintf(`{"url":%q,"key":"test"}`, r.URL()))
@@ -294,7 +295,7 @@ func TestPublishQueueOverflow(t *testing.T) {
 // Publish refuses a message that cannot be encoded at once, and queues
 // the rest of its batch.
 func TestPublishInvalid(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a := newRequestInstance(t, fmt.Sprintf(`{"url":%q,"key":"test"}`, r.URL()))
 	b := newRequestInstance(t, fmt.Sprintf(`{"url":%q,"key":"test"}`, r.URL()))
 	cb := subscribe(t, b.a)
@@ -318,7 +319,7 @@ func TestPublishInvalid(t *testing.T) {
 // Closing the plugin publishes what is queued; when Redis is unreachable
 // it gives up after the bound and counts what it dropped.
 func TestCloseFlushesQueue(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	g := newGate(t, r.Addr())
 	a := newRequestInstance(t, fmt.Sprintf(`{"url":%q,"key":"test"}`, g.URL()))
 	b := newRequestInstance(t, fmt.Sprintf(`{"url":%q,"key":"test"}`, r.URL()))
@@ -347,7 +348,7 @@ func TestCloseFlushesQueue(t *testing.T) {
 // 100 µs to 1 s and are cumulative, errors are counted by command, and no
 // instance label is added (the core adds its own).
 func TestStatusMetrics(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	a := newRequestInstance(t, fmt.Sprintf(`{"url":%q,"key":"test"}`, r.URL()))
 	b := newRequestInstance(t, fmt.Sprintf(`{"url":%q,"key":"test"}`, r.URL()))
 	cb := subscribe(t, b.a)
@@ -407,7 +408,7 @@ func TestStatusMetrics(t *testing.T) {
 // BenchmarkPublishQueue measures what one instance publishes through the
 // queue: b.N messages in batches of 256, until Redis has taken them all.
 func BenchmarkPublishQueue(b *testing.B) {
-	r := startRedis(b)
+	r := testkit.StartRedis(b)
 	raw := &plugin{}
 	defer raw.close()
 	if err := raw.Configure(context.Background(), sdk.Config(fmt.Sprintf(`{"url":%q,"key":"bench"}`, r.URL()))); err != nil {
@@ -439,7 +440,7 @@ func BenchmarkPublishQueue(b *testing.B) {
 // BenchmarkRequestRoundTrip measures a fetch-sockets request answered by
 // one other instance (plugins called directly: Redis and the plugin only).
 func BenchmarkRequestRoundTrip(b *testing.B) {
-	r := startRedis(b)
+	r := testkit.StartRedis(b)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rdb.Close()
 	cfg := sdk.Config(fmt.Sprintf(`{"url":%q,"key":"bench"}`, r.URL()))
@@ -517,7 +518,7 @@ func TestQuietLogger(t *testing.T) {
 // Two servers on the same pattern are two subscribers (PUBSUB NUMPAT would
 // say one), so the post-outage wait holds until both are back.
 func TestSubscribersCountsEveryPatternClient(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	opts, err := redis.ParseURL(r.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -552,13 +553,13 @@ func TestSubscribersCountsEveryPatternClient(t *testing.T) {
 		t.Logf("NUMPAT = %d (distinct patterns)", numpat)
 	}
 	subs[0].Close()
-	waitUntil(t, 5*time.Second, "one subscriber left", func() (bool, string) { n := count(); return n == 1, fmt.Sprint(n) })
+	testkit.WaitForState(t, 5*time.Second, "one subscriber left", func() (bool, string) { n := count(); return n == 1, fmt.Sprint(n) })
 }
 
 // CLIENT LIST TYPE pubsub counts RESP2 and RESP3 pattern subscribers alike,
 // and gives the same count as the whole list (the fallback).
 func TestSubscribersPubSubTypeMatchesWholeList(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	ctx := context.Background()
 	var clients []*redis.Client
 	for _, proto := range []int{2, 3} {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 	"github.com/socketfleet/socketfleet/sdk/plugintest"
 )
@@ -266,7 +267,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // the other two (never itself) and their answers come back, before the
 // timeout.
 func TestRequestsThreeInstances(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rdb.Close()
 	cfg := fmt.Sprintf(`{"url":%q,"key":"rq","requests_timeout":"3s"}`, r.URL())
@@ -434,7 +435,7 @@ func TestRequestsThreeInstances(t *testing.T) {
 // with Answered < Expected, never hang. Once an instance stops serving it
 // is no longer expected.
 func TestRequestDeadInstance(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rdb.Close()
 	cfg := fmt.Sprintf(`{"url":%q,"key":"rq","requests_timeout":"600ms"}`, r.URL())
@@ -499,7 +500,7 @@ func TestRequestDeadInstance(t *testing.T) {
 // legacy SOCKETS, msgpack requests; answers are in Node's shape on the
 // shared response channel. Our own uid is ignored.
 func TestRequestsNodeWire(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rdb.Close()
 	cfg := fmt.Sprintf(`{"url":%q,"key":"rq"}`, r.URL())
@@ -672,7 +673,7 @@ func toValue(v any) any {
 // and the requests subscription is reported down; after the restart the
 // request channels are subscribed again and requests work.
 func TestRequestsSurviveRedisRestart(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	cfg := fmt.Sprintf(`{"url":%q,"key":"rq","requests_timeout":"1s"}`, r.URL())
 	a, b := newRequestInstance(t, cfg), newRequestInstance(t, cfg)
 	serve(t, a, newTestCore("a"), "/")
@@ -683,7 +684,7 @@ func TestRequestsSurviveRedisRestart(t *testing.T) {
 	if got := ask(a, sdk.ClusterRequest{Type: sdk.RequestFetchSockets, Namespace: "/"}); got.res.Answered != 1 {
 		t.Fatalf("before: %+v %v", got.res, got.err)
 	}
-	r.stop()
+	r.Kill()
 	got := ask(a, sdk.ClusterRequest{Type: sdk.RequestFetchSockets, Namespace: "/"})
 	if got.err == nil || got.took > 3*time.Second {
 		t.Fatalf("with Redis down: %+v %v after %v", got.res, got.err, got.took)
@@ -691,7 +692,7 @@ func TestRequestsSurviveRedisRestart(t *testing.T) {
 	eventually(t, "a reports its requests subscription down", func() bool {
 		return strings.Contains(degraded(t, a.st), "redis: requests subscription: ")
 	})
-	r.start()
+	r.Start()
 	waitNumSub(t, rdb, "rq-request#/#", 2)
 	eventually(t, "requests answered again", func() bool {
 		got := ask(a, sdk.ClusterRequest{Type: sdk.RequestFetchSockets, Namespace: "/"})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -15,7 +16,7 @@ import (
 // UNSUBSCRIBE racing the starting one's SUBSCRIBE): the instance would no
 // longer be counted nor get requests.
 func TestServeRequestsHandover(t *testing.T) {
-	r := startRedis(t)
+	r := testkit.StartRedis(t)
 	raw := &plugin{}
 	t.Cleanup(raw.close)
 	if err := raw.Configure(context.Background(), sdk.Config(`{"url":"`+r.URL()+`"}`)); err != nil {

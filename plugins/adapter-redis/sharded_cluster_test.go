@@ -11,12 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -24,15 +24,6 @@ import (
 // instance of the plugin in sharded mode driven directly (Configure,
 // Subscribe, ServeRequests, RoomsChanged, Request), and a fake core behind
 // it that answers requests.
-
-func shNeed(t testing.TB, bins ...string) {
-	t.Helper()
-	for _, b := range bins {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s not found in PATH: %v", b, err)
-		}
-	}
-}
 
 // testCluster is a Redis Cluster of three masters (no replicas) on free
 // loopback ports, stopped when the test ends.
@@ -70,37 +61,19 @@ func freeClusterPort(t testing.TB, taken map[int]bool) int {
 
 func startRedisCluster(t testing.TB) *testCluster {
 	t.Helper()
-	shNeed(t, "redis-server", "redis-cli")
+	testkit.Need(t, "redis-server", "redis-cli")
 	dir := t.TempDir()
 	c := &testCluster{}
 	taken := map[int]bool{}
 	for range 3 {
 		port := freeClusterPort(t, taken)
 		c.ports = append(c.ports, port)
-		out := &syncBuffer{}
-		cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		p := testkit.Start(t, exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)),
-			"--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no", "--dir", dir)
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start redis-server: %v", err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			<-done
-			if t.Failed() {
-				t.Logf("redis-server :%d:\n%s", port, out.String())
-			}
-		})
-		deadline := time.Now().Add(10 * time.Second)
-		for !ping(c.addr(len(c.ports) - 1)) {
-			if time.Now().After(deadline) {
-				t.Fatalf("cluster node :%d did not answer PING:\n%s", port, out.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			"--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no", "--dir", dir))
+		p.Name = fmt.Sprintf("redis-server :%d", port)
+		addr := c.addr(len(c.ports) - 1)
+		testkit.WaitFor(t, 10*time.Second, "cluster node "+addr+" answering PING", func() bool { return testkit.Ping(addr) })
 	}
 	create := exec.Command("redis-cli", "--cluster", "create", c.addr(0), c.addr(1), c.addr(2), "--cluster-yes")
 	if out, err := create.CombinedOutput(); err != nil {

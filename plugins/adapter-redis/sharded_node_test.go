@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -84,8 +85,8 @@ func TestShardedNodeInterop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Node")
 	}
-	shNeed(t, "redis-server", "node", "npm")
-	r := startRedis(t)
+	testkit.Need(t, "redis-server", "node", "npm")
+	r := testkit.StartRedis(t)
 	node := startShardedNode(t, r.URL())
 	nodeSID := node.expect(t, "ready")
 

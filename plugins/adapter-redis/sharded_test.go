@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -227,8 +228,8 @@ func TestShardedConfig(t *testing.T) {
 
 // Two instances on one Redis 7 in the default (dynamic) mode.
 func TestShardedTwoInstances(t *testing.T) {
-	shNeed(t, "redis-server")
-	r := startRedis(t)
+	testkit.Need(t, "redis-server")
+	r := testkit.StartRedis(t)
 	cfg := fmt.Sprintf(`{"url":%q,"key":"sio","mode":"sharded"}`, r.URL())
 	a := startSharded(t, cfg, []string{"/", "/chat"})
 	b := startSharded(t, cfg, []string{"/", "/chat"})
@@ -309,8 +310,8 @@ func TestShardedTwoInstances(t *testing.T) {
 // Static mode: only the namespace and response channels; one-room
 // broadcasts go on the namespace channel, as Node's static mode does.
 func TestShardedStaticMode(t *testing.T) {
-	shNeed(t, "redis-server")
-	r := startRedis(t)
+	testkit.Need(t, "redis-server")
+	r := testkit.StartRedis(t)
 	a := startSharded(t, fmt.Sprintf(`{"url":%q,"mode":"sharded","subscription_mode":"static"}`, r.URL()), []string{"/"})
 	b := startSharded(t, fmt.Sprintf(`{"url":%q,"mode":"sharded","subscription_mode":"static"}`, r.URL()), []string{"/"})
 	b.rooms(t, true, "/", "room1")
@@ -343,8 +344,8 @@ func TestShardedStaticMode(t *testing.T) {
 // Requests between instances on one Redis 7: every type, answers counted
 // from SHARDNUMSUB, and a hung instance costs the timeout, not a hang.
 func TestShardedRequests(t *testing.T) {
-	shNeed(t, "redis-server")
-	r := startRedis(t)
+	testkit.Need(t, "redis-server")
+	r := testkit.StartRedis(t)
 	cfg := fmt.Sprintf(`{"url":%q,"mode":"sharded","requests_timeout":"3s"}`, r.URL())
 	a := startSharded(t, cfg, []string{"/"}, fakeSocket{id: shSID("a1")})
 	b := startSharded(t, cfg, []string{"/"}, fakeSocket{id: shSID("b1"), rooms: []string{"r"}}, fakeSocket{id: shSID("b2")})
@@ -549,8 +550,8 @@ func TestShardedRedisCluster(t *testing.T) {
 // down, and afterwards every channel is subscribed again and broadcasts
 // and requests flow as before.
 func TestShardedRedisRestart(t *testing.T) {
-	shNeed(t, "redis-server")
-	r := startRedis(t)
+	testkit.Need(t, "redis-server")
+	r := testkit.StartRedis(t)
 	cfg := fmt.Sprintf(`{"url":%q,"mode":"sharded","requests_timeout":"2s"}`, r.URL())
 	a := startSharded(t, cfg, []string{"/"})
 	b := startSharded(t, cfg, []string{"/"}, fakeSocket{id: shSID("b1")})
@@ -558,12 +559,12 @@ func TestShardedRedisRestart(t *testing.T) {
 	shWaitUntil(t, "subscribed", func() bool { return shardNumSub(t, "socket.io#/#r#", r.Addr()) == 1 })
 	before := shardChannels(t, r.Addr())
 
-	r.stop()
+	r.Kill()
 	shWaitUntil(t, "subscription reported degraded", func() bool {
 		st, _ := b.p.Status(context.Background())
 		return strings.Contains(st.Degraded, "subscription")
 	})
-	r.start()
+	r.Start()
 	shWaitUntil(t, "every channel subscribed again", func() bool { return reflect.DeepEqual(shardChannels(t, r.Addr()), before) })
 	shWaitUntil(t, "subscription healthy", func() bool {
 		st, _ := b.p.Status(context.Background())
@@ -588,13 +589,13 @@ func BenchmarkShardedBroadcast(b *testing.B) {
 			name = "cluster3"
 		}
 		b.Run(name, func(b *testing.B) {
-			shNeed(b, "redis-server", "redis-cli")
+			testkit.Need(b, "redis-server", "redis-cli")
 			var cfg string
 			if cluster {
 				c := startRedisCluster(b)
 				cfg = fmt.Sprintf(`{"url":"redis://%s","mode":"sharded","queue":1000000,"cluster_nodes":[%q,%q]}`, c.addr(0), c.addr(1), c.addr(2))
 			} else {
-				cfg = fmt.Sprintf(`{"url":%q,"mode":"sharded","queue":1000000}`, startRedis(b).URL())
+				cfg = fmt.Sprintf(`{"url":%q,"mode":"sharded","queue":1000000}`, testkit.StartRedis(b).URL())
 			}
 			pub := startSharded(b, cfg, []string{"/"})
 			sub := startSharded(b, cfg, []string{"/"})

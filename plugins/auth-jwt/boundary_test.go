@@ -3,12 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,32 +23,13 @@ func liveClaims() jwt.MapClaims {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildOut  []byte
-)
-
-// buildPlugin builds the plugin binary once per test run.
+// buildPlugin builds the plugin binary once per test process.
 func buildPlugin(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and launches the plugin binary")
 	}
-	buildOnce.Do(func() {
-		dir, err := mkdirTemp()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "auth-jwt")
-		buildOut, buildErr = exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
-	}
-	return binPath
+	return plugintest.Build(t, ".")
 }
 
 type boundary struct {
@@ -151,23 +128,4 @@ func TestBoundary(t *testing.T) {
 			})
 		})
 	}
-}
-
-// The binary is built once per test run into a directory TestMain removes.
-var tempDirs []string
-
-func mkdirTemp() (string, error) {
-	dir, err := os.MkdirTemp("", "auth-jwt-test-")
-	if err == nil {
-		tempDirs = append(tempDirs, dir)
-	}
-	return dir, err
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for _, d := range tempDirs {
-		os.RemoveAll(d)
-	}
-	os.Exit(code)
 }

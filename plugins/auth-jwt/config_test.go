@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -68,7 +69,7 @@ func TestConfigureErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPlugin()
-			p.logw = &syncBuffer{}
+			p.logw = &testkit.Buffer{}
 			err := p.Configure(context.Background(), sdk.Config(tc.cfg))
 			if err == nil {
 				t.Fatalf("Configure(%s) succeeded, want error containing %q", tc.cfg, tc.want)

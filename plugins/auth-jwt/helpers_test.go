@@ -23,6 +23,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -195,7 +196,7 @@ func configured(t testing.TB, cfg map[string]any) *jwtPlugin {
 	t.Helper()
 	p := newPlugin()
 	p.now = func() time.Time { return testNow }
-	p.logw = &syncBuffer{}
+	p.logw = &testkit.Buffer{}
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -252,24 +253,6 @@ func wantAllow(t testing.TB, d *sdk.AuthDecision, user string) {
 	if d.UserID != user {
 		t.Errorf("user = %q, want %q", d.UserID, user)
 	}
-}
-
-// syncBuffer is a log writer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // otherKeyLike returns a different private key of the same kind and curve.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -53,7 +54,7 @@ func TestJWKSKeys(t *testing.T) {
 			}
 		})
 	}
-	if log := p.logw.(*syncBuffer).String(); !strings.Contains(log, `kid "enc-1"`) || !strings.Contains(log, `kid "sym"`) {
+	if log := p.logw.(*testkit.Buffer).String(); !strings.Contains(log, `kid "enc-1"`) || !strings.Contains(log, `kid "sym"`) {
 		t.Errorf("skipped keys not logged: %q", log)
 	}
 
@@ -81,7 +82,7 @@ func TestJWKSReload(t *testing.T) {
 	}
 	write(jwksJSON(t, jwkOf(t, "old", "", &k.p256.PublicKey)))
 	p := configured(t, map[string]any{"jwks_file": path})
-	logs := p.logw.(*syncBuffer)
+	logs := p.logw.(*testkit.Buffer)
 	oldTok := mint(t, jwt.SigningMethodES256, k.p256, "old", validClaims())
 	newTok := mint(t, jwt.SigningMethodEdDSA, k.ed, "new", validClaims())
 	wantAllow(t, decide(t, p, authReq(oldTok)), "user-1")

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/socketfleet/socketfleet/sdk"
@@ -13,10 +11,7 @@ import (
 // The built binary, launched as the core launches it, against the fake.
 func TestSubprocess(t *testing.T) {
 	es := newFakeES(t)
-	bin := filepath.Join(t.TempDir(), "logsink-elasticsearch")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := plugintest.Build(t, ".")
 	p, cleanup := plugintest.Subprocess(t, bin, sdk.KindLogSink)
 	defer cleanup()
 	plugintest.CheckContract(t, p, plugintest.Options{Config: sdk.Config(fmt.Sprintf(`{"url":%q,"flush_interval":"50ms"}`, es.url))})

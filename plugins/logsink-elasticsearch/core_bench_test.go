@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/socketfleet/socketfleet/internal/testkit"
 )
 
 // BenchmarkThroughputWhileESDown: the real core with this plugin as its
@@ -22,8 +24,7 @@ import (
 //
 //	go test -run '^$' -bench ThroughputWhileESDown -benchtime 20000x .
 func BenchmarkThroughputWhileESDown(b *testing.B) {
-	dir := b.TempDir()
-	bin, pdir := buildCoreAndPlugin(b, dir)
+	bin, pdir := buildCoreAndPlugin(b)
 	const subscribers = 10
 	for _, mode := range []string{"es_up", "es_down"} {
 		func() {
@@ -38,7 +39,7 @@ func BenchmarkThroughputWhileESDown(b *testing.B) {
 			cfg := sinkConfig(pdir, "info", `  ping_interval = "10m"`, es.url, `  retry_max = "1s"`,
 				"  event \"chat\" {\n    broadcast {}\n  }")
 			core := startCore(b, bin, cfg)
-			defer func() { _ = core.cmd.Process.Kill(); <-core.exited }()
+			defer core.proc.Kill()
 
 			// Readers count the chat packets each connection receives; the
 			// publisher's own connection receives them too (no except_sender).
@@ -46,7 +47,7 @@ func BenchmarkThroughputWhileESDown(b *testing.B) {
 			counts := make([]atomic.Int64, subscribers+1)
 			var readers sync.WaitGroup
 			for i := range conns {
-				c, err := wsConnect(core.addr)
+				c, err := testkit.DialSocketIO(websocket.DefaultDialer, testkit.SocketIOURL(core.addr), 5*time.Second)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -101,7 +102,7 @@ func BenchmarkThroughputWhileESDown(b *testing.B) {
 				deadline := time.Now().Add(30 * time.Second)
 				for minCount() < target {
 					if time.Now().After(deadline) {
-						b.Fatalf("after 30 s the slowest connection has %d of %d messages:\n%s", minCount()-base[0], b.N, core.stderrText())
+						b.Fatalf("after 30 s the slowest connection has %d of %d messages:\n%s", minCount()-base[0], b.N, core.stderr.String())
 					}
 					time.Sleep(50 * time.Microsecond)
 				}

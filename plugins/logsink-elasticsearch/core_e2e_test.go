@@ -2,15 +2,14 @@ package main
 
 // End-to-end tests: the real core binary (cmd/socket-server) with this
 // plugin as its log_sink subprocess, against the strict fake Elasticsearch
-// of fakees_test.go. Each test builds both binaries into its temp dir.
+// of fakees_test.go. Both binaries are built once per test process (testkit).
 
 import (
 	"encoding/json"
 	"fmt"
-	"net"
+	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -19,32 +18,23 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/socketfleet/socketfleet/internal/testkit"
 )
 
 // coreProc is a running core with this plugin as its log sink.
 type coreProc struct {
-	cmd    *exec.Cmd
+	proc   *testkit.Process
 	addr   string
-	stderr *syncBuffer
+	stderr *testkit.Buffer
 	probe  map[string]bool // sids of the start-up probe's sessions
-	exited chan struct{}
-	code   int
 }
 
-// buildCoreAndPlugin builds the core into dir/socket-server and the plugin
-// into dir/plugins/logsink-elasticsearch; it returns the core's path and
-// the plugin_dir.
-func buildCoreAndPlugin(tb testing.TB, dir string) (bin, pluginDir string) {
+// buildCoreAndPlugin builds the core and the plugin (once per test
+// process) and returns the core's path and a plugin_dir holding the plugin.
+func buildCoreAndPlugin(tb testing.TB) (bin, pluginDir string) {
 	tb.Helper()
-	bin = filepath.Join(dir, "socket-server")
-	pluginDir = filepath.Join(dir, "plugins")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/socket-server").CombinedOutput(); err != nil {
-		tb.Fatalf("build core: %v\n%s", err, out)
-	}
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "logsink-elasticsearch"), ".").CombinedOutput(); err != nil {
-		tb.Fatalf("build plugin: %v\n%s", err, out)
-	}
-	return bin, pluginDir
+	return testkit.ServerAndPlugins(tb, "logsink-elasticsearch")
 }
 
 // sinkConfig is the core's configuration: server block, the log_sink block
@@ -74,108 +64,50 @@ func startCore(tb testing.TB, bin, cfg string) *coreProc {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	p := &coreProc{addr: addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, "run", "--config", path)
-	p.cmd.Env = append(os.Environ(), "LISTEN_ADDR="+addr)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		p.code = p.cmd.ProcessState.ExitCode()
-		close(p.exited)
-	}()
-	tb.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	addr := testkit.FreeAddr(tb)
+	p := &coreProc{addr: addr, stderr: &testkit.Buffer{}}
+	cmd := testkit.Command(bin, []string{"LISTEN_ADDR=" + addr}, "run", "--config", path)
+	cmd.Stdout, cmd.Stderr = io.Discard, p.stderr // the tests count stderr's lines
+	p.proc = testkit.Start(tb, cmd)
+	tb.Cleanup(p.proc.Kill) // no drain: the tests that want one call stop
+	up := testkit.Poll(15*time.Second, func() bool {
+		if p.proc.Exited() {
+			tb.Fatalf("core exited with %d at start:\n%s", p.proc.ExitCode(), p.stderr)
+		}
 		res, err := http.Get("http://" + addr + "/socket.io/?EIO=4&transport=polling")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				// The probe's session is logged (at debug) before its answer;
-				// wait for the line to pass through the pipe.
-				p.probe = map[string]bool{}
-				waitFor(2*time.Second, func() bool {
-					for k := range connLines(p.stderr.lines()) {
-						p.probe[k[strings.IndexByte(k, '|')+1:]] = true
-					}
-					return len(p.probe) > 0
-				})
-				return p
-			}
+		if err != nil {
+			return false
 		}
-		select {
-		case <-p.exited:
-			tb.Fatalf("core exited with %d at start:\n%s", p.code, p.stderrText())
-		default:
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("core at %s did not come up:\n%s", addr, p.stderrText())
-		}
-		time.Sleep(50 * time.Millisecond)
+		res.Body.Close()
+		return res.StatusCode == 200
+	})
+	if !up {
+		tb.Fatalf("core at %s did not come up:\n%s", addr, p.stderr)
 	}
+	// The probe's session is logged (at debug) before its answer; wait for
+	// the line to pass through the pipe.
+	p.probe = map[string]bool{}
+	testkit.Poll(2*time.Second, func() bool {
+		for k := range connLines(p.stderr.Lines()) {
+			p.probe[k[strings.IndexByte(k, '|')+1:]] = true
+		}
+		return len(p.probe) > 0
+	})
+	return p
 }
-
-func (p *coreProc) stderrText() string { return strings.Join(p.stderr.lines(), "\n") }
 
 // stop sends SIGTERM and waits (bounded) for the exit; it fails unless 0.
 func (p *coreProc) stop(tb testing.TB, within time.Duration) time.Duration {
 	tb.Helper()
 	start := time.Now()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(within):
-		tb.Fatalf("core still running %v after SIGTERM:\n%s", within, p.stderrText())
+	_ = p.proc.Signal(syscall.SIGTERM)
+	if !p.proc.Wait(within) {
+		tb.Fatalf("core still running %v after SIGTERM:\n%s", within, p.stderr)
 	}
-	if p.code != 0 {
-		tb.Fatalf("core exit code %d:\n%s", p.code, p.stderrText())
+	if code := p.proc.ExitCode(); code != 0 {
+		tb.Fatalf("core exit code %d:\n%s", code, p.stderr)
 	}
 	return time.Since(start)
-}
-
-// wsConnect opens a WebSocket session and connects to "/".
-func wsConnect(addr string) (*websocket.Conn, error) {
-	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-	c, _, err := d.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		return nil, err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, open, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(open), "0{") {
-		c.Close()
-		return nil, fmt.Errorf("open packet %q: %v", open, err)
-	}
-	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if _, reply, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(reply), "40") {
-		c.Close()
-		return nil, fmt.Errorf("CONNECT reply %q: %v", reply, err)
-	}
-	_ = c.SetReadDeadline(time.Time{})
-	return c, nil
-}
-
-func mustConnect(t *testing.T, addr string) *websocket.Conn {
-	t.Helper()
-	c, err := wsConnect(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 var connMsgs = map[string]bool{"connection opened": true, "connection closed": true}
@@ -233,18 +165,6 @@ func countPrefix(m map[string]int, prefix string) int {
 	return n
 }
 
-// waitFor polls cond every 50 ms until it holds or within passes.
-func waitFor(within time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return true
-}
-
 // checkExactlyOnce: every line the core printed is stored exactly once, and
 // nothing was stored that the core did not print.
 func checkExactlyOnce(t *testing.T, printed, stored map[string]int) {
@@ -276,28 +196,27 @@ func checkExactlyOnce(t *testing.T, printed, stored map[string]int) {
 // core exits right after SIGTERM (the flush at shutdown).
 func TestNothingLostOnSIGTERM(t *testing.T) {
 	es := newFakeES(t)
-	dir := t.TempDir()
-	bin, pdir := buildCoreAndPlugin(t, dir)
+	bin, pdir := buildCoreAndPlugin(t)
 	core := startCore(t, bin, sinkConfig(pdir, "debug", `  drain { timeout = "1s" }`, es.url, "", ""))
 
 	const n, closeFirst = 200, 150
 	clients := make([]*websocket.Conn, n)
 	for i := range clients {
-		clients[i] = mustConnect(t, core.addr)
+		clients[i] = testkit.ConnectSocketIO(t, core.addr)
 	}
 	for _, c := range clients[:closeFirst] {
 		c.Close()
 	}
-	if !waitFor(10*time.Second, func() bool {
-		_, m := connLinesWS(core.stderr.lines(), core.probe)
+	if !testkit.Poll(10*time.Second, func() bool {
+		_, m := connLinesWS(core.stderr.Lines(), core.probe)
 		return countPrefix(m, "connection opened|") == n && countPrefix(m, "connection closed|") == closeFirst
 	}) {
-		_, m := connLinesWS(core.stderr.lines(), core.probe)
+		_, m := connLinesWS(core.stderr.Lines(), core.probe)
 		t.Fatalf("core printed %d opened, %d closed; want %d, %d", countPrefix(m, "connection opened|"), countPrefix(m, "connection closed|"), n, closeFirst)
 	}
 	took := core.stop(t, 15*time.Second)
 
-	printed, ws := connLinesWS(core.stderr.lines(), core.probe)
+	printed, ws := connLinesWS(core.stderr.Lines(), core.probe)
 	if o, c := countPrefix(ws, "connection opened|"), countPrefix(ws, "connection closed|"); o != n || c != n {
 		t.Fatalf("core printed %d opened, %d closed; want %d each", o, c, n)
 	}
@@ -344,7 +263,7 @@ func churn(t *testing.T, addr string, d, every time.Duration, count int) int {
 	end := time.Now().Add(d)
 	n := 0
 	for (count > 0 && n < count) || (count == 0 && time.Now().Before(end)) {
-		c, err := wsConnect(addr)
+		c, err := testkit.DialSocketIO(websocket.DefaultDialer, testkit.SocketIOURL(addr), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -366,8 +285,7 @@ func churn(t *testing.T, addr string, d, every time.Duration, count int) int {
 // Elasticsearch gets fewer entries than were logged, none twice.
 func TestOutageLosesNothingWithinBuffer(t *testing.T) {
 	outage := outageDuration(t)
-	dir := t.TempDir()
-	bin, pdir := buildCoreAndPlugin(t, dir)
+	bin, pdir := buildCoreAndPlugin(t)
 
 	t.Run("within buffer", func(t *testing.T) {
 		es, down := downableES(t)
@@ -380,11 +298,11 @@ func TestOutageLosesNothingWithinBuffer(t *testing.T) {
 		start := time.Now()
 		during := churn(t, core.addr, outage, 50*time.Millisecond, 0)
 		time.Sleep(time.Until(start.Add(outage)))
-		printedDuring := connLines(core.stderr.lines())
+		printedDuring := connLines(core.stderr.Lines())
 		down.Store(false)
 		back := time.Now()
 
-		if !waitFor(20*time.Second, func() bool {
+		if !testkit.Poll(20*time.Second, func() bool {
 			stored := es.connDocs()
 			for k := range printedDuring {
 				if stored[k] == 0 {
@@ -399,7 +317,7 @@ func TestOutageLosesNothingWithinBuffer(t *testing.T) {
 		after := churn(t, core.addr, 0, 0, 20)
 		core.stop(t, 15*time.Second)
 
-		printed, ws := connLinesWS(core.stderr.lines(), core.probe)
+		printed, ws := connLinesWS(core.stderr.Lines(), core.probe)
 		if want := 2 * (before + during + after); len(ws) != want {
 			t.Errorf("core printed %d WebSocket connection lines, want %d", len(ws), want)
 		}
@@ -421,10 +339,10 @@ func TestOutageLosesNothingWithinBuffer(t *testing.T) {
 		// debug logging, far beyond the 50 entries the plugin may hold.
 		during := churn(t, core.addr, 0, 0, 200)
 		const dropLine = "plugin queue: dropping a batch of log entries"
-		if !waitFor(outage+10*time.Second, func() bool {
-			return strings.Contains(core.stderrText(), dropLine)
+		if !testkit.Poll(outage+10*time.Second, func() bool {
+			return strings.Contains(core.stderr.String(), dropLine)
 		}) {
-			t.Fatalf("no %q line on the core's stderr:\n%s", dropLine, core.stderrText())
+			t.Fatalf("no %q line on the core's stderr:\n%s", dropLine, core.stderr.String())
 		}
 		time.Sleep(time.Until(start.Add(outage)))
 		down.Store(false)
@@ -432,7 +350,7 @@ func TestOutageLosesNothingWithinBuffer(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		core.stop(t, 15*time.Second)
 
-		printed := connLines(core.stderr.lines())
+		printed := connLines(core.stderr.Lines())
 		stored := es.connDocs()
 		for k, n := range stored {
 			if n != 1 || printed[k] != 1 {
@@ -442,12 +360,12 @@ func TestOutageLosesNothingWithinBuffer(t *testing.T) {
 		if len(stored) >= len(printed) {
 			t.Errorf("%d of %d connection lines stored: expected some dropped with buffer = 50", len(stored), len(printed))
 		}
-		text := core.stderrText()
+		text := core.stderr.String()
 		if !strings.Contains(text, "buffer full") {
 			t.Error(`core's stderr does not name the plugin's "buffer full" refusal`)
 		}
 		drops := 0
-		for _, l := range core.stderr.lines() {
+		for _, l := range core.stderr.Lines() {
 			if strings.Contains(l, dropLine) {
 				drops++
 			}

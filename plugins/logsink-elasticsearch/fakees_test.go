@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -258,27 +256,4 @@ func (f *fakeES) snapshot() (requests, refused int, sizes []int, stored []map[st
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.requests, f.refused, append([]int(nil), f.sizes...), append([]map[string]any(nil), f.stored...)
-}
-
-// syncBuffer collects the plugin's stderr lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
 }

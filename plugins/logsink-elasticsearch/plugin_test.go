@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 	"github.com/socketfleet/socketfleet/sdk/plugintest"
 )
@@ -17,9 +18,9 @@ import (
 // setup serves a fresh plugin in-process (through the gRPC boundary),
 // configures it with cfg (url added) and returns the host's client, the
 // plugin itself (for its counters) and its stderr.
-func setup(t *testing.T, url, cfg string) (sdk.LogSink, *plugin, *syncBuffer) {
+func setup(t *testing.T, url, cfg string) (sdk.LogSink, *plugin, *testkit.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	raw := &plugin{logOut: logs}
 	p := plugintest.InProcess(t, raw)
 	full := fmt.Sprintf(`{"url":%q%s}`, url, cfg)
@@ -76,7 +77,7 @@ func timedWrite(t *testing.T, s sdk.LogSink, batch []sdk.LogEntry) error {
 
 func TestContract(t *testing.T) {
 	es := newFakeES(t)
-	p := plugintest.InProcess(t, &plugin{logOut: &syncBuffer{}})
+	p := plugintest.InProcess(t, &plugin{logOut: &testkit.Buffer{}})
 	plugintest.CheckContract(t, p, plugintest.Options{Config: sdk.Config(fmt.Sprintf(`{"url":%q,"flush_interval":"50ms"}`, es.url))})
 	if n := es.storedCount("plugintest: first") + es.storedCount("plugintest: second"); n != 2 {
 		t.Fatalf("after the contract's Write and Flush, %d of its 2 entries are stored", n)
@@ -179,13 +180,13 @@ func TestPerItemErrors(t *testing.T) {
 		t.Errorf("counters %+v, want 13 indexed, 1 dropped, 6 retried", st)
 	}
 	var dropLine string
-	for _, l := range logs.lines() {
+	for _, l := range logs.Lines() {
 		if strings.Contains(l, "dropped 1 entries") {
 			dropLine = l
 		}
 	}
 	if !strings.Contains(dropLine, "mapper_parsing_exception") || !strings.Contains(dropLine, "1 dropped in total") {
-		t.Errorf("no stderr line counting the dropped entry with its reason; stderr:\n%s", strings.Join(logs.lines(), "\n"))
+		t.Errorf("no stderr line counting the dropped entry with its reason; stderr:\n%s", strings.Join(logs.Lines(), "\n"))
 	}
 	t.Logf("stderr: %s", dropLine)
 }
@@ -267,7 +268,7 @@ func TestOutage(t *testing.T) {
 	if st.indexed != uint64(total) || st.dropped != 0 {
 		t.Errorf("counters %+v", st)
 	}
-	t.Logf("%d entries through refused connections, 3×503, 2×429: %d requests stored them; %d stderr lines, e.g. %q", total, requests, len(logs.lines()), firstWith(logs.lines(), "to retry"))
+	t.Logf("%d entries through refused connections, 3×503, 2×429: %d requests stored them; %d stderr lines, e.g. %q", total, requests, len(logs.Lines()), firstWith(logs.Lines(), "to retry"))
 }
 
 // Beyond buffer entries held, Write refuses the batch with an error (the
@@ -358,7 +359,7 @@ func TestAuthAndIndexPattern(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	p := plugintest.InProcess(t, &plugin{logOut: &syncBuffer{}})
+	p := plugintest.InProcess(t, &plugin{logOut: &testkit.Buffer{}})
 	for _, bad := range []string{
 		`{}`,
 		`{"url":""}`,

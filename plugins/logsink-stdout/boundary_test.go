@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -14,10 +13,7 @@ import (
 // go-plugin, the lines go to the file.
 func TestSubprocess(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "logsink-stdout")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := plugintest.Build(t, ".")
 	p, cleanup := plugintest.Subprocess(t, bin, sdk.KindLogSink)
 	defer cleanup()
 	path := filepath.Join(dir, "out.ndjson")

@@ -15,13 +15,12 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 	"github.com/socketfleet/socketfleet/sdk/plugintest"
 )
 
 var raceEnabled bool // set by race_test.go
-
-const promtoolPath = "/usr/bin/promtool"
 
 // coreSnapshot resembles what core/server/plugins.go sends: every series
 // labelled instance, counters ending in _total, a histogram per plugin.
@@ -114,20 +113,17 @@ func labelsOf(m *dto.Metric) map[string]string {
 	return out
 }
 
-// promtoolCheck runs `promtool check metrics` on body; the test fails when
-// promtool is missing (CI installs Debian's prometheus package).
+// promtoolCheck runs `promtool check metrics` on body; a missing promtool
+// follows testkit's tool rule (CI installs Debian's prometheus package).
 func promtoolCheck(t *testing.T, body []byte) {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		path = promtoolPath
-	}
+	path := testkit.Need(t, "promtool")[0]
 	cmd := exec.Command(path, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(body)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		if _, ok := err.(*exec.ExitError); !ok {
-			t.Fatalf("promtool not runnable (%v): install it with `apt-get install -y prometheus` (Debian) so that %s exists", err, promtoolPath)
+			t.Fatalf("promtool not runnable: %v", err)
 		}
 		t.Fatalf("promtool check metrics refused the exposition: %v\n%s\n--- exposition ---\n%s", err, out, body)
 	}
@@ -318,10 +314,7 @@ func TestContractInProcess(t *testing.T) {
 }
 
 func TestContractSubprocess(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "metrics-prometheus")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := plugintest.Build(t, ".")
 	p, cleanup := plugintest.Subprocess(t, bin, sdk.KindMetrics)
 	defer cleanup()
 	cfg := sdk.Config(`{"environment":"staging"}`)
@@ -344,15 +337,12 @@ func TestContractSubprocess(t *testing.T) {
 
 // The example configuration in examples/prometheus is valid.
 func TestExampleConfig(t *testing.T) {
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		path = promtoolPath
-	}
+	path := testkit.Need(t, "promtool")[0]
 	cfg := filepath.Join("..", "..", "examples", "prometheus", "prometheus.yml")
 	out, err := exec.Command(path, "check", "config", cfg).CombinedOutput()
 	if err != nil {
 		if _, ok := err.(*exec.ExitError); !ok {
-			t.Fatalf("promtool not runnable (%v): install it with `apt-get install -y prometheus` (Debian) so that %s exists", err, promtoolPath)
+			t.Fatalf("promtool not runnable: %v", err)
 		}
 		t.Fatalf("promtool check config %s: %v\n%s", cfg, err, out)
 	}

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,14 +13,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-)
 
-const prometheusPath = "/usr/bin/prometheus"
+	"github.com/socketfleet/socketfleet/internal/testkit"
+)
 
 // TestRealPrometheusScrapesTwoInstances builds the core and this plugin,
 // starts two core instances, connects K Socket.IO clients split over them,
@@ -33,23 +30,9 @@ func TestRealPrometheusScrapesTwoInstances(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two servers and Prometheus")
 	}
-	promBin, err := exec.LookPath("prometheus")
-	if err != nil {
-		promBin = prometheusPath
-	}
-	if _, err := os.Stat(promBin); err != nil {
-		t.Fatalf("prometheus not found (%v): install it with `apt-get install -y prometheus` (Debian) so that %s exists", err, prometheusPath)
-	}
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || len(bytes.TrimSpace(gomod)) == 0 || string(bytes.TrimSpace(gomod)) == os.DevNull {
-		t.Fatalf("go env GOMOD: %q %v", gomod, err)
-	}
-	root := filepath.Dir(string(bytes.TrimSpace(gomod)))
+	promBin := testkit.Need(t, "prometheus")[0]
 	tmp := t.TempDir()
-	server := filepath.Join(tmp, "socket-server")
-	pluginDir := filepath.Join(tmp, "plugins")
-	goBuild(t, root, server, "./cmd/socket-server")
-	goBuild(t, root, filepath.Join(pluginDir, "metrics-prometheus"), "./plugins/metrics-prometheus")
+	server, pluginDir := testkit.ServerAndPlugins(t, "metrics-prometheus")
 
 	cfgPath := filepath.Join(tmp, "config.hcl")
 	cfg := fmt.Sprintf(`server {
@@ -67,18 +50,17 @@ namespace "/" {}
 		t.Fatal(err)
 	}
 
-	addrs := []string{freeAddr(t), freeAddr(t)}
-	metricsAddrs := []string{addrs[0], freeAddr(t)}
+	addrs := []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}
+	metricsAddrs := []string{addrs[0], testkit.FreeAddr(t)}
 	for i, addr := range addrs {
-		cmd := exec.Command(server, "--config", cfgPath)
-		cmd.Env = append(os.Environ(), "LISTEN_ADDR="+addr, "INSTANCE_ID=socket-"+strconv.Itoa(i+1))
+		env := []string{"LISTEN_ADDR=" + addr, "INSTANCE_ID=socket-" + strconv.Itoa(i+1)}
 		if metricsAddrs[i] != addr {
-			cmd.Env = append(cmd.Env, "METRICS_LISTEN="+metricsAddrs[i])
+			env = append(env, "METRICS_LISTEN="+metricsAddrs[i])
 		}
-		start(t, cmd, fmt.Sprintf("socket-server %d", i+1))
+		testkit.Start(t, testkit.Command(server, env, "run", "run", "--config", cfgPath)).Name = fmt.Sprintf("socket-server %d", i+1)
 	}
 	for _, addr := range metricsAddrs {
-		waitFor(t, 30*time.Second, "GET http://"+addr+"/metrics answers 200", func() (bool, string) {
+		testkit.WaitForState(t, 30*time.Second, "GET http://"+addr+"/metrics answers 200", func() (bool, string) {
 			code, body := get("http://" + addr + "/metrics")
 			return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
 		})
@@ -90,7 +72,7 @@ namespace "/" {}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for i := range K {
-		conn := connect(t, addrs[i%2])
+		conn := testkit.ConnectSocketIO(t, addrs[i%2])
 		wg.Add(1)
 		go func() { defer wg.Done(); keepAlive(ctx, conn) }()
 	}
@@ -99,13 +81,13 @@ namespace "/" {}
 	}
 	for i, addr := range metricsAddrs {
 		want := fmt.Sprintf(`socket_connections_active{environment="test",instance="socket-%d"} %d`, i+1, (K+1-i)/2)
-		waitFor(t, 10*time.Second, addr+"/metrics shows "+want, func() (bool, string) {
+		testkit.WaitForState(t, 10*time.Second, addr+"/metrics shows "+want, func() (bool, string) {
 			_, body := get("http://" + addr + "/metrics")
 			return strings.Contains(body, want), body
 		})
 	}
 
-	promAddr := freeAddr(t)
+	promAddr := testkit.FreeAddr(t)
 	promCfg := filepath.Join(tmp, "prometheus.yml")
 	if err := os.WriteFile(promCfg, []byte(fmt.Sprintf(`global:
   scrape_interval: 1s
@@ -118,11 +100,11 @@ scrape_configs:
 `, metricsAddrs[0], metricsAddrs[1])), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	start(t, exec.Command(promBin, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(tmp, "tsdb"),
-		"--web.listen-address="+promAddr, "--log.level=warn"), "prometheus")
+	testkit.Start(t, exec.Command(promBin, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(tmp, "tsdb"),
+		"--web.listen-address="+promAddr, "--log.level=warn"))
 
 	began := time.Now()
-	waitFor(t, 30*time.Second, "Prometheus: up == 1 for both targets", func() (bool, string) {
+	testkit.WaitForState(t, 30*time.Second, "Prometheus: up == 1 for both targets", func() (bool, string) {
 		res, raw := query(promAddr, "up")
 		ups := 0
 		for _, r := range res {
@@ -134,7 +116,7 @@ scrape_configs:
 	})
 	t.Logf("both targets up after %v", time.Since(began).Round(100*time.Millisecond))
 	var got string
-	waitFor(t, 10*time.Second, fmt.Sprintf("Prometheus: sum(socket_connections_active) == %d", K), func() (bool, string) {
+	testkit.WaitForState(t, 10*time.Second, fmt.Sprintf("Prometheus: sum(socket_connections_active) == %d", K), func() (bool, string) {
 		res, raw := query(promAddr, "sum(socket_connections_active)")
 		if len(res) == 1 {
 			got = res[0].value
@@ -155,82 +137,6 @@ scrape_configs:
 		t.Errorf("per instance: %v, want socket-1 3, socket-2 2; %s", per, raw)
 	}
 	t.Logf("Prometheus: sum by (exported_instance, environment) (socket_connections_active) = %s", raw)
-}
-
-func goBuild(t *testing.T, dir, out, pkg string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = dir
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// start runs cmd with its output in t.Log (after the test, to a buffer) and
-// stops it when the test ends: SIGTERM, then kill after 5 s.
-func start(t *testing.T, cmd *exec.Cmd, name string) {
-	t.Helper()
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("--- %s output ---\n%s", name, out.String())
-		}
-	})
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, still not: %s; last: %s", limit, what, last)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
 
 var httpClient = &http.Client{Timeout: 2 * time.Second}
@@ -274,28 +180,6 @@ func query(addr, q string) ([]result, string) {
 		out = append(out, result{s.Metric, v})
 	}
 	return out, body
-}
-
-// connect opens a Socket.IO session over WebSocket and joins "/".
-func connect(t *testing.T, addr string) *websocket.Conn {
-	t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, msg, err := conn.ReadMessage(); err != nil || !bytes.HasPrefix(msg, []byte("0{")) {
-		t.Fatalf("%s: open packet: %q %v", addr, msg, err)
-	}
-	if err := conn.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
-		t.Fatal(err)
-	}
-	if _, msg, err := conn.ReadMessage(); err != nil || !bytes.HasPrefix(msg, []byte("40{")) {
-		t.Fatalf("%s: CONNECT reply: %q %v", addr, msg, err)
-	}
-	_ = conn.SetReadDeadline(time.Time{})
-	return conn
 }
 
 // keepAlive answers pings until ctx ends or the connection closes.

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -62,10 +60,7 @@ func TestRendezvousMovesAboutOneNth(t *testing.T) {
 }
 
 func TestThroughTheBoundary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "sharding-hash")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := plugintest.Build(t, ".")
 	p, cleanup := plugintest.Subprocess(t, bin, sdk.KindSharding)
 	defer cleanup()
 	cfg := sdk.Config(`{"shards":"4","shard":2,"urls":["ws://s0","ws://s1","ws://s2","ws://s3"]}`)

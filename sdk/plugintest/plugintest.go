@@ -12,8 +12,14 @@
 //		)
 //	}
 //
-// and, once the binary is built, the same checks against
-// plugintest.Subprocess(t, "./bin/my-plugin", sdk.KindAuth).
+// and the same checks against the built binary:
+// plugintest.Subprocess(t, plugintest.Build(t, "."), sdk.KindAuth), where
+// Build compiles the package once per test process.
+//
+// A test that needs an outside program or file (Node.js, a database) asks
+// for it with NeedTool or NeedFile: when it is missing the test is skipped
+// with the install hint given, and fails when the environment has CI=true,
+// so that CI cannot pass by skipping.
 package plugintest
 
 import (

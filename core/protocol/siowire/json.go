@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -399,6 +400,20 @@ func SplitArray(raw []byte) ([][]byte, error) {
 	out := make([][]byte, len(elems))
 	copy(out, elems)
 	return out, nil
+}
+
+// AppendEvent appends the event array ["event",args...]; args are raw JSON.
+// dst grows once (escapes aside).
+func AppendEvent(dst []byte, event string, args [][]byte) []byte {
+	n := len(event) + 4
+	for _, a := range args {
+		n += len(a) + 1
+	}
+	dst = AppendString(append(slices.Grow(dst, n), '['), event)
+	for _, a := range args {
+		dst = append(append(dst, ','), a...)
+	}
+	return append(dst, ']')
 }
 
 // AppendArray appends '[' + elems joined by ',' + ']' to dst. Elements are
