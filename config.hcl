@@ -96,6 +96,37 @@ server {
     code    = "SERVER_DRAINING"
   }
 
+  # Limits against hostile clients: what one client can make an instance
+  # hold or do. Each hit is counted (socket_limits_hit_total{limit}, and
+  # /health's limits_hit). The values shown are the defaults; the whole
+  # block is optional.
+  limits {
+    # Packets per second per connection (a token bucket), and how many may
+    # come at once. Over it the connection is closed ("rate limit
+    # exceeded"). Browsers send a few per second; 0 turns the limit off.
+    packet_rate  = 100
+    packet_burst = 200
+    # Rooms one socket may be in (its own id aside). A join past it is
+    # refused whole (the ack says "too many rooms").
+    max_rooms = 1000
+    # A binary packet's attachments must all arrive within this, or the
+    # connection is closed ("attachment timeout").
+    attachment_timeout = "10s"
+    # A polling POST body must arrive within this: 408, and the session is
+    # closed (the client reconnects).
+    body_timeout = "10s"
+    # A request head (request line and headers) above this gets 431. At
+    # least 4KiB.
+    max_head_bytes = "16KiB"
+    # What a session keeps of its handshake (URI and headers, for auth
+    # plugins, event rules and /api/v1/sockets): over it the largest
+    # headers are dropped whole; a URI alone above it gets 414.
+    max_handshake_bytes = "8KiB"
+    # A keep-alive HTTP connection with no request under way is closed
+    # after this (a long-poll GET waiting for packets is under way).
+    idle_timeout = "60s"
+  }
+
   # Optional memory-based load shedding: above a threshold new handshakes
   # get HTTP 503 with Retry-After (and /ready says 503) while connected
   # sockets keep working. Thresholds are sizes ("2GB") or a percentage of

@@ -14,6 +14,44 @@ import (
 	"github.com/socketfleet/socketfleet/core/pluginhost"
 )
 
+// DefaultLimits are the limits block's defaults.
+var DefaultLimits = Limits{
+	PacketRate:        100,
+	PacketBurst:       200,
+	MaxRooms:          1000,
+	AttachmentTimeout: 10 * time.Second,
+	BodyTimeout:       10 * time.Second,
+	MaxHeadBytes:      16 << 10,
+	MaxHandshakeBytes: 8 << 10,
+	IdleTimeout:       60 * time.Second,
+}
+
+var limitsSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "packet_rate"}, {Name: "packet_burst"}, {Name: "max_rooms"}, {Name: "attachment_timeout"},
+		{Name: "body_timeout"}, {Name: "max_head_bytes"}, {Name: "max_handshake_bytes"}, {Name: "idle_timeout"},
+	},
+}
+
+func (d *decoder) limits(b *hcl.Block, l *Limits) {
+	*l = DefaultLimits
+	if b == nil {
+		return
+	}
+	a := d.content(b.Body, limitsSchema).Attributes
+	d.integer(a["packet_rate"], &l.PacketRate, 0)
+	d.integer(a["packet_burst"], &l.PacketBurst, 1)
+	d.integer(a["max_rooms"], &l.MaxRooms, 1)
+	d.duration(a["attachment_timeout"], &l.AttachmentTimeout, true)
+	d.duration(a["body_timeout"], &l.BodyTimeout, true)
+	d.size(a["max_head_bytes"], &l.MaxHeadBytes)
+	if attr := a["max_head_bytes"]; attr != nil && l.MaxHeadBytes < 4096 {
+		d.attrError(attr, "Invalid size", "max_head_bytes must be at least 4KiB (browsers send a few hundred bytes to a few KiB of headers).")
+	}
+	d.size(a["max_handshake_bytes"], &l.MaxHandshakeBytes)
+	d.duration(a["idle_timeout"], &l.IdleTimeout, true)
+}
+
 // Defaults of the server block.
 const (
 	DefaultListen         = ":8081"
@@ -44,7 +82,7 @@ var serverSchema = &hcl.BodySchema{
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "cors"}, {Type: "session_cookie"}, {Type: "instance_cookie"},
-		{Type: "drain"}, {Type: "load_shedding"}, {Type: "api"},
+		{Type: "drain"}, {Type: "load_shedding"}, {Type: "api"}, {Type: "limits"},
 	},
 }
 
@@ -142,6 +180,7 @@ func (d *decoder) server(b *hcl.Block, s *Server) {
 		d.boolean(c.Attributes["credentials"], &s.CORS.Credentials)
 	}
 	d.drain(d.single(blocks, "drain", "the server block"), &s.Drain)
+	d.limits(d.single(blocks, "limits", "the server block"), &s.Limits)
 	s.LoadShedding = d.shedding(d.single(blocks, "load_shedding", "the server block"))
 	d.duration(a["memory_report_interval"], &s.MemoryReportInterval, false)
 	s.API = d.api(d.single(blocks, "api", "the server block"))

@@ -59,6 +59,21 @@ type Server struct {
 
 	LogLevel  string // "info" default, LOG_LEVEL overrides
 	LogFormat string // "json" (default) | "text"
+
+	Limits Limits // against hostile clients: the limits block
+}
+
+// Limits bound what one client can make an instance hold or do (the
+// server block's limits block; defaults in DefaultLimits).
+type Limits struct {
+	PacketRate        int           // packets per second per connection; 0 = off
+	PacketBurst       int           // packets at once over the rate
+	MaxRooms          int           // rooms per socket
+	AttachmentTimeout time.Duration // for a binary packet's attachments
+	BodyTimeout       time.Duration // for a polling POST body
+	MaxHeadBytes      int64         // request line and headers
+	MaxHandshakeBytes int64         // of its handshake a session keeps
+	IdleTimeout       time.Duration // keep-alive HTTP connections
 }
 
 // CORS configures cross-origin polling requests and the WebSocket Origin check.

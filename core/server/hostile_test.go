@@ -157,6 +157,16 @@ func waitGoroutines(t *testing.T, base, slack int) {
 	}
 }
 
+// waitCount waits a little for a counter the server updates after the
+// client sees the close (onClose runs after the socket is closed).
+func waitCount(get func() int64, want int64) int64 {
+	deadline := time.Now().Add(2 * time.Second)
+	for get() != want && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return get()
+}
+
 // closeCode waits for the server to close c and returns the close code
 // (-1: the connection ended without a close frame).
 func closeCode(t *testing.T, c *websocket.Conn) int {
@@ -204,7 +214,7 @@ func TestInvalidUTF8ClosesOnlySender(t *testing.T) {
 	if n := srv.Engine.InvalidUTF8.Load(); n != 3 {
 		t.Fatalf("invalid_utf8 counted %d, want 3", n)
 	}
-	if got := srv.SocketIO.Stats.Closed()["invalid utf-8"]; got != 3 {
+	if got := waitCount(func() int64 { return srv.SocketIO.Stats.Closed()["invalid utf-8"] }, 3); got != 3 {
 		t.Fatalf("closed by invalid utf-8: %d, want 3", got)
 	}
 	waitGoroutines(t, base, 8) // the chatters' sessions (none idle-parked under httptest)
@@ -436,7 +446,7 @@ func TestPacketRateLimit(t *testing.T) {
 	}
 	closeCode(t, m.c)
 	m.c.Close()
-	if got := srv.SocketIO.Stats.Closed()["rate limit exceeded"]; got != 1 {
+	if got := waitCount(func() int64 { return srv.SocketIO.Stats.Closed()["rate limit exceeded"] }, 1); got != 1 {
 		t.Fatalf("closed for the rate: %d, want 1", got)
 	}
 	if got := srv.Engine.RateLimited.Load(); got != 1 {
@@ -520,4 +530,44 @@ func TestWithheldAttachmentsTimeout(t *testing.T) {
 	}
 	room.chat(10)
 	waitGoroutines(t, base, 8)
+}
+
+// TestLimitsFromConfig: the limits block reaches the engine, the socket
+// layer and the HTTP server; packet_rate = 0 turns the rate limit off.
+func TestLimitsFromConfig(t *testing.T) {
+	srv, ts := newTestInstance(t, strings.Replace(hostileConfig, "server {", `server {
+  limits {
+    packet_rate         = 0
+    max_rooms           = 2
+    body_timeout        = "3s"
+    max_handshake_bytes = "2KiB"
+    max_head_bytes      = "8KiB"
+    idle_timeout        = "7s"
+  }`, 1))
+	o := srv.Engine.Options()
+	if o.PacketRate != -1 || o.BodyTimeout != 3*time.Second || o.MaxHandshakeBytes != 2048 {
+		t.Fatalf("engine options: rate %v, body timeout %v, handshake bytes %d", o.PacketRate, o.BodyTimeout, o.MaxHandshakeBytes)
+	}
+	if hs := srv.limits.httpServer(nil, time.Second); hs.IdleTimeout != 7*time.Second || hs.MaxHeaderBytes != 8192-4096 {
+		t.Fatalf("http server: idle %v, max header bytes %d", hs.IdleTimeout, hs.MaxHeaderBytes)
+	}
+	m, _ := connectWS(t, ts.URL)
+	for i := range 3 {
+		m.send(fmt.Sprintf(`42%d["join","r%d"]`, i, i))
+		want := fmt.Sprintf(`43%d[{"ok":true}]`, i)
+		if i == 2 {
+			want = `432[{"ok":false,"error":"too many rooms"}]`
+		}
+		if got := m.read(); got != want {
+			t.Fatalf("join %d: %q, want %q", i, got, want)
+		}
+	}
+	for range 500 { // no rate limit: nothing closes
+		m.send(`42["chat:message",{"room":"r0"}]`)
+	}
+	for range 500 {
+		if got := m.read(); got != `42["chat:message",{"room":"r0"}]` {
+			t.Fatalf("got %q", got)
+		}
+	}
 }

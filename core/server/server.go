@@ -110,8 +110,17 @@ func newServer(cfg *config.Config, log *logrus.Entry, version string, plugins ro
 	return newServerLimits(cfg, log, version, plugins, configLimits(cfg))
 }
 
-// configLimits are the limits cfg sets.
-func configLimits(*config.Config) Limits { return Limits{} }
+// configLimits are the limits cfg sets (config fills in the defaults).
+func configLimits(cfg *config.Config) Limits {
+	l := cfg.Server.Limits
+	rate := float64(l.PacketRate)
+	if l.PacketRate == 0 && l.PacketBurst > 0 { // parsed (a Config built by hand has no burst): off
+		rate = -1
+	}
+	return Limits{PacketRate: rate, PacketBurst: l.PacketBurst, MaxRooms: l.MaxRooms,
+		AttachmentTimeout: l.AttachmentTimeout, BodyTimeout: l.BodyTimeout,
+		MaxHeadBytes: int(l.MaxHeadBytes), MaxHandshakeBytes: int(l.MaxHandshakeBytes), IdleTimeout: l.IdleTimeout}
+}
 
 func newServerLimits(cfg *config.Config, log *logrus.Entry, version string, plugins routing.Plugins, lim Limits) *Server {
 	sc := cfg.Server
