@@ -14,9 +14,10 @@ server {
   cors {
     allowed_origins = ["*"]
   }
-  # cluster-max's one publisher sends as fast as deliveries allow, thousands
-  # a second on one connection: the per-connection packet limit (100/s by
-  # default) would cut it, and the Node reference has none.
+  # socketbench's --rate 0 runs (cluster-max, fanout at full speed) send as
+  # fast as deliveries allow, thousands a second on one connection: the
+  # per-connection packet limit (100/s by default) would cut them, and the
+  # Node reference has none.
   limits {
     packet_rate = 0
   }
