@@ -114,7 +114,8 @@ server {
     # Exact origins such as "https://chat.example.com", or "*" for any.
     # Empty = same-origin and non-browser clients only.
     allowed_origins = ["*"]
-    # Allow credentialed (cookie) requests.
+    # Allow credentialed (cookie) requests; only with exact origins (validate
+    # refuses credentials = true with "*").
     credentials = false
   }
 

@@ -403,6 +403,7 @@ func TestErrors(t *testing.T) {
 		{"bad listen", "server {\n  listen = \"8081\"\n}", "Invalid listen address", 2, 12},
 		{"bad path", "server {\n  path = \"socket.io\"\n}", "Invalid path", 2, 10},
 		{"bad origin", "server {\n  cors {\n    allowed_origins = [\"*\", \"https://x.com/\"]\n  }\n}", "Invalid origin", 3, 29},
+		{"credentials with any origin", "server {\n  cors {\n    allowed_origins = [\"*\"]\n    credentials     = true\n  }\n}", "Credentials with any origin", 4, 23},
 		{"bad log level", "server {\n  log_level = \"loud\"\n}", "Invalid attribute value", 2, 15},
 		{"variable in static", "server {\n  listen = args[0]\n}", "Variables not allowed", 2, 12},
 		{"unknown variable in rule", "namespace \"/\" {\n  event \"a\" {\n    join { room = usr.room }\n  }\n}", "Unknown variable", 3, 19},
