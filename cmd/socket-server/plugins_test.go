@@ -41,6 +41,9 @@ func jwtConfig(pluginDir string) string {
 server {
   listen     = env("LISTEN_ADDR")
   plugin_dir = "` + pluginDir + `"
+  api {
+    token = "` + testAPIToken + `"
+  }
 }
 auth "jwt" {
   secret      = env("TEST_JWT_SECRET")
@@ -113,9 +116,25 @@ func TestJWTPluginThroughTheCore(t *testing.T) {
 	bad("missing", nil, "", "authentication required: no token")
 }
 
+const testAPIToken = "test-api-token-0123456789"
+
+// pluginPID reads the plugin's pid from /health, asking with the API token
+// (without it /health keeps pids to itself).
 func pluginPID(t *testing.T, addr string) int {
 	t.Helper()
-	res, err := http.Get("http://" + addr + "/health")
+	return healthPluginPID(t, addr, testAPIToken)
+}
+
+func healthPluginPID(t *testing.T, addr, apiToken string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/health", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if apiToken != "" {
+		req.Header.Set("Authorization", "Bearer "+apiToken)
+	}
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +151,22 @@ func pluginPID(t *testing.T, addr string) int {
 		return 0
 	}
 	return h.Plugins[0].PID
+}
+
+// /health is public, but plugin pids (and their errors, which name
+// addresses) only go to a caller with the API token.
+func TestHealthShowsPluginPIDsOnlyWithTheAPIToken(t *testing.T) {
+	srv, addr := startJWTServer(t)
+	defer stopServer(t, srv)
+	if pid := healthPluginPID(t, addr, ""); pid != 0 {
+		t.Errorf("/health without a token shows plugin pid %d", pid)
+	}
+	if pid := healthPluginPID(t, addr, "wrong-token-0123456789"); pid != 0 {
+		t.Errorf("/health with a wrong token shows plugin pid %d", pid)
+	}
+	if pid := healthPluginPID(t, addr, testAPIToken); pid <= 0 {
+		t.Errorf("/health with the API token shows no plugin pid")
+	}
 }
 
 // TestAuthPluginKilledWhileClientsConnect: kill -9 of the auth plugin does

@@ -44,6 +44,7 @@ type Server struct {
 	handler  http.Handler
 	draining atomic.Bool
 	accept   acceptHealth
+	api      *api     // nil without an api block
 	plugins  *plugins // nil without plugin blocks
 
 	// requestSlots bounds the cluster requests from other instances being
@@ -94,7 +95,8 @@ func newServer(cfg *config.Config, log *logrus.Entry, version string, plugins ro
 	}
 	mux.HandleFunc("/ready", s.serveReady)
 	if sc.API != nil {
-		mux.Handle(apiPrefix, newAPI(s, sc.API, log.WithField("component", "api")))
+		s.api = newAPI(s, sc.API, log.WithField("component", "api"))
+		mux.Handle(apiPrefix, s.api)
 	}
 	s.handler = mux
 	return s
@@ -373,7 +375,10 @@ type pluginHealth struct {
 	LastError string `json:"last_error,omitempty"`
 }
 
-func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+// serveHealth answers liveness for anyone; what could help an attacker
+// (plugin pids, their last errors, which name addresses) only to a caller
+// with the API token.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	h := health{
@@ -388,9 +393,14 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 		Sys:         ms.Sys,
 		AcceptErrs:  s.accept.errors.Load(),
 	}
+	detailed := s.api != nil && r.Header.Get("Authorization") != "" && s.api.tokenMatches(r)
 	if s.plugins != nil {
 		for _, st := range s.plugins.host.States() {
-			h.Plugins = append(h.Plugins, pluginHealth{st.Kind, st.Name, st.Up, st.Restarts, st.PID, st.LastError})
+			ph := pluginHealth{Kind: st.Kind, Name: st.Name, Up: st.Up, Restarts: st.Restarts}
+			if detailed {
+				ph.PID, ph.LastError = st.PID, st.LastError
+			}
+			h.Plugins = append(h.Plugins, ph)
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
