@@ -271,7 +271,7 @@ func checkAuthBasics(t *testing.T, a sdk.Authenticator, opts Options) {
 		Auth:       json.RawMessage(`{}`),
 		Headers:    map[string]string{"user-agent": "plugintest"},
 		Query:      map[string]string{"EIO": "4", "transport": "websocket"},
-		RemoteAddr: "127.0.0.1:40000",
+		RemoteAddr: "127.0.0.1", // an IP without a port, as the core sends it
 	})
 	if err != nil {
 		t.Logf("an empty handshake got an error (the plugin could not decide): %v", err)
