@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -74,7 +75,8 @@ func TestConfig(t *testing.T) {
 		{`keys_file = ["keys.txt"]`, "keys_file must be a string"},
 		{`keys_file = "/nonexistent/keys.txt"`, "no such file"},
 	} {
-		if err := plugintest.ValidateConfig(t, plugin, c.snippet); err == nil || !strings.Contains(err.Error(), c.want) {
+		var ce *plugintest.ConfigError
+		if err := plugintest.ValidateConfig(t, plugin, c.snippet); !errors.As(err, &ce) || !strings.Contains(ce.Diagnostics, c.want) {
 			t.Errorf("block with %q: %v, want the server to refuse it saying %q", c.snippet, err, c.want)
 		}
 	}

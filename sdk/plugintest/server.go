@@ -92,8 +92,9 @@ func numbered(text string) string {
 // inside it, and a `namespace "/" {}`. The server launches the plugin,
 // decodes the block against the schema the plugin declares and calls its
 // Configure, exactly as at start-up. It returns nil when the server
-// accepts the config, else an error carrying the server's diagnostics and
-// the numbered config they point into.
+// accepts the config, else a *ConfigError carrying the server's
+// diagnostics and the config they point into. The server, and the plugin
+// it launches, inherit the test's environment.
 func ValidateConfig(t testing.TB, p Plugin, snippet string) error {
 	t.Helper()
 	server := NeedServer(t)
@@ -114,11 +115,21 @@ func ValidateConfig(t testing.TB, p Plugin, snippet string) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &exit) && exit.ExitCode() == 1:
-		return fmt.Errorf("socket-server validate refused the config:\n%s\nthe config:\n%s", strings.TrimRight(out.String(), "\n"), numbered(text))
+		return &ConfigError{Diagnostics: strings.TrimRight(out.String(), "\n"), Config: text}
 	default:
 		t.Fatalf("plugintest: %s validate: %v\n%s", server, err, out.String())
 		return nil
 	}
+}
+
+// ConfigError is ValidateConfig's error: the server refused the config.
+type ConfigError struct {
+	Diagnostics string // what socket-server validate printed, with file:line:col
+	Config      string // the config file it checked
+}
+
+func (e *ConfigError) Error() string {
+	return "socket-server validate refused the config:\n" + e.Diagnostics + "\nthe config:\n" + numbered(e.Config)
 }
 
 // CheckConfig fails the test unless the server accepts snippet as p's
@@ -146,8 +157,9 @@ type Server struct {
 // loopback port, with p's block holding snippet, and waits until it
 // answers. rest is the rest of the config: namespaces and their rules, and
 // other top-level blocks except `server` (StartServer writes that one);
-// when rest is "" it is `namespace "/" {}`. The server stops when the test
-// ends, and its output is logged if the test failed.
+// when rest is "" it is `namespace "/" {}`. The server and its plugin
+// inherit the test's environment. The server stops when the test ends, and
+// its output is logged if the test failed.
 func StartServer(t testing.TB, p Plugin, snippet, rest string) *Server {
 	t.Helper()
 	server := NeedServer(t)

@@ -1,6 +1,7 @@
 package plugintest_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +44,8 @@ func TestValidateConfig(t *testing.T) {
 		{`note = ["a"]`, "note must be a string"},
 	} {
 		err := plugintest.ValidateConfig(t, testPlugin, c.snippet)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "config.hcl:3:") {
+		var ce *plugintest.ConfigError
+		if !errors.As(err, &ce) || !strings.Contains(ce.Diagnostics, c.want) || !strings.Contains(ce.Diagnostics, "config.hcl:3:") || !strings.Contains(ce.Config, c.snippet) {
 			t.Errorf("ValidateConfig(%s) = %v, want the server's diagnostic %q at line 3", c.snippet, err, c.want)
 		}
 	}
