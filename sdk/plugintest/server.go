@@ -190,13 +190,14 @@ func StartServer(t testing.TB, p Plugin, snippet, rest string) *Server {
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
+	probe := &http.Client{Timeout: 2 * time.Second}
 	for {
 		select {
 		case <-s.done:
 			t.Fatalf("plugintest: socket-server exited at start-up (%v); its output and config follow", s.cmd.ProcessState)
 		default:
 		}
-		if resp, err := http.Get("http://" + addr + "/health"); err == nil {
+		if resp, err := probe.Get("http://" + addr + "/health"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return s
