@@ -323,7 +323,8 @@ func TestNoOrphansAfterCoreKill(t *testing.T) {
 func TestCustomAuthPluginsThroughTheCore(t *testing.T) {
 	bin := buildBinary(t)
 	root := testkit.ModuleRoot(t)
-	goPlugin := testkit.Build(t, "./examples/auth-custom-go")
+	// A Go module of its own, as an outside author's plugin would be.
+	goPlugin := plugintest.BuildIn(t, filepath.Join(root, "examples/auth-custom-go"), ".")
 	nodeDir := filepath.Join(root, "examples/auth-custom-node")
 	testkit.Need(t, "node")
 	plugintest.NeedFile(t, filepath.Join(nodeDir, "node_modules/@grpc/grpc-js"), "examples/auth-custom-node's npm packages", "run `make e2e-deps` (make test does)")
