@@ -281,7 +281,7 @@ func (p *Plugin) Configure(ctx context.Context, cfg sdk.Config) error {
 	p.cfgMu.Lock()
 	defer p.cfgMu.Unlock()
 	err := p.call(ctx, "Configure", func(ctx context.Context, raw sdk.Plugin) error {
-		return raw.Configure(ctx, cfg)
+		return raw.Configure(p.withConfigDir(ctx), cfg)
 	})
 	if err == nil || errors.Is(err, ErrUnavailable) {
 		p.cfg = append(sdk.Config(nil), cfg...)
@@ -454,6 +454,14 @@ func (p *Plugin) supervise() {
 	}
 }
 
+// withConfigDir tells the plugin its config folder (sdk.ResolvePath).
+func (p *Plugin) withConfigDir(ctx context.Context) context.Context {
+	if p.spec.ConfigDir == "" {
+		return ctx
+	}
+	return sdk.WithConfigDir(ctx, p.spec.ConfigDir)
+}
+
 // restart launches a new process, re-applies the remembered config and makes
 // it the live one (under cfgMu, so a concurrent Configure lands on it).
 func (p *Plugin) restart() (*instance, error) {
@@ -469,7 +477,7 @@ func (p *Plugin) restart() (*instance, error) {
 	}
 	if p.configured {
 		ctx, cancel := context.WithTimeout(p.host.ctx, p.spec.CallTimeout)
-		err := inst.raw.Configure(ctx, p.cfg)
+		err := inst.raw.Configure(p.withConfigDir(ctx), p.cfg)
 		cancel()
 		if err != nil {
 			inst.kill(true)

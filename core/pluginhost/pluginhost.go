@@ -47,11 +47,15 @@ const (
 type Spec struct {
 	Kind sdk.Kind
 	Name string // block label, e.g. "jwt"
-	// Command is an explicit path from config; "" looks up
+	// Command is an explicit path from config (config resolves a relative
+	// one against the config file's folder); "" looks up
 	// <Dir>/<kind>-<name> (kind "log_sink" → "logsink-<name>").
 	Command string
 	Dir     string // plugin directory, default "bin/plugins"
 	SHA256  string // optional hex pin, verified before every launch
+	// ConfigDir is the folder of the config file the block came from; the
+	// plugin gets it at Configure to resolve its own relative paths.
+	ConfigDir string
 	// CallTimeout bounds every call into the plugin (default 2s).
 	CallTimeout time.Duration
 	// Where names the config block, e.g. `auth "jwt" block at config.hcl:12:1`;

@@ -41,7 +41,7 @@ func launchPlugins(ctx context.Context, cfg *config.Config, log *logrus.Entry) (
 	for _, pb := range cfg.Plugins {
 		p, err := ps.host.Launch(ctx, pluginhost.Spec{
 			Kind: pb.Kind, Name: pb.Name, Command: pb.Command, Dir: cfg.Server.PluginDir,
-			SHA256: pb.SHA256, CallTimeout: pb.CallTimeout, Where: pb.Where(),
+			SHA256: pb.SHA256, CallTimeout: pb.CallTimeout, Where: pb.Where(), ConfigDir: pb.ConfigDir,
 		})
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Plugin failed to start",

@@ -22,15 +22,15 @@ k-alice alice lobby,team-red
   k-bob   bob
 `
 
-// config writes testKeys to a file and returns the block pointing at it.
-func config(t *testing.T) sdk.Config {
+// config writes testKeys next to a config file and returns the block
+// naming it relative to that folder, and the folder (the host's config_dir).
+func config(t *testing.T) (sdk.Config, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "keys.txt")
-	if err := os.WriteFile(path, []byte(testKeys), 0o600); err != nil {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "keys.txt"), []byte(testKeys), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := json.Marshal(map[string]string{"keys_file": path})
-	return sdk.Config(cfg)
+	return sdk.Config(`{"keys_file":"keys.txt"}`), dir
 }
 
 func req(auth string) sdk.AuthRequest {
@@ -40,10 +40,11 @@ func req(auth string) sdk.AuthRequest {
 // check runs the contract and the apikey cases against p, however it is
 // served.
 func check(t *testing.T, p sdk.Plugin) {
-	plugintest.CheckContract(t, p, plugintest.Options{Config: config(t)})
+	cfg, dir := config(t)
+	plugintest.CheckContract(t, p, plugintest.Options{Config: cfg, ConfigDir: dir})
 	a := p.(sdk.Authenticator)
 	plugintest.CheckAuth(t, a,
-		plugintest.AuthCase{Name: "alice", Request: req(`{"key":"k-alice"}`), Allow: true, UserID: "alice"},
+		plugintest.AuthCase{Name: "alice", Request: req(`{"key":"k-alice"}`), Allow: true, UserID: "alice", Redact: []string{"key"}},
 		plugintest.AuthCase{Name: "bob", Request: req(`{"key":"k-bob"}`), Allow: true, UserID: "bob"},
 		plugintest.AuthCase{Name: "wrong key", Request: req(`{"key":"k-alicE"}`)},
 		plugintest.AuthCase{Name: "no key", Request: req(`{}`)},
