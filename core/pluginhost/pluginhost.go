@@ -73,6 +73,10 @@ type Options struct {
 	// SkipHostEnv starts plugins with an empty environment instead of the
 	// core's (go-plugin's own variables are always set).
 	SkipHostEnv bool
+	// Quiet logs what plugins and go-plugin say at debug (validate: only
+	// diagnostics are printed; start-up errors still carry the plugin's last
+	// stderr lines).
+	Quiet bool
 }
 
 // State is a plugin's supervision state (for /ready and logs).

@@ -21,6 +21,7 @@ import (
 	"github.com/socketfleet/socketfleet/core/config"
 	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/lifecycle"
+	"github.com/socketfleet/socketfleet/core/pluginhost"
 	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 	"github.com/socketfleet/socketfleet/core/protocol/siowire"
 	"github.com/socketfleet/socketfleet/core/rooms"
@@ -228,7 +229,7 @@ func (s *Server) Drain(ctx context.Context) {
 // plugins.
 func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version string) error {
 	entry := log.WithFields(logrus.Fields{"service": "socket-server", "instance_id": cfg.Server.InstanceID})
-	ps, diags := launchPlugins(ctx, cfg, entry)
+	ps, diags := launchPlugins(ctx, cfg, pluginhost.Options{Log: entry})
 	if diags.HasErrors() {
 		return fmt.Errorf("plugins: %w", diags)
 	}
