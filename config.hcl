@@ -286,7 +286,9 @@ namespace "/" {
 # Plugins. Each plugin kind is selected by a block whose label names the
 # plugin; the plugin runs as its own process (hashicorp/go-plugin over gRPC)
 # found at <plugin_dir>/<kind>-<name>. Attributes every plugin block takes:
-#   command      - explicit path of the binary instead of the lookup
+#   command      - explicit path of the binary instead of the lookup; a
+#                  relative path is relative to this file's folder (so are
+#                  the files plugins read, e.g. auth-jwt's public_key_file)
 #   sha256       - pin: the binary's SHA-256 (hex) is checked before launch
 #   call_timeout - bound on one call into the plugin (default "2s")
 # Every other attribute is the plugin's own, checked against the schema the
