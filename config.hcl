@@ -3,6 +3,13 @@
 #
 # Values are fixed when the file is loaded, except the attributes marked
 # RUNTIME below, which are expressions evaluated for every event.
+# `validate` checks their syntax and variable names, not the data they will
+# meet: an expression that fails on an event's data (e.g. args[0].room when
+# the client sent no room) refuses that event ({"ok": false, "error":
+# "invalid event data"} to an ack), is logged at warn with its file:line (at
+# most one line per rule per 10s, with the count of those left out) and is
+# counted in socket_rule_errors_total{namespace,event,rule}. Use try(...) for
+# data a client may leave out.
 #
 # Functions available everywhere:
 #   env("NAME")            value of an environment variable; error if unset or empty

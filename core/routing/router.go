@@ -43,6 +43,8 @@ type Stats struct {
 	AuthFailed    atomic.Int64 // the auth plugin could not answer: refused, fail closed
 	WrongShard    atomic.Int64 // users sent to their shard
 	ShardFailed   atomic.Int64 // the sharding plugin could not answer: refused
+
+	ruleErrs ruleErrors // RuleErrors by rule, and the pace of their warn lines
 }
 
 // Router is the socketio.Handler of one namespace.
@@ -258,7 +260,12 @@ func (r *Router) stop(x *config.Exec, err error) {
 		return
 	}
 	r.stats.RuleErrors.Add(1)
-	r.log.WithField("event", x.Name).WithField("socket", x.Socket.ID()).WithError(err).Debug("event rule failed on this event")
+	where := ruleWhere(err, x.Rule)
+	if log, suppressed := r.stats.ruleErrs.note(ruleErrorKey{r.ns.Name, x.Name, where}, r.now()); log {
+		// validate cannot see these: they depend on each event's data.
+		r.log.WithFields(logrus.Fields{"event": x.Name, "rule": where, "socket": x.Socket.ID(),
+			"suppressed": suppressed}).WithError(err).Warn("event rule failed on this event's data (at most one line per rule per 10s)")
+	}
 	r.refuse(x, "invalid event data")
 }
 
