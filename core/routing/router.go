@@ -49,12 +49,13 @@ type Stats struct {
 
 // Router is the socketio.Handler of one namespace.
 type Router struct {
-	ns    *config.Namespace
-	auth  sdk.Authenticator // nil = no authentication
-	shard sdk.Sharder       // nil = no sharding
-	log   *logrus.Entry
-	stats *Stats
-	now   func() time.Time
+	ns     *config.Namespace
+	auth   sdk.Authenticator // nil = no authentication
+	shard  sdk.Sharder       // nil = no sharding
+	redact []string          // auth fields every socket drops
+	log    *logrus.Entry
+	stats  *Stats
+	now    func() time.Time
 	// connectScope[i]: on_connect emit i reads the socket's variables.
 	connectScope []bool
 }
@@ -69,11 +70,14 @@ type socketState struct {
 type Plugins struct {
 	Auth     sdk.Authenticator
 	Sharding sdk.Sharder
+	// RedactAuth names CONNECT payload fields no socket keeps (config's
+	// api.redact_auth), besides those the auth plugin's decision names.
+	RedactAuth []string
 }
 
 // New returns the router for a namespace's rules.
 func New(ns *config.Namespace, p Plugins, stats *Stats, log *logrus.Entry) *Router {
-	r := &Router{ns: ns, auth: p.Auth, shard: p.Sharding, log: log, stats: stats, now: time.Now}
+	r := &Router{ns: ns, auth: p.Auth, shard: p.Sharding, redact: p.RedactAuth, log: log, stats: stats, now: time.Now}
 	for _, em := range ns.OnConnect {
 		r.connectScope = append(r.connectScope, em.Args.Expr != nil && len(em.Args.Expr.Variables()) > 0)
 	}
@@ -84,8 +88,13 @@ var _ socketio.Handler = (*Router)(nil)
 
 // Connect asks the auth plugin, once per CONNECT. A plugin that cannot
 // answer (down, timed out, failing) refuses the socket: auth fails closed.
+//
+// Secrets are dropped from the CONNECT payload once the plugin has seen
+// them: what the socket keeps (for rules, the API, fetchSockets) lacks the
+// fields the decision and api.redact_auth name.
 func (r *Router) Connect(s *socketio.Socket) error {
 	if r.auth == nil {
+		s.RedactAuth(r.redact)
 		return nil
 	}
 	hs := s.Handshake()
@@ -112,6 +121,8 @@ func (r *Router) Connect(s *socketio.Socket) error {
 		return &socketio.ConnectError{Message: msg, Data: dec.ErrorData}
 	}
 	r.stats.AuthAccepted.Add(1)
+	s.RedactAuth(r.redact)
+	s.RedactAuth(dec.RedactAuth)
 	s.SetIdentity(dec.UserID, dec.Data)
 	s.JoinOnConnect(dec.Rooms...)
 	if r.shard != nil && dec.UserID != "" {

@@ -75,6 +75,9 @@ func newServer(cfg *config.Config, log *logrus.Entry, version string, plugins ro
 		MaxAttachments: sc.MaxAttachments,
 		Log:            log,
 	})
+	if sc.API != nil {
+		plugins.RedactAuth = sc.API.RedactAuth
+	}
 	for _, ns := range cfg.Namespaces {
 		s.SocketIO.AddNamespace(ns.Name, routing.New(ns, plugins, &s.Routing, log.WithField("namespace", ns.Name)), nil)
 	}
