@@ -407,3 +407,65 @@ namespace "/" {`, 1)
 		t.Fatalf("/metrics: %d\n%s", res.StatusCode, body)
 	}
 }
+
+// The CONNECT payload's secrets stay out of the backend API and the rules:
+// the JWT plugin's token (its decision names it) and what api.redact_auth
+// names are dropped from what the socket keeps; the rest is there.
+func TestAPIHidesAuthSecrets(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	buildPlugin(t, dir, "auth-jwt")
+	t.Setenv("TEST_JWT_SECRET", "s3cr3t")
+	const apiToken = "0123456789abcdef0123"
+	cmd, addr, logs := startServer(t, bin, `
+server {
+  listen     = env("LISTEN_ADDR")
+  plugin_dir = "`+dir+`"
+  api {
+    token       = "`+apiToken+`"
+    redact_auth = ["password"]
+  }
+}
+auth "jwt" {
+  secret = env("TEST_JWT_SECRET")
+}
+namespace "/" {
+  on_connect {
+    emit "auth" { args = [auth] }
+  }
+}
+`)
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		waitExit(t, cmd, 10*time.Second)
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	}()
+	tok := token(t, jwt.MapClaims{"sub": "ann", "exp": time.Now().Add(time.Hour).Unix()}, "s3cr3t")
+	c, reply := connectWS(t, addr, `{"token":"`+tok+`","password":"hunter2","room":"lobby"}`)
+	if !strings.HasPrefix(reply, `40{"sid":"`) {
+		t.Fatalf("connect: %q", reply)
+	}
+	if got := read(t, c); got != `42["auth",{"room":"lobby"}]` {
+		t.Errorf("rules see auth as %s, want the redacted object", got)
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/sockets", nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(res.Body)
+	got := body.String()
+	if res.StatusCode != 200 || !strings.Contains(got, `"auth":{"room":"lobby"}`) {
+		t.Fatalf("GET /api/v1/sockets: %d %s", res.StatusCode, got)
+	}
+	for _, secret := range []string{tok, "hunter2", `"token"`, `"password"`} {
+		if strings.Contains(got, secret) {
+			t.Errorf("the API shows %q: %s", secret, got)
+		}
+	}
+}

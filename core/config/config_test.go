@@ -418,6 +418,7 @@ func TestErrors(t *testing.T) {
 		{"args object with vars", "namespace \"/\" {\n  event \"a\" {\n    ack = {n = args}\n  }\n}", "Invalid value", 3, 11},
 		{"short api token", "server {\n  api {\n    token = \"short\"\n  }\n}", "Invalid API token", 3, 13},
 		{"api without token", "server {\n  api {}\n}", "Missing required argument", 2, 7},
+		{"empty redact_auth field", "server {\n  api {\n    token = \"0123456789abcdef\"\n    redact_auth = [\"\"]\n  }\n}", "Invalid redact_auth", 4, 19},
 		{"duplicate api", "server {\n  api { token = \"0123456789abcdef\" }\n  api { token = \"0123456789abcdef\" }\n}", "Duplicate api block", 3, 3},
 		{"server_emit reserved", "namespace \"/\" {\n  event \"a\" {\n    server_emit { event = \"connect\" }\n  }\n}", "Reserved event name", 3, 27},
 		{"server_emit unknown attr", "namespace \"/\" {\n  event \"a\" {\n    server_emit { to = \"x\" }\n  }\n}", "Unsupported argument", 3, 19},
@@ -650,8 +651,12 @@ namespace "/" {
 func TestAPIBlock(t *testing.T) {
 	t.Setenv("API_TOKEN", "0123456789abcdef0123")
 	cfg := mustParse(t, "server {\n  api {\n    token = env(\"API_TOKEN\")\n  }\n}\n")
-	if cfg.Server.API == nil || cfg.Server.API.Token != "0123456789abcdef0123" {
+	if cfg.Server.API == nil || cfg.Server.API.Token != "0123456789abcdef0123" || cfg.Server.API.RedactAuth != nil {
 		t.Fatalf("api %+v", cfg.Server.API)
+	}
+	cfg = mustParse(t, "server {\n  api {\n    token = env(\"API_TOKEN\")\n    redact_auth = [\"password\", \"pin\"]\n  }\n}\n")
+	if got := cfg.Server.API.RedactAuth; len(got) != 2 || got[0] != "password" || got[1] != "pin" {
+		t.Fatalf("redact_auth %q", got)
 	}
 	if cfg := mustParse(t, ""); cfg.Server.API != nil {
 		t.Fatal("the API is on without an api block")

@@ -21,6 +21,7 @@ import (
 	"github.com/socketfleet/socketfleet/core/config"
 	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/lifecycle"
+	"github.com/socketfleet/socketfleet/core/pluginhost"
 	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 	"github.com/socketfleet/socketfleet/core/protocol/siowire"
 	"github.com/socketfleet/socketfleet/core/rooms"
@@ -75,6 +76,9 @@ func newServer(cfg *config.Config, log *logrus.Entry, version string, plugins ro
 		MaxAttachments: sc.MaxAttachments,
 		Log:            log,
 	})
+	if sc.API != nil {
+		plugins.RedactAuth = sc.API.RedactAuth
+	}
 	for _, ns := range cfg.Namespaces {
 		s.SocketIO.AddNamespace(ns.Name, routing.New(ns, plugins, &s.Routing, log.WithField("namespace", ns.Name)), nil)
 	}
@@ -230,7 +234,7 @@ func (s *Server) Drain(ctx context.Context) {
 // plugins.
 func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version string) error {
 	entry := log.WithFields(logrus.Fields{"service": "socket-server", "instance_id": cfg.Server.InstanceID})
-	ps, diags := launchPlugins(ctx, cfg, entry)
+	ps, diags := launchPlugins(ctx, cfg, pluginhost.Options{Log: entry})
 	if diags.HasErrors() {
 		return fmt.Errorf("plugins: %w", diags)
 	}

@@ -36,6 +36,14 @@ func keysFile(t *testing.T) string {
 	return path
 }
 
+// config writes testKeys next to a config file and returns the block
+// naming it relative to that folder, and the folder (the host's config_dir).
+func config(t *testing.T) (sdk.Config, string) {
+	t.Helper()
+	dir := filepath.Dir(keysFile(t))
+	return sdk.Config(`{"keys_file":"keys.txt"}`), dir
+}
+
 // req is a CONNECT to "/" with payload auth, as the core sends it (the
 // remote address is an IP without a port).
 func req(auth string) sdk.AuthRequest {
@@ -45,11 +53,11 @@ func req(auth string) sdk.AuthRequest {
 // check runs the contract and the apikey cases against p, however it is
 // served.
 func check(t *testing.T, p sdk.Plugin) {
-	cfg, _ := json.Marshal(map[string]string{"keys_file": keysFile(t)})
-	plugintest.CheckContract(t, p, plugintest.Options{Config: cfg})
+	cfg, dir := config(t)
+	plugintest.CheckContract(t, p, plugintest.Options{Config: cfg, ConfigDir: dir})
 	plugintest.CheckAuth(t, p.(sdk.Authenticator),
-		plugintest.AuthCase{Name: "alice", Request: req(`{"key":"k-alice"}`), Allow: true, UserID: "alice", Rooms: []string{"lobby", "team-red"}},
-		plugintest.AuthCase{Name: "bob", Request: req(`{"key":"k-bob"}`), Allow: true, UserID: "bob", Rooms: []string{}},
+		plugintest.AuthCase{Name: "alice", Request: req(`{"key":"k-alice"}`), Allow: true, UserID: "alice", Rooms: []string{"lobby", "team-red"}, Redact: []string{"key"}},
+		plugintest.AuthCase{Name: "bob", Request: req(`{"key":"k-bob"}`), Allow: true, UserID: "bob", Rooms: []string{}, Redact: []string{"key"}},
 		plugintest.AuthCase{Name: "wrong key", Request: req(`{"key":"k-alicE"}`), Message: "invalid key"},
 		plugintest.AuthCase{Name: "no key", Request: req(`{}`), Message: "authentication required: no key"},
 		plugintest.AuthCase{Name: "no payload", Request: req(``), Message: "authentication required: no key"},

@@ -28,6 +28,10 @@ type Options struct {
 	Echo bool
 	// Timeout bounds each call; 5 s when zero.
 	Timeout time.Duration
+	// ConfigDir is the config folder Configure's ctx carries (what
+	// sdk.ResolvePath resolves relative paths against), as the host sends
+	// it; none when "".
+	ConfigDir string
 }
 
 // CheckContract checks what every plugin of p's kind must do, in subtests:
@@ -73,6 +77,9 @@ func CheckContract(t *testing.T, p sdk.Plugin, opts Options) {
 	if !t.Run("Configure", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 		defer cancel()
+		if opts.ConfigDir != "" {
+			ctx = sdk.WithConfigDir(ctx, opts.ConfigDir)
+		}
 		if err := p.Configure(ctx, opts.Config); err != nil {
 			t.Fatalf("Configure(%s): %v", opts.Config, err)
 		}
@@ -152,6 +159,9 @@ type AuthCase struct {
 	Allow   bool   // the expected decision
 	UserID  string // if set, the UserID an allowed socket must get
 	Err     bool   // expect a Go error (the plugin could not decide) instead of a decision
+	// Redact lists CONNECT payload fields an allowed socket's decision must
+	// name in RedactAuth (the secrets it came with).
+	Redact []string
 }
 
 // CheckAuth runs each case as a subtest against a.
@@ -180,6 +190,11 @@ func CheckAuth(t *testing.T, a sdk.Authenticator, cases ...AuthCase) {
 			}
 			if c.Allow && c.UserID != "" && d.UserID != c.UserID {
 				t.Errorf("UserID = %q, want %q", d.UserID, c.UserID)
+			}
+			for _, f := range c.Redact {
+				if c.Allow && !slices.Contains(d.RedactAuth, f) {
+					t.Errorf("RedactAuth = %q, want it to name %q", d.RedactAuth, f)
+				}
 			}
 		})
 	}
@@ -255,6 +270,9 @@ func checkDecision(t *testing.T, d *sdk.AuthDecision) {
 	}
 	if slices.Contains(d.Rooms, "") {
 		t.Errorf("decision Rooms %q contains an empty name", d.Rooms)
+	}
+	if slices.Contains(d.RedactAuth, "") {
+		t.Errorf("decision RedactAuth %q contains an empty name", d.RedactAuth)
 	}
 }
 
