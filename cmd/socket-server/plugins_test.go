@@ -417,7 +417,7 @@ func TestAPIHidesAuthSecrets(t *testing.T) {
 	buildPlugin(t, dir, "auth-jwt")
 	t.Setenv("TEST_JWT_SECRET", "s3cr3t")
 	const apiToken = "0123456789abcdef0123"
-	cmd, addr, logs := startServer(t, bin, `
+	srv, addr := startServer(t, bin, `
 server {
   listen     = env("LISTEN_ADDR")
   plugin_dir = "`+dir+`"
@@ -435,13 +435,7 @@ namespace "/" {
   }
 }
 `)
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		waitExit(t, cmd, 10*time.Second)
-		if t.Failed() {
-			t.Log(logs.String())
-		}
-	}()
+	defer stopServer(t, srv)
 	tok := token(t, jwt.MapClaims{"sub": "ann", "exp": time.Now().Add(time.Hour).Unix()}, "s3cr3t")
 	c, reply := connectWS(t, addr, `{"token":"`+tok+`","password":"hunter2","room":"lobby"}`)
 	if !strings.HasPrefix(reply, `40{"sid":"`) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
 )
 
@@ -36,7 +37,7 @@ func TestKeyFilesResolveAgainstTheConfigFolder(t *testing.T) {
 			raw, _ := json.Marshal(map[string]string{attr: file})
 			p := newPlugin()
 			p.now = func() time.Time { return testNow }
-			p.logw = &syncBuffer{}
+			p.logw = &testkit.Buffer{}
 			if err := p.Configure(sdk.WithConfigDir(context.Background(), dir), sdk.Config(raw)); err != nil {
 				t.Fatalf("Configure with config dir: %v", err)
 			}
