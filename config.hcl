@@ -3,6 +3,13 @@
 #
 # Values are fixed when the file is loaded, except the attributes marked
 # RUNTIME below, which are expressions evaluated for every event.
+# `validate` checks their syntax and variable names, not the data they will
+# meet: an expression that fails on an event's data (e.g. args[0].room when
+# the client sent no room) refuses that event ({"ok": false, "error":
+# "invalid event data"} to an ack), is logged at warn with its file:line (at
+# most one line per rule per 10s, with the count of those left out) and is
+# counted in socket_rule_errors_total{namespace,event,rule}. Use try(...) for
+# data a client may leave out.
 #
 # Functions available everywhere:
 #   env("NAME")            value of an environment variable; error if unset or empty
@@ -15,7 +22,10 @@
 #   "512B", "16KB" (=16000), "1MB" (=1000000), "1KiB" (=1024), "1MiB" (=1048576).
 #
 # Variables in RUNTIME expressions:
-#   auth    - the client's CONNECT payload (an object, {} when it sent none)
+#   auth    - the client's CONNECT payload (an object, {} when it sent none),
+#             chosen by the client: never a proof of identity (use user and
+#             data). Fields the auth plugin or api.redact_auth drops
+#             (secrets, e.g. auth-jwt's token) are absent here too.
 #   query   - handshake query parameters (map of string)
 #   headers - handshake request headers, lower-case names (map of string)
 #   socket  - { id = "<socket id>", namespace = "/..." }
@@ -145,7 +155,8 @@ server {
     # Exact origins such as "https://chat.example.com", or "*" for any.
     # Empty = same-origin and non-browser clients only.
     allowed_origins = ["*"]
-    # Allow credentialed (cookie) requests.
+    # Allow credentialed (cookie) requests; only with exact origins (validate
+    # refuses credentials = true with "*").
     credentials = false
   }
 
@@ -177,6 +188,13 @@ server {
   #   # Required, at least 16 characters; keep it out of the file:
   #   # generate one with `openssl rand -hex 32` and set API_TOKEN.
   #   token = env("API_TOKEN")
+  #
+  #   # Top-level fields of each socket's CONNECT payload (auth) that sockets
+  #   # do not keep, besides those the auth plugin names (auth-jwt: token).
+  #   # Dropped at CONNECT, after the auth plugin has seen them: GET
+  #   # /api/v1/sockets, fetchSockets from other instances (Node's too) and
+  #   # event rules (`auth`) all see the payload without them. Default [].
+  #   redact_auth = ["password", "api_key"]
   # }
 }
 
@@ -215,7 +233,8 @@ namespace "/" {
   #   allow - RUNTIME, optional: list of glob templates ('*' any run of
   #           characters, '?' one character) the room must match; omitted =
   #           any room. Each template is evaluated per socket, so it can name
-  #           the user, e.g. "user:${auth.user}".
+  #           the user the auth plugin established, e.g. "user:${user}"
+  #           (not auth.*: the client chooses those).
   #   When the client asked for an acknowledgement (and there is no ack
   #   attribute) it gets {"ok": true}, or {"ok": false, "error": "..."}.
   #
@@ -260,7 +279,8 @@ namespace "/" {
     join {
       room = try(args[0].room, args[0])
       # Any room name may be joined. To restrict, list patterns, e.g.
-      # allow = ["lobby", "room:*", "user:${try(auth.user, "-")}"]
+      # allow = ["lobby", "room:*", "user:${user}"]
+      # (`user`: the id the auth plugin established, not a client's claim)
       allow = ["*"]
     }
   }
@@ -317,7 +337,9 @@ namespace "/" {
 # Plugins. Each plugin kind is selected by a block whose label names the
 # plugin; the plugin runs as its own process (hashicorp/go-plugin over gRPC)
 # found at <plugin_dir>/<kind>-<name>. Attributes every plugin block takes:
-#   command      - explicit path of the binary instead of the lookup
+#   command      - explicit path of the binary instead of the lookup; a
+#                  relative path is relative to this file's folder (so are
+#                  the files plugins read, e.g. auth-jwt's public_key_file)
 #   sha256       - pin: the binary's SHA-256 (hex) is checked before launch
 #   call_timeout - bound on one call into the plugin (default "2s")
 # Every other attribute is the plugin's own, checked against the schema the

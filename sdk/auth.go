@@ -27,6 +27,10 @@ type AuthDecision struct {
 	Data      json.RawMessage // a JSON object; event rules see it as `data`
 	Message   string          // refusal message
 	ErrorData json.RawMessage // optional CONNECT_ERROR data
+	// RedactAuth names top-level fields of the CONNECT payload (secrets such
+	// as the token) that the socket does not keep: event rules, the backend
+	// API and fetchSockets from other instances see the payload without them.
+	RedactAuth []string
 }
 
 // Authenticator is an auth plugin.

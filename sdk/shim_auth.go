@@ -43,6 +43,7 @@ func (s *authServer) Authenticate(ctx context.Context, req *pb.AuthenticateReque
 		DataJson:      d.Data,
 		Message:       d.Message,
 		ErrorDataJson: d.ErrorData,
+		RedactAuth:    d.RedactAuth,
 	}, nil
 }
 
@@ -75,12 +76,13 @@ func (c *authClient) Authenticate(ctx context.Context, req *AuthRequest) (*AuthD
 		return nil, fromStatus(KindAuth, "Authenticate", err)
 	}
 	return &AuthDecision{
-		Allow:     out.GetAllow(),
-		UserID:    out.GetUserId(),
-		Rooms:     out.GetRooms(),
-		Data:      rawJSON(out.GetDataJson()),
-		Message:   out.GetMessage(),
-		ErrorData: rawJSON(out.GetErrorDataJson()),
+		Allow:      out.GetAllow(),
+		UserID:     out.GetUserId(),
+		Rooms:      out.GetRooms(),
+		Data:       rawJSON(out.GetDataJson()),
+		Message:    out.GetMessage(),
+		ErrorData:  rawJSON(out.GetErrorDataJson()),
+		RedactAuth: out.GetRedactAuth(),
 	}, nil
 }
 

@@ -41,6 +41,9 @@ func (s *lifecycleServer) ConfigSchema(context.Context, *pb.ConfigSchemaRequest)
 }
 
 func (s *lifecycleServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
+	if dir := req.GetConfigDir(); dir != "" {
+		ctx = WithConfigDir(ctx, dir)
+	}
 	if err := s.impl.Configure(ctx, Config(req.GetConfigJson())); err != nil {
 		return nil, toStatus(err)
 	}
@@ -89,9 +92,10 @@ func (c *lifecycleClient) ConfigSchema() Schema {
 	return Schema{Attributes: append([]Attribute(nil), c.schema.Attributes...)}
 }
 
-// Configure hands the plugin its decoded block.
+// Configure hands the plugin its decoded block, and the config folder that
+// ctx carries (WithConfigDir).
 func (c *lifecycleClient) Configure(ctx context.Context, cfg Config) error {
-	_, err := c.rpc.Configure(ctx, &pb.ConfigureRequest{ConfigJson: cfg}, callOpts...)
+	_, err := c.rpc.Configure(ctx, &pb.ConfigureRequest{ConfigJson: cfg, ConfigDir: ConfigDir(ctx)}, callOpts...)
 	return fromStatus(c.kind, "Configure", err)
 }
 

@@ -77,6 +77,35 @@ func TestLifecycleRoundTrip(t *testing.T) {
 	}
 }
 
+// The config folder the host puts on Configure's ctx reaches the plugin's
+// Configure, where ResolvePath uses it; without one, paths stay as written.
+func TestConfigureCarriesConfigDir(t *testing.T) {
+	var got []string
+	f := &dirAuth{fakeAuth: newFakeAuth(), got: &got}
+	c := connect(t, f)
+	if err := c.Configure(sdk.WithConfigDir(ctxT(t), "/etc/socketfleet"), sdk.Config(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Configure(ctxT(t), sdk.Config(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/etc/socketfleet", "/etc/socketfleet/keys/a.pem", "/abs.pem", "", "keys/a.pem", "/abs.pem"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("plugin saw %q, want %q", got, want)
+	}
+}
+
+// dirAuth records, at each Configure, the config folder and how two paths resolve.
+type dirAuth struct {
+	*fakeAuth
+	got *[]string
+}
+
+func (d *dirAuth) Configure(ctx context.Context, cfg sdk.Config) error {
+	*d.got = append(*d.got, sdk.ConfigDir(ctx), sdk.ResolvePath(ctx, "keys/a.pem"), sdk.ResolvePath(ctx, "/abs.pem"))
+	return nil
+}
+
 func TestConfigureError(t *testing.T) {
 	f := newFakeAuth()
 	f.configureErr = fmt.Errorf("secret: %w", errors.New("must be at least 32 bytes"))
@@ -126,6 +155,8 @@ func TestAuthRoundTrip(t *testing.T) {
 		UserID: "user-42",
 		Rooms:  []string{"user:42", "team:7"},
 		Data:   json.RawMessage(`{"role":"admin","z":1,"a":2}`),
+		// The secrets the socket does not keep cross with the decision.
+		RedactAuth: []string{"token", "password"},
 	}
 	d, err := a.Authenticate(ctxT(t), req)
 	if err != nil {

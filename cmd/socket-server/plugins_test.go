@@ -41,6 +41,9 @@ func jwtConfig(pluginDir string) string {
 server {
   listen     = env("LISTEN_ADDR")
   plugin_dir = "` + pluginDir + `"
+  api {
+    token = "` + testAPIToken + `"
+  }
 }
 auth "jwt" {
   secret      = env("TEST_JWT_SECRET")
@@ -113,9 +116,25 @@ func TestJWTPluginThroughTheCore(t *testing.T) {
 	bad("missing", nil, "", "authentication required: no token")
 }
 
+const testAPIToken = "test-api-token-0123456789"
+
+// pluginPID reads the plugin's pid from /health, asking with the API token
+// (without it /health keeps pids to itself).
 func pluginPID(t *testing.T, addr string) int {
 	t.Helper()
-	res, err := http.Get("http://" + addr + "/health")
+	return healthPluginPID(t, addr, testAPIToken)
+}
+
+func healthPluginPID(t *testing.T, addr, apiToken string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/health", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if apiToken != "" {
+		req.Header.Set("Authorization", "Bearer "+apiToken)
+	}
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +151,22 @@ func pluginPID(t *testing.T, addr string) int {
 		return 0
 	}
 	return h.Plugins[0].PID
+}
+
+// /health is public, but plugin pids (and their errors, which name
+// addresses) only go to a caller with the API token.
+func TestHealthShowsPluginPIDsOnlyWithTheAPIToken(t *testing.T) {
+	srv, addr := startJWTServer(t)
+	defer stopServer(t, srv)
+	if pid := healthPluginPID(t, addr, ""); pid != 0 {
+		t.Errorf("/health without a token shows plugin pid %d", pid)
+	}
+	if pid := healthPluginPID(t, addr, "wrong-token-0123456789"); pid != 0 {
+		t.Errorf("/health with a wrong token shows plugin pid %d", pid)
+	}
+	if pid := healthPluginPID(t, addr, testAPIToken); pid <= 0 {
+		t.Errorf("/health with the API token shows no plugin pid")
+	}
 }
 
 // TestAuthPluginKilledWhileClientsConnect: kill -9 of the auth plugin does
@@ -288,7 +323,8 @@ func TestNoOrphansAfterCoreKill(t *testing.T) {
 func TestCustomAuthPluginsThroughTheCore(t *testing.T) {
 	bin := buildBinary(t)
 	root := testkit.ModuleRoot(t)
-	goPlugin := testkit.Build(t, "./examples/auth-custom-go")
+	// A Go module of its own, as an outside author's plugin would be.
+	goPlugin := plugintest.BuildIn(t, filepath.Join(root, "examples/auth-custom-go"), ".")
 	nodeDir := filepath.Join(root, "examples/auth-custom-node")
 	testkit.Need(t, "node")
 	plugintest.NeedFile(t, filepath.Join(nodeDir, "node_modules/@grpc/grpc-js"), "examples/auth-custom-node's npm packages", "run `make e2e-deps` (make test does)")
@@ -369,5 +405,61 @@ namespace "/" {`, 1)
 	res.Body.Close()
 	if res.StatusCode != 200 || !strings.Contains(body.String(), "socket_sockets_active 1\n") {
 		t.Fatalf("/metrics: %d\n%s", res.StatusCode, body)
+	}
+}
+
+// The CONNECT payload's secrets stay out of the backend API and the rules:
+// the JWT plugin's token (its decision names it) and what api.redact_auth
+// names are dropped from what the socket keeps; the rest is there.
+func TestAPIHidesAuthSecrets(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	buildPlugin(t, dir, "auth-jwt")
+	t.Setenv("TEST_JWT_SECRET", "s3cr3t")
+	const apiToken = "0123456789abcdef0123"
+	srv, addr := startServer(t, bin, `
+server {
+  listen     = env("LISTEN_ADDR")
+  plugin_dir = "`+dir+`"
+  api {
+    token       = "`+apiToken+`"
+    redact_auth = ["password"]
+  }
+}
+auth "jwt" {
+  secret = env("TEST_JWT_SECRET")
+}
+namespace "/" {
+  on_connect {
+    emit "auth" { args = [auth] }
+  }
+}
+`)
+	defer stopServer(t, srv)
+	tok := token(t, jwt.MapClaims{"sub": "ann", "exp": time.Now().Add(time.Hour).Unix()}, "s3cr3t")
+	c, reply := connectWS(t, addr, `{"token":"`+tok+`","password":"hunter2","room":"lobby"}`)
+	if !strings.HasPrefix(reply, `40{"sid":"`) {
+		t.Fatalf("connect: %q", reply)
+	}
+	if got := read(t, c); got != `42["auth",{"room":"lobby"}]` {
+		t.Errorf("rules see auth as %s, want the redacted object", got)
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/sockets", nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(res.Body)
+	got := body.String()
+	if res.StatusCode != 200 || !strings.Contains(got, `"auth":{"room":"lobby"}`) {
+		t.Fatalf("GET /api/v1/sockets: %d %s", res.StatusCode, got)
+	}
+	for _, secret := range []string{tok, "hunter2", `"token"`, `"password"`} {
+		if strings.Contains(got, secret) {
+			t.Errorf("the API shows %q: %s", secret, got)
+		}
 	}
 }

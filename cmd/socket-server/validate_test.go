@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,5 +54,59 @@ func TestValidateShowsPluginErrorsWhereTheyAre(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// validate prints diagnostics only, for valid and invalid plugin blocks, in
+// either log format; and the paths of a plugin block (command, the files
+// the plugin reads) are relative to the config file's folder, not to the
+// working directory (this test's is cmd/socket-server).
+func TestValidatePrintsDiagnosticsOnly(t *testing.T) {
+	dir := t.TempDir()
+	buildPlugin(t, filepath.Join(dir, "plugins"), "auth-jwt")
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "keys", "pub.pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"json", "text"} {
+		for _, tc := range []struct {
+			name, key string
+			code      int
+			want      string
+		}{
+			{"valid", "keys/pub.pem", 0, "config OK: 1 namespaces, 1 plugins"},
+			{"missing key file", "keys/nope.pem", 1, filepath.Join(dir, "keys", "nope.pem")},
+		} {
+			t.Run(format+"/"+tc.name, func(t *testing.T) {
+				cfg := filepath.Join(dir, "config.hcl")
+				src := "server { log_format = \"" + format + "\" }\n" +
+					"auth \"jwt\" {\n  command         = \"plugins/auth-jwt\"\n  public_key_file = \"" + tc.key + "\"\n}\n" +
+					"namespace \"/\" {}\n"
+				if err := os.WriteFile(cfg, []byte(src), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				var out, errOut bytes.Buffer
+				code := run([]string{"validate", "--config", cfg}, &out, &errOut)
+				all := out.String() + errOut.String()
+				if code != tc.code || !strings.Contains(all, tc.want) {
+					t.Fatalf("exit %d, want %d with %q:\n%s", code, tc.code, tc.want, all)
+				}
+				for _, noise := range []string{"{\"", "level="} {
+					if strings.Contains(all, noise) {
+						t.Errorf("output holds a log line (%q):\n%s", noise, all)
+					}
+				}
+			})
+		}
 	}
 }

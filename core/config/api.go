@@ -7,7 +7,7 @@ import (
 )
 
 var apiSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "token", Required: true}},
+	Attributes: []hcl.AttributeSchema{{Name: "token", Required: true}, {Name: "redact_auth"}},
 }
 
 func (d *decoder) api(b *hcl.Block) *API {
@@ -21,6 +21,14 @@ func (d *decoder) api(b *hcl.Block) *API {
 			d.attrError(attr, "Invalid API token",
 				"The API token must be at least %d characters without surrounding spaces (got %d); generate one with `openssl rand -hex 32` and pass it with env(\"API_TOKEN\").",
 				MinAPITokenLength, len(api.Token))
+		}
+	}
+	if attr := c.Attributes["redact_auth"]; attr != nil && d.strList(attr, &api.RedactAuth) {
+		for _, f := range api.RedactAuth {
+			if f == "" {
+				d.attrError(attr, "Invalid redact_auth", "Field names must not be empty.")
+				break
+			}
 		}
 	}
 	return api

@@ -403,6 +403,7 @@ func TestErrors(t *testing.T) {
 		{"bad listen", "server {\n  listen = \"8081\"\n}", "Invalid listen address", 2, 12},
 		{"bad path", "server {\n  path = \"socket.io\"\n}", "Invalid path", 2, 10},
 		{"bad origin", "server {\n  cors {\n    allowed_origins = [\"*\", \"https://x.com/\"]\n  }\n}", "Invalid origin", 3, 29},
+		{"credentials with any origin", "server {\n  cors {\n    allowed_origins = [\"*\"]\n    credentials     = true\n  }\n}", "Credentials with any origin", 4, 23},
 		{"bad log level", "server {\n  log_level = \"loud\"\n}", "Invalid attribute value", 2, 15},
 		{"variable in static", "server {\n  listen = args[0]\n}", "Variables not allowed", 2, 12},
 		{"unknown variable in rule", "namespace \"/\" {\n  event \"a\" {\n    join { room = usr.room }\n  }\n}", "Unknown variable", 3, 19},
@@ -417,6 +418,7 @@ func TestErrors(t *testing.T) {
 		{"args object with vars", "namespace \"/\" {\n  event \"a\" {\n    ack = {n = args}\n  }\n}", "Invalid value", 3, 11},
 		{"short api token", "server {\n  api {\n    token = \"short\"\n  }\n}", "Invalid API token", 3, 13},
 		{"api without token", "server {\n  api {}\n}", "Missing required argument", 2, 7},
+		{"empty redact_auth field", "server {\n  api {\n    token = \"0123456789abcdef\"\n    redact_auth = [\"\"]\n  }\n}", "Invalid redact_auth", 4, 19},
 		{"duplicate api", "server {\n  api { token = \"0123456789abcdef\" }\n  api { token = \"0123456789abcdef\" }\n}", "Duplicate api block", 3, 3},
 		{"server_emit reserved", "namespace \"/\" {\n  event \"a\" {\n    server_emit { event = \"connect\" }\n  }\n}", "Reserved event name", 3, 27},
 		{"server_emit unknown attr", "namespace \"/\" {\n  event \"a\" {\n    server_emit { to = \"x\" }\n  }\n}", "Unsupported argument", 3, 19},
@@ -649,8 +651,12 @@ namespace "/" {
 func TestAPIBlock(t *testing.T) {
 	t.Setenv("API_TOKEN", "0123456789abcdef0123")
 	cfg := mustParse(t, "server {\n  api {\n    token = env(\"API_TOKEN\")\n  }\n}\n")
-	if cfg.Server.API == nil || cfg.Server.API.Token != "0123456789abcdef0123" {
+	if cfg.Server.API == nil || cfg.Server.API.Token != "0123456789abcdef0123" || cfg.Server.API.RedactAuth != nil {
 		t.Fatalf("api %+v", cfg.Server.API)
+	}
+	cfg = mustParse(t, "server {\n  api {\n    token = env(\"API_TOKEN\")\n    redact_auth = [\"password\", \"pin\"]\n  }\n}\n")
+	if got := cfg.Server.API.RedactAuth; len(got) != 2 || got[0] != "password" || got[1] != "pin" {
+		t.Fatalf("redact_auth %q", got)
 	}
 	if cfg := mustParse(t, ""); cfg.Server.API != nil {
 		t.Fatal("the API is on without an api block")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,9 +23,11 @@ import (
 // decoded here; the rest of the body belongs to the plugin and is decoded
 // with the schema the plugin declares (DecodeBody), once it is running.
 type PluginBlock struct {
-	Kind        sdk.Kind
-	Name        string
-	Command     string        // explicit binary path; "" = <plugin_dir>/<kind>-<name>
+	Kind sdk.Kind
+	Name string
+	// Command is the explicit binary path, a relative one resolved against
+	// ConfigDir; "" = <plugin_dir>/<kind>-<name>.
+	Command     string
 	SHA256      string        // optional pin, lower-case hex
 	CallTimeout time.Duration // per call
 	// Listen (metrics blocks only) serves /metrics on its own "host:port"
@@ -32,6 +35,9 @@ type PluginBlock struct {
 	Listen    string
 	Body      hcl.Body // the plugin's own attributes
 	DeclRange hcl.Range
+	// ConfigDir is the absolute folder of the file the block is in: the
+	// plugin resolves its own relative paths against it (sdk.ResolvePath).
+	ConfigDir string
 }
 
 // Where names the block and its position for error messages.
@@ -64,7 +70,8 @@ func (d *decoder) plugins(blocks hcl.Blocks, cfg *Config) {
 		if !ok {
 			continue
 		}
-		pb := &PluginBlock{Kind: kind, Name: b.Labels[0], CallTimeout: pluginhost.DefaultCallTimeout, DeclRange: b.DefRange}
+		pb := &PluginBlock{Kind: kind, Name: b.Labels[0], CallTimeout: pluginhost.DefaultCallTimeout, DeclRange: b.DefRange,
+			ConfigDir: configDir(b.DefRange.Filename)}
 		if pb.Name == "" || strings.ContainsAny(pb.Name, "/\\ ") {
 			d.errorf(b.LabelRanges[0].Ptr(), b.DefRange.Ptr(), "Invalid plugin name",
 				"A plugin name is a simple word such as \"jwt\"; it names the binary %s.", pluginhost.BinaryName(kind, "<name>"))
@@ -77,8 +84,9 @@ func (d *decoder) plugins(blocks hcl.Blocks, cfg *Config) {
 		content, rest, diags := b.Body.PartialContent(reserved)
 		d.diags = append(d.diags, diags...)
 		pb.Body = rest
-		if a := content.Attributes["command"]; a != nil {
-			d.str(a, &pb.Command)
+		if a := content.Attributes["command"]; a != nil && d.str(a, &pb.Command) && pb.Command != "" && !filepath.IsAbs(pb.Command) {
+			// As the operator reads it: next to the config, wherever the server was started.
+			pb.Command = filepath.Join(pb.ConfigDir, pb.Command)
 		}
 		if a := content.Attributes["sha256"]; a != nil {
 			if d.str(a, &pb.SHA256) {
@@ -111,6 +119,15 @@ func (d *decoder) plugins(blocks hcl.Blocks, cfg *Config) {
 		seen[key] = pb
 		cfg.Plugins = append(cfg.Plugins, pb)
 	}
+}
+
+// configDir is the absolute folder of the config file filename.
+func configDir(filename string) string {
+	dir := filepath.Dir(filename)
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }
 
 // BinaryName is the file name the plugin is looked up as (pluginhost owns the rule).

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -100,5 +102,37 @@ func TestPluginBlockErrors(t *testing.T) {
 				t.Fatalf("got %q at %d:%d (%s), want %q at %d:%d", d.Summary, d.Subject.Start.Line, d.Subject.Start.Column, d.Detail, tc.summary, tc.line, tc.col)
 			}
 		})
+	}
+}
+
+// A relative command means what the operator reads: next to the config
+// file, wherever the server was started. The block knows that folder, to
+// tell the plugin (its own relative paths).
+func TestCommandResolvesAgainstTheConfigFolder(t *testing.T) {
+	src := `
+auth "apikey" { command = "plugins/auth-apikey" }
+log_sink "a" { command = "/usr/local/bin/my-sink" }
+log_sink "b" { command = "../bin/sink" }
+log_sink "c" {}
+`
+	cfg, diags := Parse([]byte(src), "/etc/socketfleet/config.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	for i, want := range []string{"/etc/socketfleet/plugins/auth-apikey", "/usr/local/bin/my-sink", "/etc/bin/sink", ""} {
+		p := cfg.Plugins[i]
+		if p.Command != want || p.ConfigDir != "/etc/socketfleet" {
+			t.Errorf("%s %q: command %q, config dir %q; want %q, /etc/socketfleet", p.Kind, p.Name, p.Command, p.ConfigDir, want)
+		}
+	}
+
+	// A file named relative to the working directory has that folder, absolute.
+	cfg, diags = Parse([]byte(`auth "x" { command = "x" }`), "config.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	wd, _ := os.Getwd()
+	if p := cfg.Plugins[0]; p.ConfigDir != wd || p.Command != filepath.Join(wd, "x") {
+		t.Errorf("config.hcl in the working directory: command %q, config dir %q", p.Command, p.ConfigDir)
 	}
 }

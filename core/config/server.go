@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -178,6 +179,12 @@ func (d *decoder) server(b *hcl.Block, s *Server) {
 			}
 		}
 		d.boolean(c.Attributes["credentials"], &s.CORS.Credentials)
+		if attr := c.Attributes["credentials"]; attr != nil && s.CORS.Credentials && slices.Contains(s.CORS.AllowedOrigins, "*") {
+			// Any site could then make a visitor's browser connect with
+			// their cookies and read the answers.
+			d.attrError(attr, "Credentials with any origin",
+				`credentials = true cannot go with allowed_origins = ["*"]: every site could make a visitor's browser send its cookies here and read the answers. List the exact origins instead.`)
+		}
 	}
 	d.drain(d.single(blocks, "drain", "the server block"), &s.Drain)
 	d.limits(d.single(blocks, "limits", "the server block"), &s.Limits)

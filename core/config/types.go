@@ -95,8 +95,11 @@ type Cookie struct {
 // API is the `api { ... }` block of the server block: an HTTP API under
 // /api/v1/ for backends, on the main listener.
 type API struct {
-	Token     string // bearer token, at least MinAPITokenLength characters
-	DeclRange hcl.Range
+	Token string // bearer token, at least MinAPITokenLength characters
+	// RedactAuth names top-level CONNECT payload fields no socket keeps
+	// (secrets), besides those the auth plugin names.
+	RedactAuth []string
+	DeclRange  hcl.Range
 }
 
 // MinAPITokenLength is the shortest API token accepted.

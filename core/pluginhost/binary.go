@@ -52,7 +52,7 @@ func checkBinary(spec Spec, path string, want []byte) error {
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s: plugin binary not found: %s (build it with make plugins, or set command)", spec.Where, path)
+		return fmt.Errorf("%s: plugin binary not found: %s (%s)", spec.Where, path, notFoundHint(spec))
 	case err != nil:
 		return fmt.Errorf("%s: plugin binary %s: %v", spec.Where, path, err)
 	case fi.IsDir():
@@ -73,6 +73,26 @@ func checkBinary(spec Spec, path string, want []byte) error {
 		return fmt.Errorf("%s: plugin binary %s: sha256 mismatch: expected %x, actual %x (rebuilt or replaced? update sha256 in config)", spec.Where, path, want, got)
 	}
 	return nil
+}
+
+// notFoundHint says where the path came from, so the fix is obvious.
+func notFoundHint(spec Spec) string {
+	if spec.Command != "" {
+		return "the path command names; a relative one is resolved against the config file's folder"
+	}
+	name := BinaryName(spec.Kind, spec.Name)
+	hint := fmt.Sprintf("plugin_dir %q + %q, the file name of a %s %q block without command; set command to use a binary elsewhere", spec.Dir, name, spec.Kind, spec.Name)
+	if builtin[name] {
+		hint += "; build the built-in plugins with make plugins"
+	}
+	return hint
+}
+
+// builtin names the plugins of this repository's plugins/ folder, the ones
+// make plugins builds.
+var builtin = map[string]bool{
+	"auth-jwt": true, "adapter-redis": true, "sharding-hash": true,
+	"metrics-prometheus": true, "logsink-elasticsearch": true, "logsink-stdout": true,
 }
 
 func fileSHA256(path string) ([]byte, error) {

@@ -19,9 +19,10 @@ import (
 )
 
 type echoData struct {
-	PID    int `json:"pid"`
-	Calls  int `json:"calls"`
-	Config struct {
+	PID       int    `json:"pid"`
+	Calls     int    `json:"calls"`
+	ConfigDir string `json:"config_dir"`
+	Config    struct {
 		Greeting string `json:"greeting"`
 	} `json:"config"`
 }
@@ -118,10 +119,17 @@ func TestLaunchErrors(t *testing.T) {
 		spec pluginhost.Spec
 		want []string
 	}{
-		{"missing binary", pluginhost.Spec{Kind: sdk.KindAuth, Name: "jwt", Dir: empty},
-			[]string{"plugin binary not found: " + filepath.Join(empty, "auth-jwt") + " (build it with make plugins, or set command)"}},
+		// The hint says where the path came from; make plugins only for a built-in one.
+		{"missing built-in", pluginhost.Spec{Kind: sdk.KindAuth, Name: "jwt", Dir: empty},
+			[]string{"plugin binary not found: " + filepath.Join(empty, "auth-jwt") +
+				` (plugin_dir "` + empty + `" + "auth-jwt", the file name of a auth "jwt" block without command; set command to use a binary elsewhere; build the built-in plugins with make plugins)`}},
 		{"log_sink file name", pluginhost.Spec{Kind: sdk.KindLogSink, Name: "es", Dir: empty},
-			[]string{"plugin binary not found: " + filepath.Join(empty, "logsink-es")}},
+			[]string{"plugin binary not found: " + filepath.Join(empty, "logsink-es") + ` (plugin_dir "` + empty + `" + "logsink-es"`}},
+		{"missing outside plugin", pluginhost.Spec{Kind: sdk.KindAuth, Name: "apikey", Dir: empty},
+			[]string{`"auth-apikey", the file name`, "set command"}},
+		{"missing command", pluginhost.Spec{Kind: sdk.KindAuth, Name: "jwt", Command: filepath.Join(empty, "my-auth")},
+			[]string{"plugin binary not found: " + filepath.Join(empty, "my-auth") +
+				" (the path command names; a relative one is resolved against the config file's folder)"}},
 		{"not executable", pluginhost.Spec{Kind: sdk.KindAuth, Name: "echo", Command: noexec},
 			[]string{"plugin binary is not executable: " + noexec}},
 		{"directory", pluginhost.Spec{Kind: sdk.KindAuth, Name: "echo", Command: empty},

@@ -7,6 +7,7 @@ import (
 	"log"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sirupsen/logrus"
@@ -17,16 +18,26 @@ import (
 // from the plugin's stderr and re-logs with their level and fields.
 type hclogLogrus struct {
 	entry   *logrus.Entry
-	name    string
+	name    string // "" for go-plugin's own lines; the plugin's are named after its binary
 	implied []any
+	// quiet: every line is debug (validate prints diagnostics only).
+	quiet bool
+	// stopping: set while the host stops the process on purpose; go-plugin's
+	// own lines are then debug.
+	stopping *atomic.Bool
 }
 
 var _ hclog.Logger = (*hclogLogrus)(nil)
 
-func newHCLogger(e *logrus.Entry) hclog.Logger { return &hclogLogrus{entry: e} }
+func newHCLogger(e *logrus.Entry, quiet bool, stopping *atomic.Bool) hclog.Logger {
+	return &hclogLogrus{entry: e, quiet: quiet, stopping: stopping}
+}
 
 func (l *hclogLogrus) Log(level hclog.Level, msg string, args ...any) {
 	lv, ok := toLogrus(level)
+	if ok && lv < logrus.DebugLevel && (l.quiet || l.name == "" && l.stopping != nil && l.stopping.Load()) {
+		lv = logrus.DebugLevel
+	}
 	if !ok || !l.entry.Logger.IsLevelEnabled(lv) {
 		return
 	}
@@ -131,6 +142,9 @@ func (l *hclogLogrus) StandardLogger(*hclog.StandardLoggerOptions) *log.Logger {
 }
 
 func (l *hclogLogrus) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
+	if l.quiet {
+		return newLineWriter(l.entry, logrus.DebugLevel, "")
+	}
 	return newLineWriter(l.entry, logrus.InfoLevel, "")
 }
 

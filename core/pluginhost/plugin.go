@@ -58,6 +58,10 @@ type instance struct {
 	schema  sdk.Schema
 	pid     int
 	started time.Time
+	// stopping is set when the host stops the process on purpose: go-plugin's
+	// own lines about it ("failed to exit gracefully", "process exited" with
+	// the kill signal) are then debug, not alarms.
+	stopping *atomic.Bool
 
 	deadOnce sync.Once
 	dead     chan struct{} // closed when declared dead
@@ -81,6 +85,7 @@ func (in *instance) isDead() bool {
 // plugin that does not answer at all (stopped, wedged) is SIGKILLed after
 // gracefulKill. Either way kill returns once the process has exited.
 func (in *instance) kill(hard bool) {
+	in.stopping.Store(true)
 	in.markDead()
 	if hard {
 		in.sigkill()
@@ -139,6 +144,11 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 		// Checked again by go-plugin right before exec.
 		secure = &plugin.SecureConfig{Checksum: p.sum, Hash: sha256.New()}
 	}
+	stopping := new(atomic.Bool)
+	outLevel, errLevel := logrus.InfoLevel, logrus.WarnLevel
+	if p.host.opts.Quiet {
+		outLevel, errLevel = logrus.DebugLevel, logrus.DebugLevel
+	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake(),
 		Plugins:          sdk.HostPlugins(),
@@ -146,14 +156,14 @@ func (p *Plugin) start(ctx context.Context) (*instance, error) {
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		Logger:           newHCLogger(p.log),
-		SyncStdout:       newLineWriter(p.log, logrus.InfoLevel, "stdout"),
-		SyncStderr:       newLineWriter(p.log, logrus.WarnLevel, "stderr"),
+		Logger:           newHCLogger(p.log, p.host.opts.Quiet, stopping),
+		SyncStdout:       newLineWriter(p.log, outLevel, "stdout"),
+		SyncStderr:       newLineWriter(p.log, errLevel, "stderr"),
 		Stderr:           tail,
 		StartTimeout:     p.host.opts.StartTimeout,
 		SkipHostEnv:      p.host.opts.SkipHostEnv,
 	})
-	inst := &instance{client: client, dead: make(chan struct{}), started: time.Now()}
+	inst := &instance{client: client, dead: make(chan struct{}), started: time.Now(), stopping: stopping}
 	fail := func(err error) (*instance, error) {
 		inst.kill(true)
 		return nil, err
@@ -281,7 +291,7 @@ func (p *Plugin) Configure(ctx context.Context, cfg sdk.Config) error {
 	p.cfgMu.Lock()
 	defer p.cfgMu.Unlock()
 	err := p.call(ctx, "Configure", func(ctx context.Context, raw sdk.Plugin) error {
-		return raw.Configure(ctx, cfg)
+		return raw.Configure(p.withConfigDir(ctx), cfg)
 	})
 	if err == nil || errors.Is(err, ErrUnavailable) {
 		p.cfg = append(sdk.Config(nil), cfg...)
@@ -454,6 +464,14 @@ func (p *Plugin) supervise() {
 	}
 }
 
+// withConfigDir tells the plugin its config folder (sdk.ResolvePath).
+func (p *Plugin) withConfigDir(ctx context.Context) context.Context {
+	if p.spec.ConfigDir == "" {
+		return ctx
+	}
+	return sdk.WithConfigDir(ctx, p.spec.ConfigDir)
+}
+
 // restart launches a new process, re-applies the remembered config and makes
 // it the live one (under cfgMu, so a concurrent Configure lands on it).
 func (p *Plugin) restart() (*instance, error) {
@@ -469,7 +487,7 @@ func (p *Plugin) restart() (*instance, error) {
 	}
 	if p.configured {
 		ctx, cancel := context.WithTimeout(p.host.ctx, p.spec.CallTimeout)
-		err := inst.raw.Configure(ctx, p.cfg)
+		err := inst.raw.Configure(p.withConfigDir(ctx), p.cfg)
 		cancel()
 		if err != nil {
 			inst.kill(true)

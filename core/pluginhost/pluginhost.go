@@ -47,11 +47,15 @@ const (
 type Spec struct {
 	Kind sdk.Kind
 	Name string // block label, e.g. "jwt"
-	// Command is an explicit path from config; "" looks up
+	// Command is an explicit path from config (config resolves a relative
+	// one against the config file's folder); "" looks up
 	// <Dir>/<kind>-<name> (kind "log_sink" → "logsink-<name>").
 	Command string
 	Dir     string // plugin directory, default "bin/plugins"
 	SHA256  string // optional hex pin, verified before every launch
+	// ConfigDir is the folder of the config file the block came from; the
+	// plugin gets it at Configure to resolve its own relative paths.
+	ConfigDir string
 	// CallTimeout bounds every call into the plugin (default 2s).
 	CallTimeout time.Duration
 	// Where names the config block, e.g. `auth "jwt" block at config.hcl:12:1`;
@@ -69,6 +73,10 @@ type Options struct {
 	// SkipHostEnv starts plugins with an empty environment instead of the
 	// core's (go-plugin's own variables are always set).
 	SkipHostEnv bool
+	// Quiet logs what plugins and go-plugin say at debug (validate: only
+	// diagnostics are printed; start-up errors still carry the plugin's last
+	// stderr lines).
+	Quiet bool
 }
 
 // State is a plugin's supervision state (for /ready and logs).

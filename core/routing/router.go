@@ -43,16 +43,19 @@ type Stats struct {
 	AuthFailed    atomic.Int64 // the auth plugin could not answer: refused, fail closed
 	WrongShard    atomic.Int64 // users sent to their shard
 	ShardFailed   atomic.Int64 // the sharding plugin could not answer: refused
+
+	ruleErrs ruleErrors // RuleErrors by rule, and the pace of their warn lines
 }
 
 // Router is the socketio.Handler of one namespace.
 type Router struct {
-	ns    *config.Namespace
-	auth  sdk.Authenticator // nil = no authentication
-	shard sdk.Sharder       // nil = no sharding
-	log   *logrus.Entry
-	stats *Stats
-	now   func() time.Time
+	ns     *config.Namespace
+	auth   sdk.Authenticator // nil = no authentication
+	shard  sdk.Sharder       // nil = no sharding
+	redact []string          // auth fields every socket drops
+	log    *logrus.Entry
+	stats  *Stats
+	now    func() time.Time
 	// connectScope[i]: on_connect emit i reads the socket's variables.
 	connectScope []bool
 }
@@ -67,11 +70,14 @@ type socketState struct {
 type Plugins struct {
 	Auth     sdk.Authenticator
 	Sharding sdk.Sharder
+	// RedactAuth names CONNECT payload fields no socket keeps (config's
+	// api.redact_auth), besides those the auth plugin's decision names.
+	RedactAuth []string
 }
 
 // New returns the router for a namespace's rules.
 func New(ns *config.Namespace, p Plugins, stats *Stats, log *logrus.Entry) *Router {
-	r := &Router{ns: ns, auth: p.Auth, shard: p.Sharding, log: log, stats: stats, now: time.Now}
+	r := &Router{ns: ns, auth: p.Auth, shard: p.Sharding, redact: p.RedactAuth, log: log, stats: stats, now: time.Now}
 	for _, em := range ns.OnConnect {
 		r.connectScope = append(r.connectScope, em.Args.Expr != nil && len(em.Args.Expr.Variables()) > 0)
 	}
@@ -82,8 +88,13 @@ var _ socketio.Handler = (*Router)(nil)
 
 // Connect asks the auth plugin, once per CONNECT. A plugin that cannot
 // answer (down, timed out, failing) refuses the socket: auth fails closed.
+//
+// Secrets are dropped from the CONNECT payload once the plugin has seen
+// them: what the socket keeps (for rules, the API, fetchSockets) lacks the
+// fields the decision and api.redact_auth name.
 func (r *Router) Connect(s *socketio.Socket) error {
 	if r.auth == nil {
+		s.RedactAuth(r.redact)
 		return nil
 	}
 	hs := s.Handshake()
@@ -110,6 +121,8 @@ func (r *Router) Connect(s *socketio.Socket) error {
 		return &socketio.ConnectError{Message: msg, Data: dec.ErrorData}
 	}
 	r.stats.AuthAccepted.Add(1)
+	s.RedactAuth(r.redact)
+	s.RedactAuth(dec.RedactAuth)
 	s.SetIdentity(dec.UserID, dec.Data)
 	s.JoinOnConnect(dec.Rooms...)
 	if r.shard != nil && dec.UserID != "" {
@@ -258,7 +271,12 @@ func (r *Router) stop(x *config.Exec, err error) {
 		return
 	}
 	r.stats.RuleErrors.Add(1)
-	r.log.WithField("event", x.Name).WithField("socket", x.Socket.ID()).WithError(err).Debug("event rule failed on this event")
+	where := ruleWhere(err, x.Rule)
+	if log, suppressed := r.stats.ruleErrs.note(ruleErrorKey{r.ns.Name, x.Name, where}, r.now()); log {
+		// validate cannot see these: they depend on each event's data.
+		r.log.WithFields(logrus.Fields{"event": x.Name, "rule": where, "socket": x.Socket.ID(),
+			"suppressed": suppressed}).WithError(err).Warn("event rule failed on this event's data (at most one line per rule per 10s)")
+	}
 	r.refuse(x, "invalid event data")
 }
 

@@ -124,17 +124,26 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request, c *apiCall) (int, an
 // first, so not even the token's length leaks.
 func (a *api) authorize(w http.ResponseWriter, r *http.Request) (int, *apiError) {
 	h := r.Header.Get("Authorization")
-	scheme, token, found := strings.Cut(h, " ")
+	scheme, _, found := strings.Cut(h, " ")
 	if h == "" || !found || !strings.EqualFold(scheme, "Bearer") {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="socketfleet"`)
 		return http.StatusUnauthorized, &apiError{http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>"}
 	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	if subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) != 1 {
+	if !a.tokenMatches(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="socketfleet", error="invalid_token"`)
 		return http.StatusUnauthorized, &apiError{http.StatusUnauthorized, "invalid bearer token"}
 	}
 	return 0, nil
+}
+
+// tokenMatches reports whether r carries the API token as a bearer token.
+func (a *api) tokenMatches(r *http.Request) bool {
+	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) == 1
 }
 
 var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -381,3 +381,30 @@ func TestAPIEmitWithAcks(t *testing.T) {
 		t.Fatalf("responses %v servers %v", resp, got.Servers)
 	}
 }
+
+// api.redact_auth drops the named fields from what every socket keeps,
+// with no auth plugin too: the API and the rules see the rest.
+func TestAPIRedactAuth(t *testing.T) {
+	_, ts := newTestInstance(t, `
+server {
+  api {
+    token       = "`+apiToken+`"
+    redact_auth = ["password", "pin"]
+  }
+}
+namespace "/" {
+  event "whoami" { ack = [auth] }
+}
+`)
+	c := dialWS(t, ts)
+	connectAs(t, c, `{"user":"ann","password":"hunter2","pin":1234,"nested":{"password":"kept"}}`)
+	c.send(`421["whoami"]`)
+	if got := c.read(); got != `431[{"user":"ann","nested":{"password":"kept"}}]` {
+		t.Errorf("rules see auth as %s", got)
+	}
+	r := apiDo(t, ts, "GET", "/api/v1/sockets", apiToken, "")
+	if r.status != 200 || !strings.Contains(r.raw, `"auth":{"user":"ann","nested":{"password":"kept"}}`) ||
+		strings.Contains(r.raw, "hunter2") || strings.Contains(r.raw, "1234") {
+		t.Fatalf("sockets: %d %s", r.status, r.raw)
+	}
+}

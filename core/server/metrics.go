@@ -100,6 +100,10 @@ func (s *Server) snapshot() *sdk.MetricsSnapshot {
 	counter("socket_events_unknown_total", "Events no rule names.", float64(rt.Unknown.Load()))
 	counter("socket_events_rate_limited_total", "Events over a rule's rate limit.", float64(rt.RateLimited.Load()))
 	counter("socket_events_too_large_total", "Events over a rule's max_size.", float64(rt.TooLarge.Load()))
+	for _, re := range rt.RuleErrorCounts() {
+		counter("socket_rule_errors_total", "Event-rule expressions that failed on an event's data, by rule (file:line of the expression).",
+			float64(re.Count), "namespace", re.Namespace, "event", re.Event, "rule", re.Rule)
+	}
 	counter("socket_server_emits_total", "Server-side emits sent by server_emit actions.", float64(rt.ServerEmits.Load()))
 	const se = "Server-side emits received, by result."
 	counter("socket_server_events_total", se, float64(rt.ServerEvents.Load()), "result", "handled")

@@ -35,13 +35,13 @@ type degradedReporter interface{ Degraded() string }
 // launchPlugins starts every plugin block, decodes the block with the schema
 // the plugin declares and configures it. Problems come back as diagnostics
 // pointing at the block (launch failures) or the attribute (schema errors).
-func launchPlugins(ctx context.Context, cfg *config.Config, log *logrus.Entry) (*plugins, hcl.Diagnostics) {
-	ps := &plugins{host: pluginhost.New(pluginhost.Options{Log: log})}
+func launchPlugins(ctx context.Context, cfg *config.Config, opts pluginhost.Options) (*plugins, hcl.Diagnostics) {
+	ps := &plugins{host: pluginhost.New(opts)}
 	var diags hcl.Diagnostics
 	for _, pb := range cfg.Plugins {
 		p, err := ps.host.Launch(ctx, pluginhost.Spec{
 			Kind: pb.Kind, Name: pb.Name, Command: pb.Command, Dir: cfg.Server.PluginDir,
-			SHA256: pb.SHA256, CallTimeout: pb.CallTimeout, Where: pb.Where(),
+			SHA256: pb.SHA256, CallTimeout: pb.CallTimeout, Where: pb.Where(), ConfigDir: pb.ConfigDir,
 		})
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Plugin failed to start",
@@ -80,9 +80,10 @@ func launchPlugins(ctx context.Context, cfg *config.Config, log *logrus.Entry) (
 }
 
 // ValidatePlugins launches the plugins of cfg only to check their blocks
-// against the schemas they declare, then stops them. Nothing serves.
+// against the schemas they declare, then stops them. Nothing serves. What
+// the plugins log goes to debug: validate answers with diagnostics only.
 func ValidatePlugins(ctx context.Context, cfg *config.Config, log *logrus.Entry) hcl.Diagnostics {
-	ps, diags := launchPlugins(ctx, cfg, log)
+	ps, diags := launchPlugins(ctx, cfg, pluginhost.Options{Log: log, Quiet: true})
 	if ps != nil {
 		ps.close(ctx)
 	}

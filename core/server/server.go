@@ -21,6 +21,7 @@ import (
 	"github.com/socketfleet/socketfleet/core/config"
 	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/lifecycle"
+	"github.com/socketfleet/socketfleet/core/pluginhost"
 	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 	"github.com/socketfleet/socketfleet/core/protocol/siowire"
 	"github.com/socketfleet/socketfleet/core/rooms"
@@ -44,6 +45,7 @@ type Server struct {
 	handler  http.Handler
 	draining atomic.Bool
 	accept   acceptHealth
+	api      *api     // nil without an api block
 	plugins  *plugins // nil without plugin blocks
 
 	// requestSlots bounds the cluster requests from other instances being
@@ -134,6 +136,9 @@ func newServerLimits(cfg *config.Config, log *logrus.Entry, version string, plug
 		MaxRooms:          lim.MaxRooms,
 		Log:               log,
 	})
+	if sc.API != nil {
+		plugins.RedactAuth = sc.API.RedactAuth
+	}
 	for _, ns := range cfg.Namespaces {
 		s.SocketIO.AddNamespace(ns.Name, routing.New(ns, plugins, &s.Routing, log.WithField("namespace", ns.Name)), nil)
 	}
@@ -156,7 +161,8 @@ func newServerLimits(cfg *config.Config, log *logrus.Entry, version string, plug
 	}
 	mux.HandleFunc("/ready", s.serveReady)
 	if sc.API != nil {
-		mux.Handle(apiPrefix, newAPI(s, sc.API, log.WithField("component", "api")))
+		s.api = newAPI(s, sc.API, log.WithField("component", "api"))
+		mux.Handle(apiPrefix, s.api)
 	}
 	s.handler = mux
 	return s
@@ -290,7 +296,7 @@ func (s *Server) Drain(ctx context.Context) {
 // plugins.
 func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version string) error {
 	entry := log.WithFields(logrus.Fields{"service": "socket-server", "instance_id": cfg.Server.InstanceID})
-	ps, diags := launchPlugins(ctx, cfg, entry)
+	ps, diags := launchPlugins(ctx, cfg, pluginhost.Options{Log: entry})
 	if diags.HasErrors() {
 		return fmt.Errorf("plugins: %w", diags)
 	}
@@ -436,7 +442,10 @@ type pluginHealth struct {
 	LastError string `json:"last_error,omitempty"`
 }
 
-func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+// serveHealth answers liveness for anyone; what could help an attacker
+// (plugin pids, their last errors, which name addresses) only to a caller
+// with the API token.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	h := health{
@@ -452,9 +461,14 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 		AcceptErrs:  s.accept.errors.Load(),
 		LimitsHit:   s.limitsHit(),
 	}
+	detailed := s.api != nil && r.Header.Get("Authorization") != "" && s.api.tokenMatches(r)
 	if s.plugins != nil {
 		for _, st := range s.plugins.host.States() {
-			h.Plugins = append(h.Plugins, pluginHealth{st.Kind, st.Name, st.Up, st.Restarts, st.PID, st.LastError})
+			ph := pluginHealth{Kind: st.Kind, Name: st.Name, Up: st.Up, Restarts: st.Restarts}
+			if detailed {
+				ph.PID, ph.LastError = st.PID, st.LastError
+			}
+			h.Plugins = append(h.Plugins, ph)
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -43,6 +43,11 @@ func TestSnapshotCountsWhatHappened(t *testing.T) {
 	a.read()
 	a.send(`42["chat:message",{"room":"lobby","text":"hi"}]`)
 	a.read()
+	// No room: the broadcast's `to` fails on this event's data, twice.
+	a.send(`42["chat:message",{"text":"no room"}]`)
+	a.send(`42["chat:message",{"text":"no room"}]`)
+	a.send(`421["join","lobby"]`) // read in order: the two failures are done once this is answered
+	a.read()
 	b.c.Close()
 	deadline := time.Now().Add(2 * time.Second)
 	for srv.SocketIO.Stats.Connections.Load() != 1 && time.Now().Before(deadline) {
@@ -58,8 +63,9 @@ func TestSnapshotCountsWhatHappened(t *testing.T) {
 		{"socket_connections_opened_total", nil, 2},
 		{"socket_connections_closed_total", []string{"reason", "transport close"}, 1},
 		{"socket_handshake_failures_total", []string{"reason", "invalid_namespace"}, 1},
-		{"socket_messages_received_total", []string{"namespace", "/"}, 2},
+		{"socket_messages_received_total", []string{"namespace", "/"}, 5},
 		{"socket_broadcasts_total", nil, 1},
+		{"socket_rule_errors_total", []string{"namespace", "/", "event", "chat:message", "rule", "test.hcl:19"}, 2},
 	} {
 		got, ok := sample(snap, c.name, c.kv...)
 		if !ok || got != c.want {

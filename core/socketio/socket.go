@@ -1,7 +1,10 @@
 package socketio
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -83,6 +86,48 @@ func (s *Socket) Data() []byte {
 // SetIdentity records what authentication established. The handler calls
 // it from Connect.
 func (s *Socket) SetIdentity(user string, data []byte) { s.user, s.data = user, data }
+
+// RedactAuth drops top-level fields (secrets) from the CONNECT payload the
+// socket keeps, so that Auth, HandshakeJSON (the backend API, fetchSockets
+// from other instances) and the handler's rules no longer see them.
+// Handlers call it from Connect, before the socket is admitted.
+func (s *Socket) RedactAuth(fields []string) {
+	if len(fields) > 0 {
+		s.auth = dropFields(s.auth, fields)
+	}
+}
+
+// dropFields returns obj without the named top-level fields, the others in
+// their order and bytes; obj itself when it is not an object or has none.
+func dropFields(obj []byte, fields []string) []byte {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return obj
+	}
+	out := []byte{'{'}
+	dropped := false
+	for dec.More() {
+		t, err := dec.Token()
+		key, ok := t.(string)
+		var val json.RawMessage
+		if err != nil || !ok || dec.Decode(&val) != nil {
+			return []byte("{}") // invalid: keep nothing rather than a secret
+		}
+		if slices.Contains(fields, key) {
+			dropped = true
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = siowire.AppendString(out, key)
+		out = append(append(out, ':'), val...)
+	}
+	if !dropped {
+		return obj
+	}
+	return append(out, '}')
+}
 
 // JoinOnConnect names rooms the socket joins when it is admitted, before
 // its CONNECT reply is sent. Handlers call it from Connect.

@@ -42,7 +42,7 @@ func (*apikey) ConfigSchema() sdk.Schema {
 		Description: "File of lines `<key> <user-id> [room,room...]`; blank lines and # comments are ignored. Read at start-up."}}}
 }
 
-func (p *apikey) Configure(_ context.Context, cfg sdk.Config) error {
+func (p *apikey) Configure(ctx context.Context, cfg sdk.Config) error {
 	var c struct {
 		KeysFile string `json:"keys_file"`
 	}
@@ -52,9 +52,10 @@ func (p *apikey) Configure(_ context.Context, cfg sdk.Config) error {
 	if c.KeysFile == "" {
 		return errors.New(`auth "apikey": keys_file is required`)
 	}
-	keys, err := readKeys(c.KeysFile)
+	// Relative to the config file's folder, as the operator reads it.
+	keys, err := readKeys(sdk.ResolvePath(ctx, c.KeysFile))
 	if err != nil {
-		return fmt.Errorf(`auth "apikey": %w`, err)
+		return sdk.AttrError("keys_file", err.Error())
 	}
 	p.keys.Store(&keys)
 	return nil
@@ -76,7 +77,9 @@ func (p *apikey) Authenticate(_ context.Context, req *sdk.AuthRequest) (*sdk.Aut
 	if !ok {
 		return &sdk.AuthDecision{Message: "invalid key"}, nil
 	}
-	return &sdk.AuthDecision{Allow: true, UserID: u.id, Rooms: u.rooms}, nil
+	// The key is a credential: the socket does not keep it (rules and the
+	// backend API see the payload without it).
+	return &sdk.AuthDecision{Allow: true, UserID: u.id, Rooms: u.rooms, RedactAuth: []string{"key"}}, nil
 }
 
 // readKeys parses a keys file: `<key> <user-id> [room,room...]` per line.

@@ -6,7 +6,7 @@
 
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import * as grpc from '@grpc/grpc-js';
@@ -64,7 +64,9 @@ const lifecycle = {
     try {
       const cfg = JSON.parse(call.request.config_json.toString() || '{}');
       if (typeof cfg?.keys_file !== 'string' || cfg.keys_file === '') throw new Error('keys_file is required');
-      keys = readKeys(cfg.keys_file);
+      // Relative to the config file's folder (config_dir), as the operator reads it.
+      const dir = call.request.config_dir;
+      keys = readKeys(dir && !isAbsolute(cfg.keys_file) ? join(dir, cfg.keys_file) : cfg.keys_file);
       done(null, {});
     } catch (err) {
       done({ code: grpc.status.UNKNOWN, details: `auth "apikey": ${err.message}` });
@@ -83,7 +85,8 @@ const auth = {
     if (key === '') return done(null, { allow: false, message: 'authentication required: no key' });
     const user = keys.get(sha256(key));
     if (!user) return done(null, { allow: false, message: 'invalid key' });
-    done(null, { allow: true, user_id: user.id, rooms: user.rooms });
+    // The key is a credential: the socket does not keep it.
+    done(null, { allow: true, user_id: user.id, rooms: user.rooms, redact_auth: ['key'] });
   },
 };
 

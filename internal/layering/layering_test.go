@@ -53,12 +53,13 @@ type pkg struct {
 	Imports    []string
 }
 
-// listPackages lists the packages of the server's module and of the sdk's
-// (a module of its own, in sdk/).
+// listPackages lists the packages of the server's module, of the sdk's
+// (a module of its own, in sdk/) and of the examples that are modules of
+// their own, as an outside author's plugin is.
 func listPackages(t *testing.T, root string) []pkg {
 	t.Helper()
 	var out []byte
-	for _, dir := range []string{root, filepath.Join(root, "sdk")} {
+	for _, dir := range []string{root, filepath.Join(root, "sdk"), filepath.Join(root, "examples", "auth-custom-go")} {
 		cmd := exec.Command("go", "list", "-json=ImportPath,Imports", "./...")
 		cmd.Dir = dir
 		b, err := cmd.Output()

@@ -65,3 +65,13 @@ func ServerAndPlugins(t testing.TB, plugins ...string) (server, pluginDir string
 	}
 	return Build(t, "./cmd/socket-server"), pluginDir
 }
+
+// UseServer points $SOCKETFLEET_SERVER (plugintest.ServerEnv, what
+// plugintest.CheckConfig and StartServer run) at ./cmd/socket-server built
+// from the working tree, for the test's duration.
+func UseServer(t *testing.T) string {
+	t.Helper()
+	bin := Build(t, "./cmd/socket-server")
+	t.Setenv(plugintest.ServerEnv, bin)
+	return bin
+}

@@ -13,7 +13,8 @@
 //   - Binaries: Build compiles a package of this module once per test
 //     process (see plugintest.BuildIn for where); Install puts such a
 //     binary at a given path (a plugin_dir entry); ServerAndPlugins gives
-//     the server and a plugin_dir. The rule is one: tests always build from
+//     the server and a plugin_dir; UseServer sets $SOCKETFLEET_SERVER for
+//     sdk/plugintest's server helpers. The rule is one: tests always build from
 //     the working tree and never use bin/ (a stale `make build` would test
 //     old code).
 //   - Socket.IO: DialSocketIO and ConnectSocketIO open a WebSocket session

@@ -51,7 +51,7 @@ namespace "/" {
 	}
 	addrs := []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}
 	for i, addr := range addrs {
-		p := testkit.Start(t, testkit.Command(server, []string{"LISTEN_ADDR=" + addr}, "run", "run", "--config", cfgPath))
+		p := testkit.Start(t, testkit.Command(server, []string{"LISTEN_ADDR=" + addr}, "run", "--config", cfgPath))
 		p.Name = fmt.Sprintf("socket-server %d", i+1)
 	}
 

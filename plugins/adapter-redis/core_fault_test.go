@@ -298,7 +298,7 @@ type coreInstance struct {
 func startInstance(t *testing.T, server, cfgPath, name string) *coreInstance {
 	t.Helper()
 	in := &coreInstance{name: name, addr: testkit.FreeAddr(t)}
-	in.proc = testkit.Start(t, testkit.Command(server, []string{"LISTEN_ADDR=" + in.addr, "INSTANCE_ID=" + name}, "run", "run", "--config", cfgPath))
+	in.proc = testkit.Start(t, testkit.Command(server, []string{"LISTEN_ADDR=" + in.addr, "INSTANCE_ID=" + name}, "run", "--config", cfgPath))
 	in.proc.Name = "instance " + name
 	testkit.WaitForState(t, 30*time.Second, "instance "+name+" answering /health", func() (bool, string) {
 		if in.proc.Exited() {

@@ -111,8 +111,14 @@ func (p *jwtPlugin) Authenticate(_ context.Context, req *sdk.AuthRequest) (*sdk.
 			return s.badRooms.decision(), nil
 		}
 	}
-	return &sdk.AuthDecision{Allow: true, UserID: user, Rooms: rooms, Data: s.data(c.raw)}, nil
+	return &sdk.AuthDecision{Allow: true, UserID: user, Rooms: rooms, Data: s.data(c.raw), RedactAuth: redactAuth}, nil
 }
+
+// redactAuth: the CONNECT payload's token is a credential; the socket does
+// not keep it (the backend API and event rules never see it). Dropped
+// whichever source the token was read from: a token field beside a header
+// token is a secret all the same.
+var redactAuth = []string{"token"}
 
 // key is the jwt.Keyfunc: the key of the token's kind (and kid, for a
 // JWKS), only when the token's algorithm is allowed and fits that key.

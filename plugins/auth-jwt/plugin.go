@@ -125,13 +125,19 @@ type state struct {
 	keyfunc  jwt.Keyfunc
 }
 
-func (p *jwtPlugin) Configure(_ context.Context, raw sdk.Config) error {
+func (p *jwtPlugin) Configure(ctx context.Context, raw sdk.Config) error {
 	var c config
 	if len(raw) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c); err != nil {
 			return fmt.Errorf("decode config: %w", err)
+		}
+	}
+	// Key files are named as the operator reads the config: next to it.
+	for _, f := range []*string{c.PublicKeyFile, c.JWKSFile} {
+		if f != nil {
+			*f = sdk.ResolvePath(ctx, *f)
 		}
 	}
 	s, err := p.build(&c)

@@ -57,7 +57,7 @@ namespace "/" {}
 		if metricsAddrs[i] != addr {
 			env = append(env, "METRICS_LISTEN="+metricsAddrs[i])
 		}
-		testkit.Start(t, testkit.Command(server, env, "run", "run", "--config", cfgPath)).Name = fmt.Sprintf("socket-server %d", i+1)
+		testkit.Start(t, testkit.Command(server, env, "run", "--config", cfgPath)).Name = fmt.Sprintf("socket-server %d", i+1)
 	}
 	for _, addr := range metricsAddrs {
 		testkit.WaitForState(t, 30*time.Second, "GET http://"+addr+"/metrics answers 200", func() (bool, string) {

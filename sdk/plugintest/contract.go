@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +28,10 @@ type Options struct {
 	Echo bool
 	// Timeout bounds each call; 5 s when zero.
 	Timeout time.Duration
+	// ConfigDir is the config folder Configure's ctx carries (what
+	// sdk.ResolvePath resolves relative paths against), as the host sends
+	// it; none when "".
+	ConfigDir string
 }
 
 // CheckContract checks what every plugin of p's kind must do, in subtests:
@@ -70,6 +77,9 @@ func CheckContract(t *testing.T, p sdk.Plugin, opts Options) {
 	if !t.Run("Configure", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 		defer cancel()
+		if opts.ConfigDir != "" {
+			ctx = sdk.WithConfigDir(ctx, opts.ConfigDir)
+		}
 		if err := p.Configure(ctx, opts.Config); err != nil {
 			t.Fatalf("Configure(%s): %v", opts.Config, err)
 		}
@@ -138,9 +148,20 @@ func validName(s string) bool {
 type AuthCase struct {
 	Name    string
 	Request sdk.AuthRequest
+	// Rooms, if not nil, are the rooms the socket must join, in any order
+	// (set []string{} to require none).
+	Rooms []string
+	// Data, if not nil, is the JSON object the socket must carry, compared
+	// as JSON (`{}` also matches a decision without Data, as the core does).
+	Data json.RawMessage
+	// Message, if set, is the refusal message the client must receive.
+	Message string
 	Allow   bool   // the expected decision
 	UserID  string // if set, the UserID an allowed socket must get
 	Err     bool   // expect a Go error (the plugin could not decide) instead of a decision
+	// Redact lists CONNECT payload fields an allowed socket's decision must
+	// name in RedactAuth (the secrets it came with).
+	Redact []string
 }
 
 // CheckAuth runs each case as a subtest against a.
@@ -163,14 +184,80 @@ func CheckAuth(t *testing.T, a sdk.Authenticator, cases ...AuthCase) {
 				t.Fatal("Authenticate returned neither a decision nor an error")
 			}
 			checkDecision(t, d)
+			checkExpected(t, c, d)
 			if d.Allow != c.Allow {
 				t.Errorf("Allow = %v (message %q), want %v", d.Allow, d.Message, c.Allow)
 			}
 			if c.Allow && c.UserID != "" && d.UserID != c.UserID {
 				t.Errorf("UserID = %q, want %q", d.UserID, c.UserID)
 			}
+			for _, f := range c.Redact {
+				if c.Allow && !slices.Contains(d.RedactAuth, f) {
+					t.Errorf("RedactAuth = %q, want it to name %q", d.RedactAuth, f)
+				}
+			}
 		})
 	}
+}
+
+// checkExpected reports each of Message, Rooms and Data that the case
+// states and the decision does not match, as one got/want diff.
+func checkExpected(t *testing.T, c AuthCase, d *sdk.AuthDecision) {
+	t.Helper()
+	var diff []string
+	if c.Message != "" && d.Message != c.Message {
+		diff = append(diff, fmt.Sprintf("Message:\n    got  %q\n    want %q", d.Message, c.Message))
+	}
+	if c.Rooms != nil {
+		got, want := slices.Sorted(slices.Values(d.Rooms)), slices.Sorted(slices.Values(c.Rooms))
+		if !slices.Equal(got, want) {
+			diff = append(diff, fmt.Sprintf("Rooms (in any order):\n    got  %q\n    want %q", d.Rooms, c.Rooms))
+		}
+	}
+	if c.Data != nil {
+		if d := jsonDiff(d.Data, c.Data); d != "" {
+			diff = append(diff, "Data:\n"+d)
+		}
+	}
+	if len(diff) > 0 {
+		t.Errorf("decision differs from the case:\n  %s", strings.Join(diff, "\n  "))
+	}
+}
+
+// jsonDiff compares two JSON objects (nil counts as {}) by top-level key
+// and returns one line per difference, or "" when they are equal.
+func jsonDiff(got, want json.RawMessage) string {
+	var g, w map[string]any
+	if len(got) == 0 {
+		got = json.RawMessage("{}")
+	}
+	if json.Unmarshal(got, &g) != nil || json.Unmarshal(want, &w) != nil {
+		if string(got) == string(want) {
+			return ""
+		}
+		return fmt.Sprintf("    got  %s\n    want %s", got, want)
+	}
+	var lines []string
+	for _, k := range slices.Sorted(maps.Keys(w)) {
+		gv, ok := g[k]
+		switch {
+		case !ok:
+			lines = append(lines, fmt.Sprintf("    %q: missing, want %s", k, mustJSON(w[k])))
+		case !reflect.DeepEqual(gv, w[k]):
+			lines = append(lines, fmt.Sprintf("    %q: got %s, want %s", k, mustJSON(gv), mustJSON(w[k])))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(g)) {
+		if _, ok := w[k]; !ok {
+			lines = append(lines, fmt.Sprintf("    %q: got %s, not wanted", k, mustJSON(g[k])))
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func checkDecision(t *testing.T, d *sdk.AuthDecision) {
@@ -183,6 +270,9 @@ func checkDecision(t *testing.T, d *sdk.AuthDecision) {
 	}
 	if slices.Contains(d.Rooms, "") {
 		t.Errorf("decision Rooms %q contains an empty name", d.Rooms)
+	}
+	if slices.Contains(d.RedactAuth, "") {
+		t.Errorf("decision RedactAuth %q contains an empty name", d.RedactAuth)
 	}
 }
 
@@ -199,7 +289,7 @@ func checkAuthBasics(t *testing.T, a sdk.Authenticator, opts Options) {
 		Auth:       json.RawMessage(`{}`),
 		Headers:    map[string]string{"user-agent": "plugintest"},
 		Query:      map[string]string{"EIO": "4", "transport": "websocket"},
-		RemoteAddr: "127.0.0.1:40000",
+		RemoteAddr: "127.0.0.1", // an IP without a port, as the core sends it
 	})
 	if err != nil {
 		t.Logf("an empty handshake got an error (the plugin could not decide): %v", err)

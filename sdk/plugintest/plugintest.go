@@ -16,6 +16,16 @@
 // plugintest.Subprocess(t, plugintest.Build(t, "."), sdk.KindAuth), where
 // Build compiles the package once per test process.
 //
+// Behind the real server (socket-server, found by NeedServer: the path in
+// $SOCKETFLEET_SERVER, else on PATH), for a plugin given as a Plugin (the
+// Go package to build, its kind and name):
+//
+//	plugin := plugintest.Plugin{Package: ".", Kind: sdk.KindAuth, Name: "token"}
+//	plugintest.CheckConfig(t, plugin, `secret = "s3cret"`) // the host's schema check and Configure
+//	srv := plugintest.StartServer(t, plugin, `secret = "s3cret"`, "")
+//	srv.Connect(t, `{"token":"s3cret"}`)                 // a polling Socket.IO client
+//	if e := srv.Refused(t, `{}`); e.Message != "no token" { ... }
+//
 // A test that needs an outside program or file (Node.js, a database) asks
 // for it with NeedTool or NeedFile: when it is missing the test is skipped
 // with the install hint given, and fails when the environment has CI=true,

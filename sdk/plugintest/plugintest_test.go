@@ -2,7 +2,10 @@ package plugintest_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -79,4 +82,66 @@ func TestCheckSchemaReports(t *testing.T) {
 			t.Errorf("report %d = %q, want it to say %q", i, r.errs[i], w)
 		}
 	}
+}
+
+// runChild runs the test binary's test name with PLUGINTEST_CHILD=mode,
+// expects it to fail and returns its output.
+func runChild(t *testing.T, name, mode string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.v")
+	cmd.Env = append(os.Environ(), "PLUGINTEST_CHILD="+mode, "CI=")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the child test passed, want it to fail:\n%s", out)
+	}
+	return string(out)
+}
+
+// TestCheckAuthDiff: a decision that differs from the case in Message,
+// Rooms or Data fails with a diff naming each field.
+func TestCheckAuthDiff(t *testing.T) {
+	if os.Getenv("PLUGINTEST_CHILD") == "auth" {
+		p := plugintest.InProcess(t, richAuth{})
+		plugintest.CheckAuth(t, p.(sdk.Authenticator),
+			plugintest.AuthCase{Name: "allowed", Request: sdk.AuthRequest{Namespace: "/", Auth: []byte(`{"token":"open-sesame"}`)},
+				Allow: true, UserID: "ali", Rooms: []string{"lobby"}, Data: json.RawMessage(`{"role":"admin","team":"red"}`)},
+			plugintest.AuthCase{Name: "refused", Request: sdk.AuthRequest{Namespace: "/", Auth: []byte(`{}`)}, Message: "invalid token"},
+		)
+		return
+	}
+	out := runChild(t, "TestCheckAuthDiff", "auth")
+	for _, want := range []string{
+		"Rooms (in any order):\n",
+		`got  ["team-red" "lobby"]`,
+		`want ["lobby"]`,
+		`"role": got "user", want "admin"`,
+		`"team": missing, want "red"`,
+		`"level": got 3, not wanted`,
+		"Message:\n",
+		`got  "no token"`,
+		`want "invalid token"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the failure does not say %q:\n%s", want, out)
+		}
+	}
+}
+
+// richAuth allows "open-sesame" with rooms and data.
+type richAuth struct{ tokenAuth }
+
+func (richAuth) Authenticate(_ context.Context, req *sdk.AuthRequest) (*sdk.AuthDecision, error) {
+	if strings.Contains(string(req.Auth), `"open-sesame"`) {
+		return &sdk.AuthDecision{Allow: true, UserID: "ali", Rooms: []string{"team-red", "lobby"}, Data: json.RawMessage(`{"role":"user","level":3}`)}, nil
+	}
+	return &sdk.AuthDecision{Message: "no token"}, nil
+}
+
+func TestCheckAuthExpected(t *testing.T) {
+	p := plugintest.InProcess(t, richAuth{})
+	plugintest.CheckAuth(t, p.(sdk.Authenticator),
+		plugintest.AuthCase{Name: "allowed", Request: sdk.AuthRequest{Namespace: "/", Auth: []byte(`{"token":"open-sesame"}`)},
+			Allow: true, UserID: "ali", Rooms: []string{"lobby", "team-red"}, Data: json.RawMessage(`{"level":3, "role":"user"}`)},
+		plugintest.AuthCase{Name: "refused", Request: sdk.AuthRequest{Namespace: "/", Auth: []byte(`{}`)}, Message: "no token", Rooms: []string{}, Data: json.RawMessage(`{}`)},
+	)
 }

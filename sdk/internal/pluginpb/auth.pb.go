@@ -114,6 +114,9 @@ type AuthenticateResponse struct {
 	Message string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
 	// Optional CONNECT_ERROR data, JSON.
 	ErrorDataJson []byte `protobuf:"bytes,6,opt,name=error_data_json,json=errorDataJson,proto3" json:"error_data_json,omitempty"`
+	// Top-level fields of the CONNECT payload the socket does not keep (secrets):
+	// event rules, the backend API and fetchSockets never see them.
+	RedactAuth    []string `protobuf:"bytes,7,rep,name=redact_auth,json=redactAuth,proto3" json:"redact_auth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -190,6 +193,13 @@ func (x *AuthenticateResponse) GetErrorDataJson() []byte {
 	return nil
 }
 
+func (x *AuthenticateResponse) GetRedactAuth() []string {
+	if x != nil {
+		return x.RedactAuth
+	}
+	return nil
+}
+
 var File_auth_proto protoreflect.FileDescriptor
 
 const file_auth_proto_rawDesc = "" +
@@ -209,14 +219,16 @@ const file_auth_proto_rawDesc = "" +
 	"\n" +
 	"QueryEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xba\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdb\x01\n" +
 	"\x14AuthenticateResponse\x12\x14\n" +
 	"\x05allow\x18\x01 \x01(\bR\x05allow\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05rooms\x18\x03 \x03(\tR\x05rooms\x12\x1b\n" +
 	"\tdata_json\x18\x04 \x01(\fR\bdataJson\x12\x18\n" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x12&\n" +
-	"\x0ferror_data_json\x18\x06 \x01(\fR\rerrorDataJson2o\n" +
+	"\x0ferror_data_json\x18\x06 \x01(\fR\rerrorDataJson\x12\x1f\n" +
+	"\vredact_auth\x18\a \x03(\tR\n" +
+	"redactAuth2o\n" +
 	"\x04Auth\x12g\n" +
 	"\fAuthenticate\x12*.socketfleet.plugin.v1.AuthenticateRequest\x1a+.socketfleet.plugin.v1.AuthenticateResponseB:Z8github.com/socketfleet/socketfleet/sdk/internal/pluginpbb\x06proto3"
 

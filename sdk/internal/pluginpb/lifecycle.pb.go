@@ -288,7 +288,10 @@ func (x *ConfigSchemaResponse) GetAttributes() []*ConfigAttribute {
 type ConfigureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The decoded block as a JSON object (attribute name to value).
-	ConfigJson    []byte `protobuf:"bytes,1,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	ConfigJson []byte `protobuf:"bytes,1,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	// The absolute folder of the config file the block came from: relative
+	// paths in the block resolve against it (sdk.ResolvePath).
+	ConfigDir     string `protobuf:"bytes,2,opt,name=config_dir,json=configDir,proto3" json:"config_dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -328,6 +331,13 @@ func (x *ConfigureRequest) GetConfigJson() []byte {
 		return x.ConfigJson
 	}
 	return nil
+}
+
+func (x *ConfigureRequest) GetConfigDir() string {
+	if x != nil {
+		return x.ConfigDir
+	}
+	return ""
 }
 
 type ConfigureResponse struct {
@@ -476,10 +486,12 @@ const file_lifecycle_proto_rawDesc = "" +
 	"\x14ConfigSchemaResponse\x12F\n" +
 	"\n" +
 	"attributes\x18\x01 \x03(\v2&.socketfleet.plugin.v1.ConfigAttributeR\n" +
-	"attributes\"3\n" +
+	"attributes\"R\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
-	"configJson\"\x13\n" +
+	"configJson\x12\x1d\n" +
+	"\n" +
+	"config_dir\x18\x02 \x01(\tR\tconfigDir\"\x13\n" +
 	"\x11ConfigureResponse\"\x0f\n" +
 	"\rStatusRequest\"n\n" +
 	"\x0eStatusResponse\x12\x1a\n" +

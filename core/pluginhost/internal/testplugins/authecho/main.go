@@ -2,7 +2,8 @@
 // config, its pid and a call counter in Data. The CONNECT payload can ask it
 // to misbehave: {"sleep_ms": N} hangs the call, {"stop": true} SIGSTOPs the
 // process (its health check then times out), {"deny": true} refuses,
-// {"say": "text"} prints text on stderr.
+// {"say": "text"} prints text on stderr. Data also holds the config folder
+// Configure was told (config_dir).
 package main
 
 import (
@@ -29,6 +30,7 @@ var (
 type echo struct {
 	mu    sync.Mutex
 	cfg   sdk.Config
+	dir   string // the config folder Configure was told
 	calls int
 }
 
@@ -47,7 +49,7 @@ func (e *echo) ConfigSchema() sdk.Schema {
 	}}
 }
 
-func (e *echo) Configure(_ context.Context, cfg sdk.Config) error {
+func (e *echo) Configure(ctx context.Context, cfg sdk.Config) error {
 	var c struct {
 		Reject bool `json:"reject"`
 	}
@@ -58,7 +60,7 @@ func (e *echo) Configure(_ context.Context, cfg sdk.Config) error {
 		return errors.New("config rejected as asked")
 	}
 	e.mu.Lock()
-	e.cfg = cfg
+	e.cfg, e.dir = cfg, sdk.ConfigDir(ctx)
 	e.mu.Unlock()
 	return nil
 }
@@ -95,7 +97,7 @@ func (e *echo) Authenticate(ctx context.Context, req *sdk.AuthRequest) (*sdk.Aut
 	}
 	e.mu.Lock()
 	e.calls++
-	data, _ := json.Marshal(map[string]any{"pid": os.Getpid(), "config": json.RawMessage(orEmpty(e.cfg)), "calls": e.calls})
+	data, _ := json.Marshal(map[string]any{"pid": os.Getpid(), "config": json.RawMessage(orEmpty(e.cfg)), "calls": e.calls, "config_dir": e.dir})
 	e.mu.Unlock()
 	return &sdk.AuthDecision{Allow: true, UserID: "user-" + req.Namespace, Data: data}, nil
 }
