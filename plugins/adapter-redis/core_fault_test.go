@@ -66,6 +66,9 @@ func TestRedisOutageThroughTheCore(t *testing.T) {
   plugin_dir    = %q
   ping_interval = "60s"
   ping_timeout  = "60s"
+  limits {
+    packet_rate = 1000 # the publisher sends 200/s on one connection, over the default 100
+  }
 }
 adapter "redis" {
   url   = %q
