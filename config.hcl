@@ -143,7 +143,7 @@ server {
   # `limit` ("80%"); `limit` defaults to the cgroup memory limit, else the
   # machine's memory. Omit the block to never shed.
   # load_shedding {
-  #   max_heap       = "80%"   # Go heap in use
+  #   max_heap       = "80%"   # live Go heap (as the last collection found it; garbage does not count)
   #   max_rss        = "90%"   # resident memory of the process
   #   limit          = "4GB"
   #   check_interval = "1s"

@@ -22,7 +22,7 @@ type Drain struct {
 // LoadShedding refuses new handshakes (503 + Retry-After) while memory is
 // above a threshold; connected sockets keep working.
 type LoadShedding struct {
-	MaxHeap        int64   // bytes of Go heap in use; 0 = no absolute limit
+	MaxHeap        int64   // bytes of live Go heap (as of the last collection); 0 = no absolute limit
 	MaxHeapPercent float64 // % of Limit; 0 = none
 	MaxRSS         int64
 	MaxRSSPercent  float64

@@ -23,7 +23,13 @@ type MemoryStats struct {
 	RSS       uint64 // resident set size of the process
 	HeapTotal uint64 // heap memory obtained from the OS and not returned
 	HeapUsed  uint64 // bytes in live and not-yet-swept heap objects
-	Limit     uint64 // the limit percentages refer to (cgroup or physical memory)
+	// HeapLive is the heap the last collection found reachable: what
+	// shedding decides on. HeapUsed also counts garbage not yet collected,
+	// so an attacker's short-lived allocations (or a burst already over)
+	// would otherwise keep the instance refusing handshakes until the next
+	// GC cycle.
+	HeapLive uint64
+	Limit    uint64 // the limit percentages refer to (cgroup or physical memory)
 }
 
 // Memory samples the process's memory and decides load shedding. Sampling
@@ -47,6 +53,7 @@ func NewMemory(cfg *config.LoadShedding, log *logrus.Entry) *Memory {
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/memory/classes/heap/unused:bytes"},
 		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/gc/heap/live:bytes"},
 	}}
 	if cfg != nil && cfg.Limit > 0 {
 		m.limit = uint64(cfg.Limit)
@@ -69,6 +76,7 @@ func (m *Memory) Sample() MemoryStats {
 	objects := m.samples[0].Value.Uint64()
 	st := MemoryStats{
 		HeapUsed:  objects,
+		HeapLive:  m.samples[3].Value.Uint64(),
 		HeapTotal: objects + m.samples[1].Value.Uint64() + m.samples[2].Value.Uint64(),
 		RSS:       readRSS(),
 		Limit:     m.limit,
@@ -78,7 +86,7 @@ func (m *Memory) Sample() MemoryStats {
 		over, why := m.over(st)
 		if over != m.shedding.Load() {
 			m.shedding.Store(over)
-			f := logrus.Fields{"rss": st.RSS, "heap_used": st.HeapUsed, "heap_total": st.HeapTotal, "limit": st.Limit}
+			f := logrus.Fields{"rss": st.RSS, "heap_live": st.HeapLive, "heap_used": st.HeapUsed, "heap_total": st.HeapTotal, "limit": st.Limit}
 			if over {
 				m.Crossings.Add(1)
 				m.log.WithFields(f).WithField("reason", why).Warn("memory pressure: shedding new connections")
@@ -94,9 +102,9 @@ func (m *Memory) over(st MemoryStats) (bool, string) {
 	c := m.cfg
 	pct := func(p float64) uint64 { return uint64(p / 100 * float64(st.Limit)) }
 	switch {
-	case c.MaxHeap > 0 && st.HeapUsed > uint64(c.MaxHeap):
+	case c.MaxHeap > 0 && st.HeapLive > uint64(c.MaxHeap):
 		return true, "heap above max_heap"
-	case c.MaxHeapPercent > 0 && st.Limit > 0 && st.HeapUsed > pct(c.MaxHeapPercent):
+	case c.MaxHeapPercent > 0 && st.Limit > 0 && st.HeapLive > pct(c.MaxHeapPercent):
 		return true, "heap above max_heap % of limit"
 	case c.MaxRSS > 0 && st.RSS > uint64(c.MaxRSS):
 		return true, "rss above max_rss"

@@ -66,7 +66,8 @@ func (s *Server) snapshot() *sdk.MetricsSnapshot {
 	gauge("socket_sockets_active", "Connected namespace sockets.", float64(st.Sockets.Load()))
 	gauge("memory_usage_rss_bytes", "Resident set size.", float64(mem.RSS))
 	gauge("memory_usage_heap_total_bytes", "Heap obtained from the OS.", float64(mem.HeapTotal))
-	gauge("memory_usage_heap_used_bytes", "Heap in use.", float64(mem.HeapUsed))
+	gauge("memory_usage_heap_used_bytes", "Heap in use (live objects and garbage not yet collected).", float64(mem.HeapUsed))
+	gauge("memory_usage_heap_live_bytes", "Heap the last collection found reachable: what load shedding decides on.", float64(mem.HeapLive))
 	gauge("instance_draining", "1 while the instance drains.", draining)
 
 	counter("socket_connections_opened_total", "Engine.IO connections opened.", float64(s.Engine.Opened.Load()))
