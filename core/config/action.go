@@ -8,6 +8,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/socketfleet/socketfleet/core/protocol/siowire"
 )
 
 // Event-rule actions. Every block or attribute an `event` block may hold is
@@ -157,6 +159,25 @@ func (x *Exec) Rooms(expr hcl.Expression) ([]string, error) {
 // EvalArgs evaluates non-passthrough Args for this event.
 func (x *Exec) EvalArgs(a Args) ([][]byte, error) {
 	return ArgsJSON(a, x.ctx(), x.Socket.Auth(), x.Args)
+}
+
+// Broadcast sends event to t with args: the bytes received when the event
+// goes on unchanged under its own name (binary attachments included), the
+// received arguments under another name, or the evaluated args.
+func (x *Exec) Broadcast(t Target, event string, args Args) error {
+	switch {
+	case args.Passthrough && event == x.Name:
+		x.Socket.Broadcast(t, x.Data, x.Attachments) // the bytes received, not re-encoded
+	case args.Passthrough:
+		x.Socket.Broadcast(t, siowire.AppendEvent(nil, event, x.Args), x.Attachments)
+	default:
+		vals, err := x.EvalArgs(args)
+		if err != nil {
+			return err
+		}
+		x.Socket.Broadcast(t, siowire.AppendEvent(nil, event, vals), nil)
+	}
+	return nil
 }
 
 // ArgsJSON evaluates non-passthrough Args to raw JSON values. A bare `auth`

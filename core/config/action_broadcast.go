@@ -2,8 +2,6 @@ package config
 
 import (
 	"github.com/hashicorp/hcl/v2"
-
-	"github.com/socketfleet/socketfleet/core/protocol/siowire"
 )
 
 // broadcast { to, event, args, except_sender, require_member } (any
@@ -66,19 +64,7 @@ func (s *broadcastStep) Run(x *Exec) error {
 	if s.exceptSender {
 		t.Except = []string{x.Socket.ID()}
 	}
-	switch {
-	case s.args.Passthrough && s.event == x.Name:
-		x.Socket.Broadcast(t, x.Data, x.Attachments) // the bytes received, not re-encoded
-	case s.args.Passthrough:
-		x.Socket.Broadcast(t, siowire.AppendEvent(nil, s.event, x.Args), x.Attachments)
-	default:
-		args, err := x.EvalArgs(s.args)
-		if err != nil {
-			return err
-		}
-		x.Socket.Broadcast(t, siowire.AppendEvent(nil, s.event, args), nil)
-	}
-	return nil
+	return x.Broadcast(t, s.event, s.args)
 }
 
 func memberOfAll(have, rooms []string) bool {

@@ -2,8 +2,6 @@ package config
 
 import (
 	"github.com/hashicorp/hcl/v2"
-
-	"github.com/socketfleet/socketfleet/core/protocol/siowire"
 )
 
 // emit_to_sender_user { event, args, except_sender } (any number): emit to
@@ -55,17 +53,5 @@ func (s *emitToSenderUserStep) Run(x *Exec) error {
 	if s.exceptSender {
 		t.Except = []string{x.Socket.ID()}
 	}
-	switch {
-	case s.args.Passthrough && s.event == x.Name:
-		x.Socket.Broadcast(t, x.Data, x.Attachments)
-	case s.args.Passthrough:
-		x.Socket.Broadcast(t, siowire.AppendEvent(nil, s.event, x.Args), x.Attachments)
-	default:
-		args, err := x.EvalArgs(s.args)
-		if err != nil {
-			return err
-		}
-		x.Socket.Broadcast(t, siowire.AppendEvent(nil, s.event, args), nil)
-	}
-	return nil
+	return x.Broadcast(t, s.event, s.args)
 }
