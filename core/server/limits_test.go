@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -16,9 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
-	"github.com/sirupsen/logrus"
 
-	"github.com/socketfleet/socketfleet/core/config"
 	"github.com/socketfleet/socketfleet/core/routing"
 )
 
@@ -53,20 +50,7 @@ namespace "/" {
 // newLimitedInstance serves src with lim as its limits.
 func newLimitedInstance(t *testing.T, src string, lim Limits) (*Server, *httptest.Server) {
 	t.Helper()
-	cfg, diags := config.Parse([]byte(src), "test.hcl")
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	if os.Getenv("SF_TEST_LOG") != "" {
-		log.SetOutput(os.Stderr)
-		log.SetLevel(logrus.DebugLevel)
-	}
-	s := newServerLimits(cfg, logrus.NewEntry(log), "test", routing.Plugins{}, lim)
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	return s, ts
+	return serveTest(t, newServerLimits(parseTestConfig(t, src), testLog(), "test", routing.Plugins{}, lim))
 }
 
 // serveLimited runs s.Serve on a loopback listener (the instance's own

@@ -53,17 +53,32 @@ func newTestInstance(t testing.TB, src string) (*Server, *httptest.Server) {
 // the server's debug log).
 func newPluginInstance(t testing.TB, src string, p routing.Plugins) (*Server, *httptest.Server) {
 	t.Helper()
+	cfg := parseTestConfig(t, src)
+	return serveTest(t, newServer(cfg, testLog(), "test", p))
+}
+
+func parseTestConfig(t testing.TB, src string) *config.Config {
+	t.Helper()
 	cfg, diags := config.Parse([]byte(src), "test.hcl")
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}
+	return cfg
+}
+
+// testLog discards the server's log unless SF_TEST_LOG is set.
+func testLog() *logrus.Entry {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	if os.Getenv("SF_TEST_LOG") != "" {
 		log.SetOutput(os.Stderr)
 		log.SetLevel(logrus.DebugLevel)
 	}
-	s := newServer(cfg, logrus.NewEntry(log), "test", p)
+	return logrus.NewEntry(log)
+}
+
+// serveTest serves s on a test HTTP server, closed when the test ends.
+func serveTest(t testing.TB, s *Server) (*Server, *httptest.Server) {
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
 	return s, ts
