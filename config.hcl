@@ -319,6 +319,13 @@ namespace "/" {
       # allow = ["lobby", "room:*", "user:${user}"]
       # (`user`: the id the auth plugin established, not a client's claim)
       allow = ["*"]
+      # Another connected socket's id is that socket's private room (what
+      # is sent to it alone). A join refuses it whatever `allow` says, "*"
+      # included (the ack says "room is another socket's id"). Only a join
+      # block that says so explicitly may join it (and its room must still
+      # match `allow`): the joiner then receives that socket's private
+      # messages too. Default false.
+      # allow_socket_ids = true
     }
   }
 
