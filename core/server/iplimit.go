@@ -185,7 +185,7 @@ func (l *ipLimiter) clientAddr(r *http.Request) (netip.Addr, bool) {
 	if err != nil {
 		return netip.Addr{}, false
 	}
-	client := ap.Addr().Unmap()
+	client := ap.Addr().Unmap().WithZone("") // a zoned address matches no prefix
 	if l.header == "" || (len(l.lim.Proxies) > 0 && !l.trusted(client)) {
 		return client, true
 	}
@@ -220,10 +220,10 @@ func (l *ipLimiter) clientAddr(r *http.Request) (netip.Addr, bool) {
 // port ("1.2.3.4", "1.2.3.4:5678", "2001:db8::1", "[2001:db8::1]:443").
 func parseForwarded(s string) (netip.Addr, bool) {
 	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap(), true
+		return a.Unmap().WithZone(""), true
 	}
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap(), true
+		return ap.Addr().Unmap().WithZone(""), true
 	}
 	return netip.Addr{}, false
 }

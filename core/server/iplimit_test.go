@@ -242,6 +242,7 @@ func TestClientAddr(t *testing.T) {
 		{some, req("10.0.0.1:1234", "10.2.2.2, 10.9.9.9"), "10.2.2.2"},
 		{some, req("[fd00::1]:1234", "[2001:db8::7]:443"), "2001:db8::7"},
 		{some, req("10.0.0.1:1234", "::ffff:203.0.113.1"), "203.0.113.1"},
+		{some, req("[fd00::1%eth0]:1234", "203.0.113.1"), "203.0.113.1"}, // a zoned peer is still trusted
 	} {
 		got, ok := c.l.clientAddr(c.r)
 		if !ok || got.String() != c.want {
