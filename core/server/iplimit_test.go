@@ -334,3 +334,62 @@ func TestPerIPDefaults(t *testing.T) {
 		t.Fatalf("loopback tracked: %d", n)
 	}
 }
+
+// TestPerIPSlotsGivenBack: with one session per address, a WebSocket
+// handshake that fails after the limiter let it in, and a polling session
+// that the client closes, each give their slot back.
+func TestPerIPSlotsGivenBack(t *testing.T) {
+	srv, _ := newLimitedInstance(t, hostileConfig, Limits{PerIP: IPLimits{MaxConnections: 1}})
+	addr := serveLimited(t, srv)
+
+	// A WebSocket handshake gorilla refuses (no Sec-WebSocket-Key).
+	c, err := fromAddr("127.0.0.2")(context.Background(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	head, _ := io.ReadAll(c)
+	c.Close()
+	if !strings.HasPrefix(string(head), "HTTP/1.1 400") {
+		t.Fatalf("bad WebSocket handshake answered %q", head)
+	}
+	w, status := wsFrom(t, "127.0.0.2", addr, nil)
+	if status != http.StatusOK {
+		t.Fatalf("after a failed WebSocket handshake: %d (its slot leaked)", status)
+	}
+	w.c.Close()
+
+	// A polling session, closed by its client.
+	hc := &http.Client{Transport: &http.Transport{DialContext: fromAddr("127.0.0.3")}, Timeout: 3 * time.Second}
+	res, err := hc.Get("http://" + addr + "/socket.io/?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	i := strings.Index(string(b), `"sid":"`)
+	if i < 0 {
+		t.Fatalf("open %q", b)
+	}
+	sid := string(b[i+7 : i+27])
+	if status, _ := pollFrom(t, "127.0.0.3", addr, nil); status != http.StatusTooManyRequests {
+		t.Fatalf("second polling session of 127.0.0.3: %d, want 429", status)
+	}
+	res, err = hc.Post("http://"+addr+"/socket.io/?EIO=4&transport=polling&sid="+sid, "text/plain", strings.NewReader("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		status, _ := pollFrom(t, "127.0.0.3", addr, nil)
+		if status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after its polling session closed, 127.0.0.3 still gets %d", status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
