@@ -97,6 +97,20 @@ func TestConnectionsPerIP(t *testing.T) {
 	if got := srv.limitsHit()["connections_per_ip"]; got != 2 {
 		t.Fatalf("limits_hit connections_per_ip = %d, want 2", got)
 	}
+	snap := srv.snapshot()
+	for _, m := range []struct {
+		name string
+		kv   []string
+		want float64
+	}{
+		{"socket_limits_hit_total", []string{"limit", "connections_per_ip"}, 2},
+		{"socket_handshake_failures_total", []string{"reason", "per_ip_limit"}, 2},
+		{"socket_per_ip_tracked_addresses", nil, 3}, // 127.0.0.1 (the room, loopback not exempt here), .2, .3
+	} {
+		if got, ok := sample(snap, m.name, m.kv...); !ok || got != m.want {
+			t.Fatalf("%s%v = %v (found %v), want %v", m.name, m.kv, got, ok, m.want)
+		}
+	}
 
 	held[0].c.Close() // the server sees the close and gives the slot back
 	deadline := time.Now().Add(3 * time.Second)
