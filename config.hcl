@@ -135,6 +135,43 @@ server {
     # A keep-alive HTTP connection with no request under way is closed
     # after this (a long-poll GET waiting for packets is under way).
     idle_timeout = "60s"
+
+    # Per client address (an IPv4 address; an IPv6 address counts by its
+    # /64, which one host usually holds): Engine.IO sessions open at once,
+    # and new sessions (handshakes) per second with a burst (a token
+    # bucket). Over either, the handshake (polling or WebSocket) gets 429
+    # with Retry-After; open sessions are not touched, and a polling
+    # session's upgrade to WebSocket is not a new handshake. 0 turns a
+    # limit off. The defaults leave room for many users behind one NAT and
+    # for a reconnect storm after a restart (clients back off and retry).
+    max_connections_per_ip = 256
+    handshake_rate_per_ip  = 20
+    handshake_burst_per_ip = 200
+    # Client addresses (CIDRs, or single addresses) no per-IP limit applies
+    # to. By default loopback: the repository's tests and benchmarks open
+    # 10,000 connections at thousands a second from 127.0.0.1, and a
+    # sidecar or health check on the same host is not an attacker. So
+    # behind a proxy on the same host, set trusted_proxy_header, or every
+    # client behind it is exempt. [] limits loopback too.
+    per_ip_exempt = ["127.0.0.0/8", "::1/128"]
+    # Addresses the per-IP table holds at most (about 100 bytes each). An
+    # address with no session and a full bucket is dropped (at its last
+    # close, or by a sweep every 10 s, or at most once a second while the
+    # table is full); when the table is still full, a handshake from an
+    # address not in it gets 503 with Retry-After.
+    max_tracked_ips = 100000
+    # Behind a proxy every client has the proxy's address. Name the header
+    # the proxy writes the client address into and the per-IP limits use
+    # it: the right-most entry not in trusted_proxies (the usual rule: the
+    # entries to its left are the client's to forge), or the left-most
+    # when all are. The header is read only from a peer in trusted_proxies
+    # (CIDRs); without trusted_proxies, from every peer, so then the
+    # instance must be reachable only through the proxy. The header holds
+    # a comma-separated list of addresses (X-Forwarded-For, X-Real-IP);
+    # RFC 7239 "Forwarded" is not supported. Unset (the default), no
+    # header is ever believed: the client is the TCP peer.
+    # trusted_proxy_header = "X-Forwarded-For"
+    # trusted_proxies      = ["10.0.0.0/8"]
   }
 
   # Optional memory-based load shedding: above a threshold new handshakes
@@ -282,6 +319,13 @@ namespace "/" {
       # allow = ["lobby", "room:*", "user:${user}"]
       # (`user`: the id the auth plugin established, not a client's claim)
       allow = ["*"]
+      # Another connected socket's id is that socket's private room (what
+      # is sent to it alone). A join refuses it whatever `allow` says, "*"
+      # included (the ack says "room is another socket's id"). Only a join
+      # block that says so explicitly may join it (and its room must still
+      # match `allow`): the joiner then receives that socket's private
+      # messages too. Default false.
+      # allow_socket_ids = true
     }
   }
 

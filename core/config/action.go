@@ -93,6 +93,9 @@ type Socket interface {
 	// Join joins all rooms or none: an error (the room index's limits)
 	// refuses the join.
 	Join(rooms ...string) error
+	// JoinSocketRooms is Join that may also join other sockets' id rooms
+	// (a join block with allow_socket_ids = true).
+	JoinSocketRooms(rooms ...string) error
 	Leave(rooms ...string)
 	// Emit sends an event to this socket only.
 	Emit(event string, args, attachments [][]byte)

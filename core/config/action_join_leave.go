@@ -4,7 +4,10 @@ import "github.com/hashicorp/hcl/v2"
 
 // join { room = ..., allow = [...] } and leave { ... } (each at most once):
 // the sender joins or leaves the room(s), if every room matches an allow
-// pattern; otherwise the rule stops with "room not allowed".
+// pattern; otherwise the rule stops with "room not allowed". Another
+// connected socket's id is a room only its socket receives: a join refuses
+// it whatever the patterns ("room is another socket's id") unless the join
+// block says allow_socket_ids = true.
 
 var (
 	joinAction  = action{block: "join", phase: phaseAction, decode: decodeJoin}
@@ -12,13 +15,15 @@ var (
 )
 
 var roomSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "room", Required: true}, {Name: "allow"}},
+	Attributes: []hcl.AttributeSchema{{Name: "room", Required: true}, {Name: "allow"}, {Name: "allow_socket_ids"}},
 }
 
 type roomStep struct {
-	join  bool
-	room  hcl.Expression   // RUNTIME: a room name or a list of them
-	allow []hcl.Expression // RUNTIME templates, matched as globs ('*' any run, '?' one char); empty = any room
+	join bool
+	// socketIDs: other sockets' id rooms may be joined (allow_socket_ids).
+	socketIDs bool
+	room      hcl.Expression   // RUNTIME: a room name or a list of them
+	allow     []hcl.Expression // RUNTIME templates, matched as globs ('*' any run, '?' one char); empty = any room
 }
 
 func decodeJoin(d *decoder, ev *eventBody) []Step  { return d.roomStep(ev, "join") }
@@ -33,6 +38,12 @@ func (d *decoder) roomStep(ev *eventBody, typ string) []Step {
 	s := &roomStep{join: typ == "join"}
 	if attr := c.Attributes["room"]; attr != nil {
 		s.room = d.runtime(attr.Expr, attr.Range, ev.where, EventVariables, checkRooms)
+	}
+	if attr := c.Attributes["allow_socket_ids"]; attr != nil {
+		d.boolean(attr, &s.socketIDs)
+		if !s.join {
+			d.attrError(attr, "Unsupported argument", "allow_socket_ids is for join blocks: leaving a room needs no permission.")
+		}
 	}
 	if attr := c.Attributes["allow"]; attr != nil {
 		elems, diags := hcl.ExprList(attr.Expr)
@@ -63,7 +74,12 @@ func (s *roomStep) Run(x *Exec) error {
 		}
 	}
 	if s.join {
-		if err := x.Socket.Join(rooms...); err != nil {
+		if s.socketIDs {
+			err = x.Socket.JoinSocketRooms(rooms...)
+		} else {
+			err = x.Socket.Join(rooms...)
+		}
+		if err != nil {
 			x.Stats.RoomDenied.Add(1)
 			return &Refused{Reason: err.Error()}
 		}

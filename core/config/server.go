@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -25,12 +26,20 @@ var DefaultLimits = Limits{
 	MaxHeadBytes:      16 << 10,
 	MaxHandshakeBytes: 8 << 10,
 	IdleTimeout:       60 * time.Second,
+
+	MaxConnectionsPerIP: 256,
+	HandshakeRatePerIP:  20,
+	HandshakeBurstPerIP: 200,
+	PerIPExempt:         []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+	MaxTrackedIPs:       100000,
 }
 
 var limitsSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "packet_rate"}, {Name: "packet_burst"}, {Name: "max_rooms"}, {Name: "attachment_timeout"},
 		{Name: "body_timeout"}, {Name: "max_head_bytes"}, {Name: "max_handshake_bytes"}, {Name: "idle_timeout"},
+		{Name: "max_connections_per_ip"}, {Name: "handshake_rate_per_ip"}, {Name: "handshake_burst_per_ip"},
+		{Name: "per_ip_exempt"}, {Name: "max_tracked_ips"}, {Name: "trusted_proxy_header"}, {Name: "trusted_proxies"},
 	},
 }
 
@@ -51,6 +60,52 @@ func (d *decoder) limits(b *hcl.Block, l *Limits) {
 	}
 	d.size(a["max_handshake_bytes"], &l.MaxHandshakeBytes)
 	d.duration(a["idle_timeout"], &l.IdleTimeout, true)
+
+	d.integer(a["max_connections_per_ip"], &l.MaxConnectionsPerIP, 0)
+	d.integer(a["handshake_rate_per_ip"], &l.HandshakeRatePerIP, 0)
+	d.integer(a["handshake_burst_per_ip"], &l.HandshakeBurstPerIP, 1)
+	l.PerIPExempt = d.prefixes(a["per_ip_exempt"], l.PerIPExempt)
+	d.integer(a["max_tracked_ips"], &l.MaxTrackedIPs, 1)
+	if attr := a["trusted_proxy_header"]; attr != nil && d.str(attr, &l.TrustedProxyHeader) {
+		l.TrustedProxyHeader = strings.TrimSpace(l.TrustedProxyHeader)
+		switch {
+		case strings.EqualFold(l.TrustedProxyHeader, "Forwarded"):
+			d.attrError(attr, "Unsupported header", `The RFC 7239 "Forwarded" header is not supported; use a header holding a comma-separated list of addresses, such as "X-Forwarded-For" or "X-Real-IP".`)
+		case l.TrustedProxyHeader != "" && strings.ContainsAny(l.TrustedProxyHeader, " \t:()<>@,;\\\"/[]?={}"):
+			d.attrError(attr, "Invalid header name", "%q is not an HTTP header name.", l.TrustedProxyHeader)
+		}
+	}
+	l.TrustedProxies = d.prefixes(a["trusted_proxies"], nil)
+	if attr := a["trusted_proxies"]; attr != nil && l.TrustedProxyHeader == "" {
+		d.attrError(attr, "trusted_proxies without trusted_proxy_header",
+			"trusted_proxies names the peers whose trusted_proxy_header is believed; without trusted_proxy_header no header is read. Set trusted_proxy_header (e.g. \"X-Forwarded-For\") or remove trusted_proxies.")
+	}
+}
+
+// prefixes decodes a list of CIDRs ("10.0.0.0/8") or single addresses
+// (a /32 or /128); def without the attribute.
+func (d *decoder) prefixes(attr *hcl.Attribute, def []netip.Prefix) []netip.Prefix {
+	var list []string
+	if attr == nil || !d.strList(attr, &list) {
+		return def
+	}
+	out := make([]netip.Prefix, 0, len(list))
+	for i, e := range list {
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			a, aerr := netip.ParseAddr(e)
+			if aerr != nil {
+				d.errorf(elemRange(attr, i).Ptr(), attr.Range.Ptr(), "Invalid CIDR", "%q is neither a CIDR (\"10.0.0.0/8\") nor an IP address.", e)
+				continue
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }
 
 // Defaults of the server block.

@@ -6,6 +6,7 @@
 package config
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -74,6 +75,25 @@ type Limits struct {
 	MaxHeadBytes      int64         // request line and headers
 	MaxHandshakeBytes int64         // of its handshake a session keeps
 	IdleTimeout       time.Duration // keep-alive HTTP connections
+
+	// Per client address (an IPv4 address, or an IPv6 /64): concurrent
+	// Engine.IO sessions, and new sessions per second with a burst (a
+	// token bucket); 0 = off. Over either the handshake gets 429.
+	MaxConnectionsPerIP int
+	HandshakeRatePerIP  int
+	HandshakeBurstPerIP int
+	// PerIPExempt: client addresses (CIDRs) no per-IP limit applies to;
+	// default loopback.
+	PerIPExempt []netip.Prefix
+	// MaxTrackedIPs bounds the per-IP table; full, a handshake from an
+	// address not in it gets 503.
+	MaxTrackedIPs int
+	// TrustedProxyHeader names the header (X-Forwarded-For) the client
+	// address is read from; "" = the TCP peer, never a header.
+	// TrustedProxies: peers (CIDRs) whose header is believed, and entries
+	// skipped from the right; empty = every peer.
+	TrustedProxyHeader string
+	TrustedProxies     []netip.Prefix
 }
 
 // CORS configures cross-origin polling requests and the WebSocket Origin check.

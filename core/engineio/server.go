@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -56,8 +57,21 @@ type Options struct {
 	// Admit, when set, may refuse a new handshake (load shedding, draining):
 	// it returns 0 to accept, or an HTTP status and a Retry-After in seconds.
 	Admit func(r *http.Request) (status int, retryAfter int)
+	// Clients, when set, limits sessions per client address: asked at
+	// each handshake Admit accepted, after the server's own checks.
+	Clients ClientLimiter
 
 	Log *logrus.Entry
+}
+
+// ClientLimiter counts sessions per client. Enter returns the client's key
+// (the zero Addr: not counted) or a refusal: an HTTP status and a
+// Retry-After in seconds. Leave is called with a valid key exactly once per
+// accepted Enter: when the session ends, or at once if the handshake fails
+// after Enter. Both run on handshake and close paths only, never per packet.
+type ClientLimiter interface {
+	Enter(r *http.Request) (client netip.Addr, status int, retryAfter int)
+	Leave(client netip.Addr)
 }
 
 // Cookie describes a cookie set on the handshake response.
@@ -363,7 +377,20 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 		http.Error(w, "URI Too Long", http.StatusRequestURITooLong)
 		return
 	}
+	var client netip.Addr
+	if s.opts.Clients != nil {
+		var status, retry int
+		client, status, retry = s.opts.Clients.Enter(r)
+		if status != 0 {
+			if retry > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(retry))
+			}
+			http.Error(w, http.StatusText(status), status)
+			return
+		}
+	}
 	sess := newSession(s, newID(), r, isWS)
+	sess.client = client
 	hdr := w.Header()
 	s.setCookies(hdr, sess.id)
 
@@ -374,6 +401,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 		ws, rd, err = s.upgrade(w, r, hdr.Clone())
 		if err != nil {
 			s.log.WithError(err).Debug("websocket handshake failed")
+			s.leave(client)
 			return
 		}
 	}
@@ -423,6 +451,13 @@ func cookieString(c *Cookie, value string) string {
 		ck.MaxAge = int(c.MaxAge / time.Second)
 	}
 	return ck.String()
+}
+
+// leave tells the ClientLimiter that a session it counted is over.
+func (s *Server) leave(client netip.Addr) {
+	if client.IsValid() && s.opts.Clients != nil {
+		s.opts.Clients.Leave(client)
+	}
 }
 
 func (s *Server) remove(sess *Session) {

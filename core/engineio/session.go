@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -100,6 +101,11 @@ type Session struct {
 	postActive bool
 
 	closeOnce sync.Once
+
+	// client is the ClientLimiter's key for this session (zero: not
+	// counted); set by the handshake before the session is published,
+	// read-only after, handed back once by finish.
+	client netip.Addr
 
 	// tat is the packet rate limiter's state (GCRA: the theoretical
 	// arrival time of the next packet, ns since srv.epoch): one int64,
@@ -410,6 +416,7 @@ func (s *Session) finish(reason string) {
 			hb.Stop()
 		}
 		s.srv.remove(s)
+		s.srv.leave(s.client)
 		s.onClose(reason)
 	})
 }

@@ -35,6 +35,11 @@ type Index interface {
 	// Join adds a socket to rooms, all or none: it refuses (ErrTooManyRooms,
 	// ErrSocketRoom) rather than join part of them.
 	Join(id string, rooms ...string) error
+	// JoinSocketRooms is Join that may also join other sockets' id rooms
+	// (a rule that names them explicitly: allow_socket_ids); the joiner
+	// then receives what is sent to that socket, and the socket still
+	// does.
+	JoinSocketRooms(id string, rooms ...string) error
 	Leave(id string, rooms ...string)
 	Remove(id string)
 	// Rooms returns the rooms a socket is in, its own id first.
@@ -121,7 +126,12 @@ func (a *Memory) Add(m Member) {
 // Join adds a socket to rooms. Joining one's own id is a no-op; another
 // local socket's id is refused (its room is its private channel: a
 // joiner would receive what is sent to that socket alone).
-func (a *Memory) Join(id string, rooms ...string) error {
+func (a *Memory) Join(id string, rooms ...string) error { return a.join(id, false, rooms) }
+
+// JoinSocketRooms implements Index: Join, other sockets' ids allowed.
+func (a *Memory) JoinSocketRooms(id string, rooms ...string) error { return a.join(id, true, rooms) }
+
+func (a *Memory) join(id string, socketRooms bool, rooms []string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	e := a.sockets[id]
@@ -147,7 +157,7 @@ func (a *Memory) Join(id string, rooms ...string) error {
 		} else if contains(rooms[:i], r) {
 			continue
 		}
-		if a.sockets[r] != nil {
+		if !socketRooms && a.sockets[r] != nil {
 			return ErrSocketRoom
 		}
 		if fresh++; a.MaxRooms > 0 && len(e.rooms)+fresh > a.MaxRooms {
@@ -292,13 +302,11 @@ func (a *Memory) eachSelectedLocked(opts Options, fn func(e *entry)) {
 }
 
 // eachInRoomLocked visits the members of a room, including the implicit
-// own-id room of a socket.
+// own-id room of a socket: its owner, and whoever joined it through
+// JoinSocketRooms (never the owner: Join skips one's own id).
 func (a *Memory) eachInRoomLocked(room string, fn func(id string, e *entry)) {
-	if set, ok := a.rooms[room]; ok {
-		for id, e := range set {
-			fn(id, e)
-		}
-		return
+	for id, e := range a.rooms[room] {
+		fn(id, e)
 	}
 	if e := a.sockets[room]; e != nil {
 		fn(room, e)

@@ -231,3 +231,44 @@ func TestJoinLimits(t *testing.T) {
 		t.Fatalf("a join of 100 names: %v", err)
 	}
 }
+
+// TestJoinSocketRooms: a join that may name other sockets' ids (a rule
+// with allow_socket_ids) joins them; a broadcast to that id then reaches
+// the socket and its joiner, once each; the limits still hold.
+func TestJoinSocketRooms(t *testing.T) {
+	a := NewMemory()
+	a.MaxRooms = 2
+	x, y, z := &member{id: "x"}, &member{id: "y"}, &member{id: "z"}
+	a.Add(x)
+	a.Add(y)
+	a.Add(z)
+	if err := a.JoinSocketRooms("x", "y", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.Broadcast(nil, Options{Rooms: []string{"y"}}, nil); n != 2 || x.got != 1 || y.got != 1 || z.got != 0 {
+		t.Fatalf("broadcast to y: %d recipients, x %d, y %d, z %d", n, x.got, y.got, z.got)
+	}
+	if n := a.Broadcast(nil, Options{Rooms: []string{"y", "x"}}, nil); n != 2 {
+		t.Fatalf("broadcast to y and x: %d recipients", n)
+	}
+	if n := a.Broadcast(nil, Options{Rooms: []string{"y"}, Except: []string{"y"}}, nil); n != 0 {
+		t.Fatalf("broadcast to y except y: %d recipients (y's room holds x)", n)
+	}
+	if got := a.Sockets([]string{"y"}); len(got) != 2 {
+		t.Fatalf("sockets in y: %v", got)
+	}
+	if got := a.Select(Options{Rooms: []string{"y"}}); len(got) != 2 {
+		t.Fatalf("select y: %v", got)
+	}
+	if err := a.JoinSocketRooms("x", "r1", "r2"); err != ErrTooManyRooms {
+		t.Fatalf("past the limit: %v", err)
+	}
+	if err := a.Join("z", "y"); err != ErrSocketRoom {
+		t.Fatalf("a plain join of y: %v", err)
+	}
+	a.Leave("x", "y")
+	x.got, y.got = 0, 0
+	if n := a.Broadcast(nil, Options{Rooms: []string{"y"}}, nil); n != 1 || x.got != 0 || y.got != 1 {
+		t.Fatalf("after x left y: %d recipients, x %d", n, x.got)
+	}
+}

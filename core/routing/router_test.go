@@ -58,6 +58,8 @@ func (f *fakeSocket) Join(rooms ...string) error {
 	return nil
 }
 
+func (f *fakeSocket) JoinSocketRooms(rooms ...string) error { return f.Join(rooms...) }
+
 func (f *fakeSocket) Leave(rooms ...string) {
 	kept := f.rooms[:0]
 	for _, r := range f.rooms {

@@ -26,15 +26,16 @@ type sioSocket struct {
 
 var _ socket = (*sioSocket)(nil)
 
-func (k *sioSocket) ID() string             { return k.s.ID() }
-func (k *sioSocket) User() string           { return k.s.User() }
-func (k *sioSocket) Auth() []byte           { return k.s.Auth() }
-func (k *sioSocket) Rooms() []string        { return k.s.Rooms() }
-func (k *sioSocket) Join(r ...string) error { return k.s.Join(r...) }
-func (k *sioSocket) Leave(r ...string)      { k.s.Leave(r...) }
-func (k *sioSocket) State() any             { return k.s.State() }
-func (k *sioSocket) SetState(v any)         { k.s.SetState(v) }
-func (k *sioSocket) Disconnect(c bool)      { k.s.Disconnect(c) }
+func (k *sioSocket) ID() string                        { return k.s.ID() }
+func (k *sioSocket) User() string                      { return k.s.User() }
+func (k *sioSocket) Auth() []byte                      { return k.s.Auth() }
+func (k *sioSocket) Rooms() []string                   { return k.s.Rooms() }
+func (k *sioSocket) Join(r ...string) error            { return k.s.Join(r...) }
+func (k *sioSocket) JoinSocketRooms(r ...string) error { return k.s.JoinSocketRooms(r...) }
+func (k *sioSocket) Leave(r ...string)                 { k.s.Leave(r...) }
+func (k *sioSocket) State() any                        { return k.s.State() }
+func (k *sioSocket) SetState(v any)                    { k.s.SetState(v) }
+func (k *sioSocket) Disconnect(c bool)                 { k.s.Disconnect(c) }
 func (k *sioSocket) Emit(event string, args, attachments [][]byte) {
 	k.s.Emit(event, args, attachments)
 }

@@ -69,6 +69,9 @@ func (s *Server) snapshot() *sdk.MetricsSnapshot {
 	gauge("memory_usage_heap_used_bytes", "Heap in use (live objects and garbage not yet collected).", float64(mem.HeapUsed))
 	gauge("memory_usage_heap_live_bytes", "Heap the last collection found reachable: what load shedding decides on.", float64(mem.HeapLive))
 	gauge("instance_draining", "1 while the instance drains.", draining)
+	if l := s.ipLimit; l != nil {
+		gauge("socket_per_ip_tracked_addresses", "Client addresses the per-IP limits hold (at most limits.max_tracked_ips).", float64(l.tracked()))
+	}
 
 	counter("socket_connections_opened_total", "Engine.IO connections opened.", float64(s.Engine.Opened.Load()))
 	counter("socket_accept_errors_total", "Failed accept calls on the main listener (descriptors, buffers or memory exhausted); the listener backs off and goes on.", float64(s.accept.errors.Load()))
@@ -85,6 +88,9 @@ func (s *Server) snapshot() *sdk.MetricsSnapshot {
 	counter("socket_handshake_failures_total", hf, float64(rt.WrongShard.Load()), "reason", "wrong_shard")
 	counter("socket_handshake_failures_total", hf, float64(s.Memory.Rejected.Load()), "reason", "load_shedding")
 	counter("socket_handshake_failures_total", hf, float64(s.Engine.RefusedDraining.Load()), "reason", "draining")
+	if l := s.ipLimit; l != nil {
+		counter("socket_handshake_failures_total", hf, float64(l.overConnections.Load()+l.overRate.Load()+l.tableFull.Load()), "reason", "per_ip_limit")
+	}
 	counter("load_shedding_rejections_total", "Handshakes refused under memory pressure.", float64(s.Memory.Rejected.Load()))
 	for _, ns := range s.SocketIO.Namespaces() {
 		n, name := &ns.Stats, ns.Name()

@@ -55,7 +55,8 @@ type Server struct {
 
 	clusterOut sync.Pool // *engineio.Batch for receiveCluster
 
-	limits Limits
+	limits  Limits
+	ipLimit *ipLimiter // nil: no per-IP limit
 }
 
 // Limits bound what one client can make the instance hold or do
@@ -79,6 +80,9 @@ type Limits struct {
 	// GET waiting for packets is a request under way, not idle.
 	MaxHeadBytes int
 	IdleTimeout  time.Duration
+	// Per client address: sessions at once and handshakes per second,
+	// and how the address is found (IPLimits).
+	PerIP IPLimits
 }
 
 // Defaults of the HTTP limits (the others: engineio's and socketio's).
@@ -121,7 +125,10 @@ func configLimits(cfg *config.Config) Limits {
 	}
 	return Limits{PacketRate: rate, PacketBurst: l.PacketBurst, MaxRooms: l.MaxRooms,
 		AttachmentTimeout: l.AttachmentTimeout, BodyTimeout: l.BodyTimeout,
-		MaxHeadBytes: int(l.MaxHeadBytes), MaxHandshakeBytes: int(l.MaxHandshakeBytes), IdleTimeout: l.IdleTimeout}
+		MaxHeadBytes: int(l.MaxHeadBytes), MaxHandshakeBytes: int(l.MaxHandshakeBytes), IdleTimeout: l.IdleTimeout,
+		PerIP: IPLimits{MaxConnections: l.MaxConnectionsPerIP, HandshakeRate: float64(l.HandshakeRatePerIP),
+			HandshakeBurst: l.HandshakeBurstPerIP, Exempt: l.PerIPExempt, MaxTracked: l.MaxTrackedIPs,
+			ProxyHeader: l.TrustedProxyHeader, Proxies: l.TrustedProxies}}
 }
 
 func newServerLimits(cfg *config.Config, log *logrus.Entry, version string, plugins routing.Plugins, lim Limits) *Server {
@@ -147,6 +154,10 @@ func newServerLimits(cfg *config.Config, log *logrus.Entry, version string, plug
 	opts.PacketRate, opts.PacketBurst = lim.PacketRate, lim.PacketBurst
 	opts.BodyTimeout, opts.MaxHandshakeBytes = lim.BodyTimeout, lim.MaxHandshakeBytes
 	opts.Admit = s.admit
+	if lim.PerIP.enabled() {
+		s.ipLimit = newIPLimiter(lim.PerIP)
+		opts.Clients = s.ipLimit
+	}
 	s.Engine = engineio.NewServer(opts, s.SocketIO)
 
 	mux := http.NewServeMux()
@@ -477,17 +488,25 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 
 // limitsHit counts what the limits against hostile clients stopped, by
 // limit: connections closed (packet_rate, invalid_utf8, body_timeout,
-// attachment_timeout), joins refused (rooms) and handshake headers not
-// kept (handshake_headers).
+// attachment_timeout), joins refused (rooms), handshake headers not
+// kept (handshake_headers), handshakes refused per client address
+// (connections_per_ip, handshake_rate_per_ip, per_ip_table_full).
 func (s *Server) limitsHit() map[string]int64 {
 	e, st := s.Engine, &s.SocketIO.Stats
+	var overConns, overRate, full int64
+	if l := s.ipLimit; l != nil {
+		overConns, overRate, full = l.overConnections.Load(), l.overRate.Load(), l.tableFull.Load()
+	}
 	return map[string]int64{
-		"packet_rate":        e.RateLimited.Load(),
-		"invalid_utf8":       e.InvalidUTF8.Load(),
-		"body_timeout":       e.BodyTimeouts.Load(),
-		"handshake_headers":  e.HeadersDropped.Load(),
-		"attachment_timeout": st.AttachmentTimeouts.Load(),
-		"rooms":              st.JoinsRefused.Load(),
+		"connections_per_ip":    overConns,
+		"handshake_rate_per_ip": overRate,
+		"per_ip_table_full":     full,
+		"packet_rate":           e.RateLimited.Load(),
+		"invalid_utf8":          e.InvalidUTF8.Load(),
+		"body_timeout":          e.BodyTimeouts.Load(),
+		"handshake_headers":     e.HeadersDropped.Load(),
+		"attachment_timeout":    st.AttachmentTimeouts.Load(),
+		"rooms":                 st.JoinsRefused.Load(),
 	}
 }
 

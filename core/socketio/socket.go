@@ -174,6 +174,16 @@ func (s *Socket) Join(rooms ...string) error {
 	return err
 }
 
+// JoinSocketRooms is Join that may also join other sockets' id rooms
+// (rooms.Index.JoinSocketRooms): for rules that name them explicitly.
+func (s *Socket) JoinSocketRooms(rooms ...string) error {
+	err := s.ns.index.JoinSocketRooms(s.id, rooms...)
+	if err != nil {
+		s.ns.srv.Stats.JoinsRefused.Add(1)
+	}
+	return err
+}
+
 // Leave removes the socket from rooms.
 func (s *Socket) Leave(rooms ...string) { s.ns.index.Leave(s.id, rooms...) }
 
