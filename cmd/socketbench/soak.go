@@ -860,7 +860,7 @@ func (r *soakRun) verdict(rows, final []sample) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	title := fmt.Sprintf("soak %s: %.1f min, %d subscribers, churn %.0f/s, %.0f msg/s (fault windows shaded)",
+	title := fmt.Sprintf("%s: %.1f min, %d subscribers, churn %.0f/s, %.0f msg/s (fault windows shaded)",
 		filepath.Base(r.out), r.c.minutes, r.c.n, r.c.churn, r.c.rate)
 	err = writeSVG(f, rows, s.Faults, title)
 	f.Close()

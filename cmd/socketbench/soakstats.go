@@ -336,6 +336,7 @@ func writeSVG(w io.Writer, rows []sample, faults [][2]float64, title string) err
 		ymax *= 1.1
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" font-size="12">%s %s</text>`+"\n", left, y0-6, p.name, p.unit)
 		for _, f := range faults {
+			f[0], f[1] = math.Min(f[0], tmax), math.Min(f[1], tmax)
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.0f" fill="#fdd" />`+"\n",
 				left+f[0]/tmax*pw, y0, math.Max(1, (f[1]-f[0])/tmax*pw), ph)
 		}
