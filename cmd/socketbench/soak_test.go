@@ -151,3 +151,37 @@ func TestWriteSVG(t *testing.T) {
 		t.Fatalf("svg: %d polylines\n%s", strings.Count(s, "<polyline"), s)
 	}
 }
+
+// account splits a subscriber's missing messages by when their write began:
+// inside a fault window, outside, or not sent at all (a failed write).
+func TestAccountFaults(t *testing.T) {
+	r := &soakRun{lostSeqs: map[int]bool{}}
+	// seq i written at 100*i; seq 3's write failed.
+	for i := 0; i < 10; i++ {
+		r.sentAt = append(r.sentAt, int64(100*i))
+	}
+	r.sentAt[3] = -1
+	w := r.faults.open(450)
+	r.faults.close(w, 650) // seqs 5 and 6
+	// A subscriber that joined when 2 had been sent and left after 8.
+	l := newLedger(2)
+	for _, s := range []int{1, 2, 4, 7, 7, 8, 9} {
+		l.receive(s)
+	}
+	r.account(l, 8) // missing: 3 (not sent), 5, 6 (fault)
+	// A second subscriber, the whole run, missing 0 and 5.
+	l2 := newLedger(0)
+	for s := 1; s < 10; s++ {
+		if s != 5 {
+			l2.receive(s)
+		}
+	}
+	r.account(l2, 9)
+	if r.lost != 1 || r.lostInFaults != 3 || len(r.lostSeqs) != 2 || r.dup != 1 || r.early != 1 || r.finalized != 2 {
+		t.Fatalf("lost %d in faults %d (distinct %v) dup %d early %d finalized %d; want 1 3 (2) 1 1 2",
+			r.lost, r.lostInFaults, r.lostSeqs, r.dup, r.early, r.finalized)
+	}
+	if r.got != 5+8 {
+		t.Fatalf("got %d, want 13", r.got)
+	}
+}
