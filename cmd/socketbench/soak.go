@@ -832,6 +832,10 @@ func (r *soakRun) verdict(rows, final []sample) (bool, error) {
 	r.faults.mu.Unlock()
 	s.Growth = judgeAll(rows)
 	for _, g := range s.Growth {
+		if g.Samples < minGrowthSamples {
+			s.Failures = append(s.Failures, fmt.Sprintf("too short to judge growth: %d samples in the second half, %d needed", g.Samples, minGrowthSamples))
+			break
+		}
 		if g.Grows {
 			s.Failures = append(s.Failures, fmt.Sprintf("%s of instance %s grows: %.1f%% of its mean (%.4g) per 10 min over the second half (limit %.0f%%)",
 				g.Series, g.Instance, g.RelPer10Min*100, g.Mean, growthLimit*100))

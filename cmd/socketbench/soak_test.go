@@ -102,10 +102,17 @@ func TestJudgeGrowth(t *testing.T) {
 	if g := judgeGrowth("a", "rss", ts, slow); g.Grows {
 		t.Fatalf("3%%/10 min judged growing: %+v", g)
 	}
-	rows := []sample{{T: 0, Instance: "b", FDs: 10}, {T: 0, Instance: "a", FDs: 10}, {T: 10, Instance: "a", FDs: 20}, {T: 20, Instance: "a", FDs: 30}}
+	rows := []sample{{T: 0, Instance: "b", FDs: 10}}
+	for i := 0; i <= 12; i++ {
+		rows = append(rows, sample{T: float64(10 * i), Instance: "a", FDs: int64(10 + i)})
+	}
 	gs := judgeAll(rows)
-	if len(gs) != 8 || gs[0].Instance != "a" || !gs[3].Grows || gs[3].Series != "fds" {
+	if len(gs) != 8 || gs[0].Instance != "a" || !gs[3].Grows || gs[3].Series != "fds" || gs[3].Samples != 7 {
 		t.Fatalf("judgeAll: %+v", gs)
+	}
+	// Too short to judge: three samples in the second half.
+	if g := judgeGrowth("a", "fds", []float64{0, 10, 20, 30, 40}, []float64{1, 2, 3, 4, 5}); g.Grows || g.Samples != 3 {
+		t.Fatalf("short run judged: %+v", g)
 	}
 }
 

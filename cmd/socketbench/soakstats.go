@@ -203,6 +203,9 @@ func slopeSE(xs, ys []float64) (b, se float64) {
 const (
 	growthLimit = 0.05
 	growthPer   = 600.0
+	// With fewer samples in the second half (a run under 2 minutes at
+	// 10 s) growth is not judged.
+	minGrowthSamples = 6
 )
 
 // growth is the verdict on one series of one instance.
@@ -214,6 +217,7 @@ type growth struct {
 	SlopePerS   float64 `json:"slope_per_s"`
 	SlopeSE     float64 `json:"slope_se"`
 	RelPer10Min float64 `json:"rel_per_10min"`
+	Samples     int     `json:"samples"` // in the second half; fewer than minGrowthSamples: not judged
 	Grows       bool    `json:"grows"`
 }
 
@@ -240,7 +244,8 @@ func judgeGrowth(instance, series string, ts, ys []float64) growth {
 	} else if g.SlopePerS > 0 {
 		g.RelPer10Min = math.Inf(1)
 	}
-	g.Grows = g.RelPer10Min > growthLimit && g.SlopePerS-2*g.SlopeSE > 0
+	g.Samples = len(hx)
+	g.Grows = len(hx) >= minGrowthSamples && g.RelPer10Min > growthLimit && g.SlopePerS-2*g.SlopeSE > 0
 	return g
 }
 
