@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CHROMIUM_PATH ?= /usr/bin/chromium
 
-.PHONY: all build plugins proto run test test-go test-e2e e2e-deps fuzz bench bench-go vet fmt clean
+.PHONY: all build plugins proto run test test-go test-e2e e2e-deps fuzz bench bench-go soak vet fmt clean
 
 all: build
 
@@ -71,6 +71,18 @@ bench: build
 	$(GO) build -o bin/socketbench ./cmd/socketbench
 	cd bench/node && npm ci --no-audit --no-fund --loglevel=error
 	bench/run.sh
+
+## soak: two instances on a fresh Redis (redis-server from Debian), N
+## churning subscribers, numbered broadcasts, hostile clients, plugin kills
+## and a Redis restart for SOAK_MINUTES; samples.csv, soak.svg, summary.json
+## in bench/results/soak-<UTC time>/; fails on growth or unexplained loss
+## (bench/README.md, "Soak"). SOAK_ARGS: more socketbench soak flags.
+SOAK_MINUTES ?= 30
+SOAK_ARGS    ?=
+soak: build
+	$(GO) build -o bin/socketbench ./cmd/socketbench
+	@command -v redis-server >/dev/null || { echo "soak needs redis-server (apt-get install redis-server)"; exit 1; }
+	bin/socketbench soak --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 ## bench-go: Go benchmarks (codecs, broadcast, memory per connection, plugin
 ## boundary, handshakes with and without the JWT plugin)

@@ -42,6 +42,9 @@ scenarios:
              publishers on the first): local and remote latency
   handshake  C workers connect and disconnect for --duration: handshakes/s,
              optionally with an HS256 JWT in the CONNECT auth {token}
+  soak       two instances + Redis started here, churn, numbered broadcasts,
+             hostile clients and faults for --minutes; a CSV, an SVG and a
+             verdict in bench/results/soak-<time>/ (socketbench soak -h)
   table      medians of JSON result lines, ours vs node (see bench/README.md)
 
 Output: a human summary on stderr, one JSON line on stdout.
@@ -66,6 +69,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if scenario == "soak" {
+		os.Exit(soakMain(ctx, args, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(ctx, scenario, args, os.Stdout, os.Stderr))
 }
 
