@@ -155,7 +155,14 @@ func (u *upgradeListener) classify(c net.Conn) {
 		u.readers.Put(br)
 	}()
 	_ = c.SetReadDeadline(time.Now().Add(u.timeout))
-	head, complete := peekHead(br)
+	head, complete, err := peekHead(br)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		// The head did not arrive in time. net/http would wait its own
+		// timeout again before closing; close now, as it would then.
+		c.Close()
+		return
+	}
 	if !complete || !isWebSocketRequest(head) {
 		// net/http's, with what was read; it answers errors and timeouts.
 		_ = c.SetReadDeadline(time.Time{})
@@ -209,20 +216,20 @@ func (u *upgradeListener) serve(c net.Conn, req *http.Request) {
 }
 
 // peekHead waits until br holds a whole request head (up to maxHead) and
-// returns the bytes buffered; complete is false on an error, a timeout or
-// a head larger than maxHead.
-func peekHead(br *bufio.Reader) (head []byte, complete bool) {
+// returns the bytes buffered; complete is false on an error or a timeout
+// (both returned) or a head larger than maxHead.
+func peekHead(br *bufio.Reader) (head []byte, complete bool, err error) {
 	for n := 1; ; n = br.Buffered() + 1 {
 		if _, err := br.Peek(n); err != nil { // waits for more bytes
 			b, _ := br.Peek(br.Buffered())
-			return b, false
+			return b, false, err
 		}
 		b, _ := br.Peek(br.Buffered()) // all that arrived
 		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-			return b[:i+4], true
+			return b[:i+4], true, nil
 		}
 		if len(b) >= maxHead {
-			return b, false
+			return b, false, nil
 		}
 	}
 }

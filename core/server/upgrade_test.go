@@ -150,3 +150,28 @@ func TestUpgradeListenerHeadTimeout(t *testing.T) {
 		c.Close()
 	}
 }
+
+// A connection whose request head does not arrive in time is closed after
+// one head timeout, not two (the listener's peek, then net/http's own).
+func TestSlowHeadClosedAfterOneTimeout(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	addr := serveUpgradeListener(t, http.NotFoundHandler(), timeout)
+	for _, sent := range []string{"", "GET /socket.io/ HTTP/1.1\r\nHost: x\r\n"} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, _ = io.WriteString(c, sent)
+		_ = c.SetReadDeadline(time.Now().Add(5 * timeout))
+		_, err = io.ReadAll(c)
+		took := time.Since(start)
+		c.Close()
+		if err != nil {
+			t.Fatalf("after sending %q: still open after %v: %v", sent, 5*timeout, err)
+		}
+		if took >= 2*timeout {
+			t.Errorf("after sending %q: closed after %v, want about %v (one head timeout)", sent, took.Round(time.Millisecond), timeout)
+		}
+	}
+}
