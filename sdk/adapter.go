@@ -14,6 +14,10 @@ type AdapterMessage struct {
 	Data        []byte   // the event's JSON array ["event", ...args], placeholders included
 	Attachments [][]byte // binary attachments, in placeholder order
 	Volatile    bool
+	// Offset is set by an adapter that backs recovery (SessionStore) on the
+	// broadcasts it delivers: the client gets it as the event's last
+	// argument and presents it when it reconnects.
+	Offset string
 }
 
 // Adapter is an adapter plugin.

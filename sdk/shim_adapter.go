@@ -184,7 +184,7 @@ func messagesToPB(batch []AdapterMessage) []*pb.AdapterMessage {
 		m := &batch[i]
 		v := &vals[i]
 		v.Namespace, v.Rooms, v.Except = m.Namespace, m.Rooms, m.Except
-		v.Data, v.Attachments, v.Volatile = m.Data, m.Attachments, m.Volatile
+		v.Data, v.Attachments, v.Volatile, v.Offset = m.Data, m.Attachments, m.Volatile, m.Offset
 		out[i] = v
 	}
 	return out
@@ -204,6 +204,7 @@ func messagesFromPB(ms []*pb.AdapterMessage) []AdapterMessage {
 			Data:        m.GetData(),
 			Attachments: m.GetAttachments(),
 			Volatile:    m.GetVolatile(),
+			Offset:      m.GetOffset(),
 		}
 	}
 	return out

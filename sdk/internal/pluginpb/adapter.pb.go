@@ -35,8 +35,11 @@ type AdapterMessage struct {
 	// The event's JSON array ["event", ...args], placeholders included.
 	Data []byte `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
 	// Binary attachments, in placeholder order.
-	Attachments   [][]byte `protobuf:"bytes,5,rep,name=attachments,proto3" json:"attachments,omitempty"`
-	Volatile      bool     `protobuf:"varint,6,opt,name=volatile,proto3" json:"volatile,omitempty"`
+	Attachments [][]byte `protobuf:"bytes,5,rep,name=attachments,proto3" json:"attachments,omitempty"`
+	Volatile    bool     `protobuf:"varint,6,opt,name=volatile,proto3" json:"volatile,omitempty"`
+	// Set on delivery when recovery is enabled: the broadcast's offset (a
+	// stream entry id), appended to the event's arguments for the client.
+	Offset        string `protobuf:"bytes,7,opt,name=offset,proto3" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -111,6 +114,13 @@ func (x *AdapterMessage) GetVolatile() bool {
 		return x.Volatile
 	}
 	return false
+}
+
+func (x *AdapterMessage) GetOffset() string {
+	if x != nil {
+		return x.Offset
+	}
+	return ""
 }
 
 type AdapterBatch struct {
@@ -893,18 +903,437 @@ func (*RoomsChangedResponse) Descriptor() ([]byte, []int) {
 	return file_adapter_proto_rawDescGZIP(), []int{13}
 }
 
+type RecoveryConfig struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	MaxDisconnectionMs int64                  `protobuf:"varint,1,opt,name=max_disconnection_ms,json=maxDisconnectionMs,proto3" json:"max_disconnection_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *RecoveryConfig) Reset() {
+	*x = RecoveryConfig{}
+	mi := &file_adapter_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoveryConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoveryConfig) ProtoMessage() {}
+
+func (x *RecoveryConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_adapter_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoveryConfig.ProtoReflect.Descriptor instead.
+func (*RecoveryConfig) Descriptor() ([]byte, []int) {
+	return file_adapter_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RecoveryConfig) GetMaxDisconnectionMs() int64 {
+	if x != nil {
+		return x.MaxDisconnectionMs
+	}
+	return 0
+}
+
+type EnableRecoveryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnableRecoveryResponse) Reset() {
+	*x = EnableRecoveryResponse{}
+	mi := &file_adapter_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnableRecoveryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnableRecoveryResponse) ProtoMessage() {}
+
+func (x *EnableRecoveryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_adapter_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnableRecoveryResponse.ProtoReflect.Descriptor instead.
+func (*EnableRecoveryResponse) Descriptor() ([]byte, []int) {
+	return file_adapter_proto_rawDescGZIP(), []int{15}
+}
+
+type Session struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Id        string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Pid       string                 `protobuf:"bytes,3,opt,name=pid,proto3" json:"pid,omitempty"`
+	Rooms     []string               `protobuf:"bytes,4,rep,name=rooms,proto3" json:"rooms,omitempty"`
+	// JSON.
+	Data          []byte `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
+	User          string `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
+	Offset        string `protobuf:"bytes,7,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_adapter_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_adapter_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_adapter_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Session) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *Session) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Session) GetPid() string {
+	if x != nil {
+		return x.Pid
+	}
+	return ""
+}
+
+func (x *Session) GetRooms() []string {
+	if x != nil {
+		return x.Rooms
+	}
+	return nil
+}
+
+func (x *Session) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *Session) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Session) GetOffset() string {
+	if x != nil {
+		return x.Offset
+	}
+	return ""
+}
+
+type SessionChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sdk.SessionState: 1 live, 2 saved, 3 ended.
+	State         int32    `protobuf:"varint,1,opt,name=state,proto3" json:"state,omitempty"`
+	Session       *Session `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionChange) Reset() {
+	*x = SessionChange{}
+	mi := &file_adapter_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionChange) ProtoMessage() {}
+
+func (x *SessionChange) ProtoReflect() protoreflect.Message {
+	mi := &file_adapter_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionChange.ProtoReflect.Descriptor instead.
+func (*SessionChange) Descriptor() ([]byte, []int) {
+	return file_adapter_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SessionChange) GetState() int32 {
+	if x != nil {
+		return x.State
+	}
+	return 0
+}
+
+func (x *SessionChange) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+type SessionChanges struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*SessionChange       `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionChanges) Reset() {
+	*x = SessionChanges{}
+	mi := &file_adapter_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionChanges) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionChanges) ProtoMessage() {}
+
+func (x *SessionChanges) ProtoReflect() protoreflect.Message {
+	mi := &file_adapter_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionChanges.ProtoReflect.Descriptor instead.
+func (*SessionChanges) Descriptor() ([]byte, []int) {
+	return file_adapter_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SessionChanges) GetChanges() []*SessionChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+type SaveSessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveSessionsResponse) Reset() {
+	*x = SaveSessionsResponse{}
+	mi := &file_adapter_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveSessionsResponse) ProtoMessage() {}
+
+func (x *SaveSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_adapter_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveSessionsResponse.ProtoReflect.Descriptor instead.
+func (*SaveSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_adapter_proto_rawDescGZIP(), []int{19}
+}
+
+type RestoreSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Pid           string                 `protobuf:"bytes,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	Offset        string                 `protobuf:"bytes,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreSessionRequest) Reset() {
+	*x = RestoreSessionRequest{}
+	mi := &file_adapter_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreSessionRequest) ProtoMessage() {}
+
+func (x *RestoreSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_adapter_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreSessionRequest.ProtoReflect.Descriptor instead.
+func (*RestoreSessionRequest) Descriptor() ([]byte, []int) {
+	return file_adapter_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RestoreSessionRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RestoreSessionRequest) GetPid() string {
+	if x != nil {
+		return x.Pid
+	}
+	return ""
+}
+
+func (x *RestoreSessionRequest) GetOffset() string {
+	if x != nil {
+		return x.Offset
+	}
+	return ""
+}
+
+type RestoreSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *Session               `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Missed        []*AdapterMessage      `protobuf:"bytes,2,rep,name=missed,proto3" json:"missed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreSessionResponse) Reset() {
+	*x = RestoreSessionResponse{}
+	mi := &file_adapter_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreSessionResponse) ProtoMessage() {}
+
+func (x *RestoreSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_adapter_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreSessionResponse.ProtoReflect.Descriptor instead.
+func (*RestoreSessionResponse) Descriptor() ([]byte, []int) {
+	return file_adapter_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RestoreSessionResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *RestoreSessionResponse) GetMissed() []*AdapterMessage {
+	if x != nil {
+		return x.Missed
+	}
+	return nil
+}
+
 var File_adapter_proto protoreflect.FileDescriptor
 
 const file_adapter_proto_rawDesc = "" +
 	"\n" +
-	"\radapter.proto\x12\x15socketfleet.plugin.v1\"\xae\x01\n" +
+	"\radapter.proto\x12\x15socketfleet.plugin.v1\"\xc6\x01\n" +
 	"\x0eAdapterMessage\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05rooms\x18\x02 \x03(\tR\x05rooms\x12\x16\n" +
 	"\x06except\x18\x03 \x03(\tR\x06except\x12\x12\n" +
 	"\x04data\x18\x04 \x01(\fR\x04data\x12 \n" +
 	"\vattachments\x18\x05 \x03(\fR\vattachments\x12\x1a\n" +
-	"\bvolatile\x18\x06 \x01(\bR\bvolatile\"Q\n" +
+	"\bvolatile\x18\x06 \x01(\bR\bvolatile\x12\x16\n" +
+	"\x06offset\x18\a \x01(\tR\x06offset\"Q\n" +
 	"\fAdapterBatch\x12A\n" +
 	"\bmessages\x18\x01 \x03(\v2%.socketfleet.plugin.v1.AdapterMessageR\bmessages\"F\n" +
 	"\x0ePublishSummary\x12\x18\n" +
@@ -959,13 +1388,40 @@ const file_adapter_proto_rawDesc = "" +
 	"\acreated\x18\x03 \x01(\bR\acreated\"J\n" +
 	"\vRoomChanges\x12;\n" +
 	"\achanges\x18\x01 \x03(\v2!.socketfleet.plugin.v1.RoomChangeR\achanges\"\x16\n" +
-	"\x14RoomsChangedResponse2\xdc\x03\n" +
+	"\x14RoomsChangedResponse\"B\n" +
+	"\x0eRecoveryConfig\x120\n" +
+	"\x14max_disconnection_ms\x18\x01 \x01(\x03R\x12maxDisconnectionMs\"\x18\n" +
+	"\x16EnableRecoveryResponse\"\x9f\x01\n" +
+	"\aSession\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x10\n" +
+	"\x03pid\x18\x03 \x01(\tR\x03pid\x12\x14\n" +
+	"\x05rooms\x18\x04 \x03(\tR\x05rooms\x12\x12\n" +
+	"\x04data\x18\x05 \x01(\fR\x04data\x12\x12\n" +
+	"\x04user\x18\x06 \x01(\tR\x04user\x12\x16\n" +
+	"\x06offset\x18\a \x01(\tR\x06offset\"_\n" +
+	"\rSessionChange\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\x05R\x05state\x128\n" +
+	"\asession\x18\x02 \x01(\v2\x1e.socketfleet.plugin.v1.SessionR\asession\"P\n" +
+	"\x0eSessionChanges\x12>\n" +
+	"\achanges\x18\x01 \x03(\v2$.socketfleet.plugin.v1.SessionChangeR\achanges\"\x16\n" +
+	"\x14SaveSessionsResponse\"_\n" +
+	"\x15RestoreSessionRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03pid\x18\x02 \x01(\tR\x03pid\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\tR\x06offset\"\x91\x01\n" +
+	"\x16RestoreSessionResponse\x128\n" +
+	"\asession\x18\x01 \x01(\v2\x1e.socketfleet.plugin.v1.SessionR\asession\x12=\n" +
+	"\x06missed\x18\x02 \x03(\v2%.socketfleet.plugin.v1.AdapterMessageR\x06missed2\x97\x06\n" +
 	"\aAdapter\x12W\n" +
 	"\aPublish\x12#.socketfleet.plugin.v1.AdapterBatch\x1a%.socketfleet.plugin.v1.PublishSummary(\x01\x12[\n" +
 	"\tSubscribe\x12'.socketfleet.plugin.v1.SubscribeRequest\x1a#.socketfleet.plugin.v1.AdapterBatch0\x01\x12W\n" +
 	"\aRequest\x12%.socketfleet.plugin.v1.ClusterRequest\x1a#.socketfleet.plugin.v1.RequestEvent0\x01\x12a\n" +
 	"\rServeRequests\x12$.socketfleet.plugin.v1.RequestAnswer\x1a&.socketfleet.plugin.v1.IncomingRequest(\x010\x01\x12_\n" +
-	"\fRoomsChanged\x12\".socketfleet.plugin.v1.RoomChanges\x1a+.socketfleet.plugin.v1.RoomsChangedResponseB:Z8github.com/socketfleet/socketfleet/sdk/internal/pluginpbb\x06proto3"
+	"\fRoomsChanged\x12\".socketfleet.plugin.v1.RoomChanges\x1a+.socketfleet.plugin.v1.RoomsChangedResponse\x12f\n" +
+	"\x0eEnableRecovery\x12%.socketfleet.plugin.v1.RecoveryConfig\x1a-.socketfleet.plugin.v1.EnableRecoveryResponse\x12b\n" +
+	"\fSaveSessions\x12%.socketfleet.plugin.v1.SessionChanges\x1a+.socketfleet.plugin.v1.SaveSessionsResponse\x12m\n" +
+	"\x0eRestoreSession\x12,.socketfleet.plugin.v1.RestoreSessionRequest\x1a-.socketfleet.plugin.v1.RestoreSessionResponseB:Z8github.com/socketfleet/socketfleet/sdk/internal/pluginpbb\x06proto3"
 
 var (
 	file_adapter_proto_rawDescOnce sync.Once
@@ -979,22 +1435,30 @@ func file_adapter_proto_rawDescGZIP() []byte {
 	return file_adapter_proto_rawDescData
 }
 
-var file_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_adapter_proto_goTypes = []any{
-	(*AdapterMessage)(nil),       // 0: socketfleet.plugin.v1.AdapterMessage
-	(*AdapterBatch)(nil),         // 1: socketfleet.plugin.v1.AdapterBatch
-	(*PublishSummary)(nil),       // 2: socketfleet.plugin.v1.PublishSummary
-	(*SubscribeRequest)(nil),     // 3: socketfleet.plugin.v1.SubscribeRequest
-	(*ClusterRequest)(nil),       // 4: socketfleet.plugin.v1.ClusterRequest
-	(*RemoteSocket)(nil),         // 5: socketfleet.plugin.v1.RemoteSocket
-	(*ClusterResponse)(nil),      // 6: socketfleet.plugin.v1.ClusterResponse
-	(*RequestResult)(nil),        // 7: socketfleet.plugin.v1.RequestResult
-	(*RequestEvent)(nil),         // 8: socketfleet.plugin.v1.RequestEvent
-	(*IncomingRequest)(nil),      // 9: socketfleet.plugin.v1.IncomingRequest
-	(*RequestAnswer)(nil),        // 10: socketfleet.plugin.v1.RequestAnswer
-	(*RoomChange)(nil),           // 11: socketfleet.plugin.v1.RoomChange
-	(*RoomChanges)(nil),          // 12: socketfleet.plugin.v1.RoomChanges
-	(*RoomsChangedResponse)(nil), // 13: socketfleet.plugin.v1.RoomsChangedResponse
+	(*AdapterMessage)(nil),         // 0: socketfleet.plugin.v1.AdapterMessage
+	(*AdapterBatch)(nil),           // 1: socketfleet.plugin.v1.AdapterBatch
+	(*PublishSummary)(nil),         // 2: socketfleet.plugin.v1.PublishSummary
+	(*SubscribeRequest)(nil),       // 3: socketfleet.plugin.v1.SubscribeRequest
+	(*ClusterRequest)(nil),         // 4: socketfleet.plugin.v1.ClusterRequest
+	(*RemoteSocket)(nil),           // 5: socketfleet.plugin.v1.RemoteSocket
+	(*ClusterResponse)(nil),        // 6: socketfleet.plugin.v1.ClusterResponse
+	(*RequestResult)(nil),          // 7: socketfleet.plugin.v1.RequestResult
+	(*RequestEvent)(nil),           // 8: socketfleet.plugin.v1.RequestEvent
+	(*IncomingRequest)(nil),        // 9: socketfleet.plugin.v1.IncomingRequest
+	(*RequestAnswer)(nil),          // 10: socketfleet.plugin.v1.RequestAnswer
+	(*RoomChange)(nil),             // 11: socketfleet.plugin.v1.RoomChange
+	(*RoomChanges)(nil),            // 12: socketfleet.plugin.v1.RoomChanges
+	(*RoomsChangedResponse)(nil),   // 13: socketfleet.plugin.v1.RoomsChangedResponse
+	(*RecoveryConfig)(nil),         // 14: socketfleet.plugin.v1.RecoveryConfig
+	(*EnableRecoveryResponse)(nil), // 15: socketfleet.plugin.v1.EnableRecoveryResponse
+	(*Session)(nil),                // 16: socketfleet.plugin.v1.Session
+	(*SessionChange)(nil),          // 17: socketfleet.plugin.v1.SessionChange
+	(*SessionChanges)(nil),         // 18: socketfleet.plugin.v1.SessionChanges
+	(*SaveSessionsResponse)(nil),   // 19: socketfleet.plugin.v1.SaveSessionsResponse
+	(*RestoreSessionRequest)(nil),  // 20: socketfleet.plugin.v1.RestoreSessionRequest
+	(*RestoreSessionResponse)(nil), // 21: socketfleet.plugin.v1.RestoreSessionResponse
 }
 var file_adapter_proto_depIdxs = []int32{
 	0,  // 0: socketfleet.plugin.v1.AdapterBatch.messages:type_name -> socketfleet.plugin.v1.AdapterMessage
@@ -1004,21 +1468,31 @@ var file_adapter_proto_depIdxs = []int32{
 	4,  // 4: socketfleet.plugin.v1.IncomingRequest.request:type_name -> socketfleet.plugin.v1.ClusterRequest
 	6,  // 5: socketfleet.plugin.v1.RequestAnswer.response:type_name -> socketfleet.plugin.v1.ClusterResponse
 	11, // 6: socketfleet.plugin.v1.RoomChanges.changes:type_name -> socketfleet.plugin.v1.RoomChange
-	1,  // 7: socketfleet.plugin.v1.Adapter.Publish:input_type -> socketfleet.plugin.v1.AdapterBatch
-	3,  // 8: socketfleet.plugin.v1.Adapter.Subscribe:input_type -> socketfleet.plugin.v1.SubscribeRequest
-	4,  // 9: socketfleet.plugin.v1.Adapter.Request:input_type -> socketfleet.plugin.v1.ClusterRequest
-	10, // 10: socketfleet.plugin.v1.Adapter.ServeRequests:input_type -> socketfleet.plugin.v1.RequestAnswer
-	12, // 11: socketfleet.plugin.v1.Adapter.RoomsChanged:input_type -> socketfleet.plugin.v1.RoomChanges
-	2,  // 12: socketfleet.plugin.v1.Adapter.Publish:output_type -> socketfleet.plugin.v1.PublishSummary
-	1,  // 13: socketfleet.plugin.v1.Adapter.Subscribe:output_type -> socketfleet.plugin.v1.AdapterBatch
-	8,  // 14: socketfleet.plugin.v1.Adapter.Request:output_type -> socketfleet.plugin.v1.RequestEvent
-	9,  // 15: socketfleet.plugin.v1.Adapter.ServeRequests:output_type -> socketfleet.plugin.v1.IncomingRequest
-	13, // 16: socketfleet.plugin.v1.Adapter.RoomsChanged:output_type -> socketfleet.plugin.v1.RoomsChangedResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	16, // 7: socketfleet.plugin.v1.SessionChange.session:type_name -> socketfleet.plugin.v1.Session
+	17, // 8: socketfleet.plugin.v1.SessionChanges.changes:type_name -> socketfleet.plugin.v1.SessionChange
+	16, // 9: socketfleet.plugin.v1.RestoreSessionResponse.session:type_name -> socketfleet.plugin.v1.Session
+	0,  // 10: socketfleet.plugin.v1.RestoreSessionResponse.missed:type_name -> socketfleet.plugin.v1.AdapterMessage
+	1,  // 11: socketfleet.plugin.v1.Adapter.Publish:input_type -> socketfleet.plugin.v1.AdapterBatch
+	3,  // 12: socketfleet.plugin.v1.Adapter.Subscribe:input_type -> socketfleet.plugin.v1.SubscribeRequest
+	4,  // 13: socketfleet.plugin.v1.Adapter.Request:input_type -> socketfleet.plugin.v1.ClusterRequest
+	10, // 14: socketfleet.plugin.v1.Adapter.ServeRequests:input_type -> socketfleet.plugin.v1.RequestAnswer
+	12, // 15: socketfleet.plugin.v1.Adapter.RoomsChanged:input_type -> socketfleet.plugin.v1.RoomChanges
+	14, // 16: socketfleet.plugin.v1.Adapter.EnableRecovery:input_type -> socketfleet.plugin.v1.RecoveryConfig
+	18, // 17: socketfleet.plugin.v1.Adapter.SaveSessions:input_type -> socketfleet.plugin.v1.SessionChanges
+	20, // 18: socketfleet.plugin.v1.Adapter.RestoreSession:input_type -> socketfleet.plugin.v1.RestoreSessionRequest
+	2,  // 19: socketfleet.plugin.v1.Adapter.Publish:output_type -> socketfleet.plugin.v1.PublishSummary
+	1,  // 20: socketfleet.plugin.v1.Adapter.Subscribe:output_type -> socketfleet.plugin.v1.AdapterBatch
+	8,  // 21: socketfleet.plugin.v1.Adapter.Request:output_type -> socketfleet.plugin.v1.RequestEvent
+	9,  // 22: socketfleet.plugin.v1.Adapter.ServeRequests:output_type -> socketfleet.plugin.v1.IncomingRequest
+	13, // 23: socketfleet.plugin.v1.Adapter.RoomsChanged:output_type -> socketfleet.plugin.v1.RoomsChangedResponse
+	15, // 24: socketfleet.plugin.v1.Adapter.EnableRecovery:output_type -> socketfleet.plugin.v1.EnableRecoveryResponse
+	19, // 25: socketfleet.plugin.v1.Adapter.SaveSessions:output_type -> socketfleet.plugin.v1.SaveSessionsResponse
+	21, // 26: socketfleet.plugin.v1.Adapter.RestoreSession:output_type -> socketfleet.plugin.v1.RestoreSessionResponse
+	19, // [19:27] is the sub-list for method output_type
+	11, // [11:19] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_adapter_proto_init() }
@@ -1032,7 +1506,7 @@ func file_adapter_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_adapter_proto_rawDesc), len(file_adapter_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,11 +24,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Adapter_Publish_FullMethodName       = "/socketfleet.plugin.v1.Adapter/Publish"
-	Adapter_Subscribe_FullMethodName     = "/socketfleet.plugin.v1.Adapter/Subscribe"
-	Adapter_Request_FullMethodName       = "/socketfleet.plugin.v1.Adapter/Request"
-	Adapter_ServeRequests_FullMethodName = "/socketfleet.plugin.v1.Adapter/ServeRequests"
-	Adapter_RoomsChanged_FullMethodName  = "/socketfleet.plugin.v1.Adapter/RoomsChanged"
+	Adapter_Publish_FullMethodName        = "/socketfleet.plugin.v1.Adapter/Publish"
+	Adapter_Subscribe_FullMethodName      = "/socketfleet.plugin.v1.Adapter/Subscribe"
+	Adapter_Request_FullMethodName        = "/socketfleet.plugin.v1.Adapter/Request"
+	Adapter_ServeRequests_FullMethodName  = "/socketfleet.plugin.v1.Adapter/ServeRequests"
+	Adapter_RoomsChanged_FullMethodName   = "/socketfleet.plugin.v1.Adapter/RoomsChanged"
+	Adapter_EnableRecovery_FullMethodName = "/socketfleet.plugin.v1.Adapter/EnableRecovery"
+	Adapter_SaveSessions_FullMethodName   = "/socketfleet.plugin.v1.Adapter/SaveSessions"
+	Adapter_RestoreSession_FullMethodName = "/socketfleet.plugin.v1.Adapter/RestoreSession"
 )
 
 // AdapterClient is the client API for Adapter service.
@@ -54,6 +57,14 @@ type AdapterClient interface {
 	// RoomsChanged reports, in order, rooms this instance started or stopped
 	// holding (coalesced by the host; socket-id rooms excluded).
 	RoomsChanged(ctx context.Context, in *RoomChanges, opts ...grpc.CallOption) (*RoomsChangedResponse, error)
+	// Connection state recovery (sdk.SessionStore); Unimplemented when the
+	// adapter cannot recover sessions across instances.
+	EnableRecovery(ctx context.Context, in *RecoveryConfig, opts ...grpc.CallOption) (*EnableRecoveryResponse, error)
+	// SaveSessions applies a batch of session changes, in order.
+	SaveSessions(ctx context.Context, in *SessionChanges, opts ...grpc.CallOption) (*SaveSessionsResponse, error)
+	// RestoreSession takes a session and the broadcasts it missed; NotFound
+	// when there is none to recover.
+	RestoreSession(ctx context.Context, in *RestoreSessionRequest, opts ...grpc.CallOption) (*RestoreSessionResponse, error)
 }
 
 type adapterClient struct {
@@ -138,6 +149,36 @@ func (c *adapterClient) RoomsChanged(ctx context.Context, in *RoomChanges, opts 
 	return out, nil
 }
 
+func (c *adapterClient) EnableRecovery(ctx context.Context, in *RecoveryConfig, opts ...grpc.CallOption) (*EnableRecoveryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnableRecoveryResponse)
+	err := c.cc.Invoke(ctx, Adapter_EnableRecovery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adapterClient) SaveSessions(ctx context.Context, in *SessionChanges, opts ...grpc.CallOption) (*SaveSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SaveSessionsResponse)
+	err := c.cc.Invoke(ctx, Adapter_SaveSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adapterClient) RestoreSession(ctx context.Context, in *RestoreSessionRequest, opts ...grpc.CallOption) (*RestoreSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RestoreSessionResponse)
+	err := c.cc.Invoke(ctx, Adapter_RestoreSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdapterServer is the server API for Adapter service.
 // All implementations must embed UnimplementedAdapterServer
 // for forward compatibility.
@@ -161,6 +202,14 @@ type AdapterServer interface {
 	// RoomsChanged reports, in order, rooms this instance started or stopped
 	// holding (coalesced by the host; socket-id rooms excluded).
 	RoomsChanged(context.Context, *RoomChanges) (*RoomsChangedResponse, error)
+	// Connection state recovery (sdk.SessionStore); Unimplemented when the
+	// adapter cannot recover sessions across instances.
+	EnableRecovery(context.Context, *RecoveryConfig) (*EnableRecoveryResponse, error)
+	// SaveSessions applies a batch of session changes, in order.
+	SaveSessions(context.Context, *SessionChanges) (*SaveSessionsResponse, error)
+	// RestoreSession takes a session and the broadcasts it missed; NotFound
+	// when there is none to recover.
+	RestoreSession(context.Context, *RestoreSessionRequest) (*RestoreSessionResponse, error)
 	mustEmbedUnimplementedAdapterServer()
 }
 
@@ -185,6 +234,15 @@ func (UnimplementedAdapterServer) ServeRequests(grpc.BidiStreamingServer[Request
 }
 func (UnimplementedAdapterServer) RoomsChanged(context.Context, *RoomChanges) (*RoomsChangedResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RoomsChanged not implemented")
+}
+func (UnimplementedAdapterServer) EnableRecovery(context.Context, *RecoveryConfig) (*EnableRecoveryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EnableRecovery not implemented")
+}
+func (UnimplementedAdapterServer) SaveSessions(context.Context, *SessionChanges) (*SaveSessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SaveSessions not implemented")
+}
+func (UnimplementedAdapterServer) RestoreSession(context.Context, *RestoreSessionRequest) (*RestoreSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RestoreSession not implemented")
 }
 func (UnimplementedAdapterServer) mustEmbedUnimplementedAdapterServer() {}
 func (UnimplementedAdapterServer) testEmbeddedByValue()                 {}
@@ -261,6 +319,60 @@ func _Adapter_RoomsChanged_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Adapter_EnableRecovery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecoveryConfig)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdapterServer).EnableRecovery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Adapter_EnableRecovery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdapterServer).EnableRecovery(ctx, req.(*RecoveryConfig))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Adapter_SaveSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SessionChanges)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdapterServer).SaveSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Adapter_SaveSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdapterServer).SaveSessions(ctx, req.(*SessionChanges))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Adapter_RestoreSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestoreSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdapterServer).RestoreSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Adapter_RestoreSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdapterServer).RestoreSession(ctx, req.(*RestoreSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Adapter_ServiceDesc is the grpc.ServiceDesc for Adapter service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -271,6 +383,18 @@ var Adapter_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RoomsChanged",
 			Handler:    _Adapter_RoomsChanged_Handler,
+		},
+		{
+			MethodName: "EnableRecovery",
+			Handler:    _Adapter_EnableRecovery_Handler,
+		},
+		{
+			MethodName: "SaveSessions",
+			Handler:    _Adapter_SaveSessions_Handler,
+		},
+		{
+			MethodName: "RestoreSession",
+			Handler:    _Adapter_RestoreSession_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
