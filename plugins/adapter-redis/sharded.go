@@ -83,7 +83,7 @@ type sharded struct {
 	// JSON: the streams adapter's pub/sub decodes nothing else.
 	msgpackOnly bool
 	timeout     time.Duration // requests_timeout, from the shell (attach)
-	met     *metrics      // the shell's, or nil
+	met         *metrics      // the shell's, or nil
 
 	start  sync.Once       // the goroutines start on first use, after attach
 	ctx    context.Context // ends at close
