@@ -403,3 +403,27 @@ func TestStreamsConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkStreamsFlush is the streams mode's publish path: one XADD
+// pipeline per batch of 256 broadcasts (b.N counts broadcasts).
+func BenchmarkStreamsFlush(b *testing.B) {
+	r := testkit.StartRedis(b)
+	p := &plugin{}
+	if err := p.Configure(context.Background(), sdk.Config(fmt.Sprintf(`{"url":%q,"mode":"streams"}`, r.URL()))); err != nil {
+		b.Fatal(err)
+	}
+	defer p.close()
+	st := p.m.(*streams)
+	batch := make([]sdk.AdapterMessage, maxDeliver)
+	for i := range batch {
+		batch[i] = sdk.AdapterMessage{Namespace: "/", Rooms: []string{"room1"}, Data: []byte(fmt.Sprintf(`["chat",{"n":%d,"text":"hello there"}]`, i))}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n += len(batch) {
+		if err := st.flush(context.Background(), batch[:min(len(batch), b.N-n)], func(err error) { b.Fatal(err) }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
