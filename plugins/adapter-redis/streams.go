@@ -47,8 +47,9 @@ type streamsConfig struct {
 
 // streams is the streams mode.
 type streams struct {
-	ps  *sharded // pub/sub: requests and answers
-	rdb *redis.Client
+	ps   *sharded // pub/sub: requests and answers
+	rdb  *redis.Client
+	opts *redis.Options // for each Subscribe's own reading client
 	uid string
 	met *metrics
 
@@ -125,6 +126,7 @@ func newStreams(opts *redis.Options, key string, raw sdk.Config) (*streams, erro
 		}
 		st.sessionPrefix = *c.SessionKeyPrefix
 	}
+	st.opts = opts
 	st.rdb = redis.NewClient(opts)
 	st.ps = newShardedMode(st.rdb, key, subStatic, defaultRequestsTimeout)
 	st.ps.plain = !c.ShardedPubSub
@@ -258,13 +260,26 @@ func (st *streams) subscribe(ctx context.Context, deliver func([]sdk.AdapterMess
 	st.readMu.Lock()
 	defer st.readMu.Unlock()
 	defer st.setDown("stream", nil)
+	// The reading client is this call's own: closing it when the call
+	// ends interrupts a blocked XREAD (go-redis does not watch the
+	// context while a command blocks).
+	ro := *st.opts
+	ro.PoolSize, ro.MinIdleConns, ro.MaxIdleConns = 1, 0, 1
+	reader := redis.NewClient(&ro)
+	if st.met != nil {
+		reader.AddHook(st.met)
+	}
+	closed := make(chan struct{})
 	go func() {
+		defer close(closed)
 		select {
 		case <-st.ctx.Done():
 			stop()
 		case <-rctx.Done():
 		}
+		_ = reader.Close()
 	}()
+	defer func() { stop(); <-closed }()
 	backoff := backoffMin
 	fail := func(err error) bool {
 		st.setDown("stream", redisCause(err))
@@ -291,7 +306,7 @@ func (st *streams) subscribe(ctx context.Context, deliver func([]sdk.AdapterMess
 			args = append(args, st.cursor[s])
 		}
 		st.curMu.Unlock()
-		res, err := st.rdb.XRead(rctx, &redis.XReadArgs{Streams: args, Count: st.readCount, Block: st.block}).Result()
+		res, err := reader.XRead(rctx, &redis.XReadArgs{Streams: args, Count: st.readCount, Block: st.block}).Result()
 		if errors.Is(err, redis.Nil) {
 			backoff = backoffMin
 			st.setDown("stream", nil)

@@ -427,3 +427,37 @@ func BenchmarkStreamsFlush(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// Subscribe returns at once when its context ends (its blocked XREAD is
+// interrupted), and a core that failed a batch gets it again from the next
+// Subscribe.
+func TestStreamsSubscribeHandover(t *testing.T) {
+	r := testkit.StartRedis(t)
+	a, b := newStreamsInstance(t, r.URL(), ""), newStreamsInstance(t, r.URL(), "")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.raw.Subscribe(ctx, func([]sdk.AdapterMessage) error { return nil }) }()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("Subscribe still blocked a second after cancel")
+	}
+	t.Logf("returned %v after cancel", time.Since(start))
+
+	refused := errors.New("core gone")
+	go func() {
+		done <- b.raw.Subscribe(context.Background(), func([]sdk.AdapterMessage) error { return refused })
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if err := a.a.Publish(context.Background(), numbered("n", 0, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, refused) {
+		t.Fatalf("Subscribe returned %v", err)
+	}
+	cb := subscribe(t, b.raw)
+	eventually(t, "the refused batch again", func() bool { return len(cb.numbers("n")) == 10 })
+}
