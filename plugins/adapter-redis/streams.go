@@ -50,8 +50,8 @@ type streams struct {
 	ps   *sharded // pub/sub: requests and answers
 	rdb  *redis.Client
 	opts *redis.Options // for each Subscribe's own reading client
-	uid string
-	met *metrics
+	uid  string
+	met  *metrics
 
 	name          string
 	count         int
