@@ -387,11 +387,27 @@ func TestStreamsConfigErrors(t *testing.T) {
 	r := testkit.StartRedis(t)
 	for _, m := range []string{"classic", "sharded"} {
 		in := newRequestInstance(t, fmt.Sprintf(`{"url":%q,"mode":%q}`, r.URL(), m))
-		err := in.raw.EnableRecovery(context.Background(), sdk.RecoveryConfig{MaxDisconnection: time.Minute})
-		var ae *sdk.AttributeError
-		if !errors.As(err, &ae) || ae.Attribute != "mode" || !strings.Contains(ae.Message, `mode = "streams"`) {
+		// Through the gRPC boundary, as the host calls it.
+		err := in.a.(sdk.SessionStore).EnableRecovery(context.Background(), sdk.RecoveryConfig{MaxDisconnection: time.Minute})
+		var pe *sdk.PluginError // the host's side of an sdk.AttrError
+		if !errors.As(err, &pe) || pe.Attribute != "mode" || !strings.Contains(pe.Message, `mode = "streams"`) {
 			t.Fatalf("%s: %v", m, err)
 		}
+		err = in.raw.EnableRecovery(context.Background(), sdk.RecoveryConfig{MaxDisconnection: time.Minute})
+		var ae *sdk.AttributeError
+		if !errors.As(err, &ae) || ae.Attribute != "mode" {
+			t.Fatalf("%s: %v", m, err)
+		}
+	}
+	// The streams mode through the boundary: enabled, and an unknown pid is
+	// ErrNoSession on the host's side.
+	g := newStreamsInstance(t, r.URL(), "")
+	ss := g.a.(sdk.SessionStore)
+	if err := ss.EnableRecovery(context.Background(), sdk.RecoveryConfig{MaxDisconnection: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.RestoreSession(context.Background(), "/", "nobody", "1-0"); !errors.Is(err, sdk.ErrNoSession) {
+		t.Fatalf("unknown pid through the boundary: %v", err)
 	}
 	for attr, v := range map[string]string{"max_len": `0`, "read_count": `1.5`, "stream_count": `-1`, "block_time": `"soon"`, "session_key_prefix": `""`} {
 		p := &plugin{}
