@@ -70,6 +70,7 @@ const fail = (err) => say("error", String(err && err.message || err));
     if (cmd === "fetch") io.fetchSockets().then((ss) => say("fetched",
       ss.map((s) => ({ id: s.id, rooms: [...s.rooms].sort(), data: s.data })).sort((x, y) => x.id < y.id ? -1 : 1)), fail);
     if (cmd === "sse") io.serverSideEmitWithAck("to-go", { n: 42 }).then((acks) => say("sse-acks", acks), fail);
+    if (cmd === "join") { io.in("room1").socketsJoin("node-joined"); say("joined", {}); }
     if (cmd === "count") io.of("/").adapter.serverCount().then((n) => say("count", n), fail);
     if (cmd === "b-connect") {
       b = ioc(url, { transports: ["websocket"], query: { who: "b" }, reconnection: false });
@@ -206,6 +207,11 @@ func TestNodeStreams(t *testing.T) {
 		if b.err != nil || b.res.Answered != 1 || len(b.answers) != 1 || !b.answers[0].Count || b.answers[0].ClientCount != 0 {
 			t.Fatalf("our broadcast with acks: %+v %v %+v", b.res, b.err, b.answers)
 		}
+		node.send(t, "join") // through the stream
+		eventually(t, "Node's socketsJoin reaches us", func() bool {
+			rooms := core.roomsOf("go-1")
+			return len(rooms) == 4 && rooms[2] == "node-joined"
+		})
 		ask(g, sdk.ClusterRequest{Type: sdk.RequestSocketsJoin, Namespace: "/", Rooms: []string{"room1"}, Targets: []string{"joined-by-go"}})
 		eventually(t, "Node's socket joins", func() bool {
 			f := ask(g, sdk.ClusterRequest{Type: sdk.RequestFetchSockets, Namespace: "/", Rooms: []string{"joined-by-go"}})

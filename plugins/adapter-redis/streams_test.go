@@ -45,8 +45,9 @@ func rawEntries(t *testing.T, rdb *redis.Client, stream string) [][]string {
 }
 
 func TestStreamHash(t *testing.T) {
-	// Java's "abc".hashCode() is 96354; "/" is 47; a long name wraps.
-	for s, want := range map[string]int32{"abc": 96354, "/": 47, "": 0, "/a-rather-long-namespace": streamHash("/a-rather-long-namespace")} {
+	// Node's hashCode (util.js of 0.3.1) gives these.
+	for s, want := range map[string]int32{"abc": 96354, "/": 47, "": 0, "/chat": 46457863,
+		"/a-rather-long-namespace": -1420888980, "/ünï😀": 1583576977} {
 		if got := streamHash(s); got != want {
 			t.Errorf("hash(%q) = %d, want %d", s, got, want)
 		}
@@ -59,6 +60,10 @@ func TestStreamHash(t *testing.T) {
 	}
 	if got := streamFor("s", 7, "polygenelubricants"); got != "s--2" { // JavaScript's % keeps the sign
 		t.Errorf("negative hash stream = %s", got)
+	}
+	// -1420888980 % 7 is -0 in JavaScript, which prints as "0".
+	if got := streamFor("s", 7, "/a-rather-long-namespace"); got != "s-0" {
+		t.Errorf("-0 stream = %s", got)
 	}
 	if got := streamFor("socket.io", 1, "/x"); got != "socket.io" {
 		t.Errorf("one stream = %s", got)
@@ -142,6 +147,36 @@ func TestStreamsTwoInstances(t *testing.T) {
 	eventually(t, "bin arrives", func() bool { return len(cb.event("bin")) == 1 })
 	if got := cb.event("bin")[0]; !reflect.DeepEqual(got, m) {
 		t.Fatalf("got %s", summarize([]sdk.AdapterMessage{got}))
+	}
+}
+
+// With stream_count, each namespace has its stream (Node's choice) and a
+// reader reads them all.
+func TestStreamsSeveralStreams(t *testing.T) {
+	r := testkit.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer rdb.Close()
+	a, b := newStreamsInstance(t, r.URL(), `,"stream_count":3`), newStreamsInstance(t, r.URL(), `,"stream_count":3`)
+	cb := subscribe(t, b.a)
+	await(t, a.a, cb, "ready")
+	nsps := []string{"/", "/chat", "/admin", "/x"}
+	for i, n := range nsps {
+		if err := a.a.Publish(context.Background(), []sdk.AdapterMessage{{Namespace: n, Data: []byte(fmt.Sprintf(`["ns",%d]`, i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "every namespace's broadcast", func() bool { return len(cb.numbers("ns")) == len(nsps) })
+	for _, n := range nsps {
+		found := false
+		for _, e := range rawEntries(t, rdb, streamFor("socket.io", 3, n)) {
+			found = found || e[4] == n
+		}
+		if !found {
+			t.Errorf("%s: nothing in %s", n, streamFor("socket.io", 3, n))
+		}
+	}
+	if streamFor("socket.io", 3, "/") != "socket.io-2" {
+		t.Fatal(streamFor("socket.io", 3, "/"))
 	}
 }
 
