@@ -152,10 +152,11 @@ func (c *client) restore(ns *Namespace, auth []byte) *sdk.RestoredSession {
 	if pid == "" || len(pid) > 64 || len(offset) > 64 {
 		return nil
 	}
-	if offset != "" {
-		if _, ok := recovery.ParseOffset(offset); !ok {
-			return nil
-		}
+	if _, ok := recovery.ParseOffset(offset); !ok {
+		// The client took a string argument of an event that was not
+		// numbered for an offset (Node's client cannot tell): recover
+		// from the session's own offset rather than lose the session.
+		offset = ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rec.RestoreTimeout)
 	rs, err := rec.Store.Restore(ctx, ns.name, pid, offset)
@@ -179,7 +180,9 @@ func (c *client) restore(ns *Namespace, auth []byte) *sdk.RestoredSession {
 		st.Collisions.Add(1)
 		return nil
 	}
-	if rs.Offset == "" {
+	// Replay starts after what the client says it has seen; only a client
+	// that saw nothing goes by the session's own offset.
+	if offset != "" {
 		rs.Offset = offset
 	}
 	return rs
