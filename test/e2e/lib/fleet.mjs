@@ -133,12 +133,11 @@ ${upstreams.map((u) => `    server ${u} max_fails=0;`).join("\n")}
 `;
   const file = path.join(dir, "nginx.conf");
   writeFileSync(file, conf);
-  const out = [];
-  const child = spawn(bin, ["-c", file, "-p", dir], { stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout.on("data", (b) => out.push(String(b)));
-  child.stderr.on("data", (b) => out.push(String(b)));
+  // No pipes: nginx's workers would hold them open after the master is gone.
+  const child = spawn(bin, ["-c", file, "-p", dir, "-e", path.join(dir, "error.log")], { stdio: "ignore" });
+  const out = { join: () => readLog(path.join(dir, "error.log")) };
   let exited = null;
-  child.on("exit", (code, signal) => (exited = { code, signal }));
+  const gone = new Promise((resolve) => child.on("exit", (code, signal) => resolve((exited = { code, signal }))));
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     if (exited) throw new Error(`nginx exited ${JSON.stringify(exited)}: ${out.join("")}`);
@@ -154,15 +153,24 @@ ${upstreams.map((u) => `    server ${u} max_fails=0;`).join("\n")}
   return {
     url,
     dir,
-    stop: () => child.kill("SIGKILL"),
-    errorLog: () => {
-      try {
-        return readFileSync(path.join(dir, "error.log"), "utf8");
-      } catch {
-        return "";
-      }
+    /** SIGTERM (the master stops its workers), SIGKILL after 3 s. */
+    stop: async () => {
+      if (exited) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
+      await gone;
+      clearTimeout(timer);
     },
+    errorLog: () => readLog(path.join(dir, "error.log")),
   };
+}
+
+function readLog(file) {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
 }
 
 /** go build a main package of this repository into dir; returns the binary's path. */
