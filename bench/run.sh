@@ -24,6 +24,8 @@ ROUNDS=${BENCH_ROUNDS:-$([ "$QUICK" = 1 ] && echo 1 || echo 3)}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 GEN_CPU=${BENCH_GEN_CPU:-1}
 ALL="fanout-1k fanout-5k idle-10k handshake handshake-jwt cluster-30 cluster-max"
+# Not in ALL: fanout-1k-recovery (fanout-1k with connection state recovery
+# on both sides: bench/socketfleet-recovery.hcl, Node's RECOVERY=1).
 SCENARIOS=${BENCH_SCENARIOS:-$ALL}
 STAMP=$(date -u +%Y-%m-%dT%H-%M)
 OUT=${BENCH_OUT:-bench/results/$STAMP$(if [ "$QUICK" = 1 ]; then echo -quick; fi)}
@@ -155,10 +157,11 @@ run_one() {
   local name=$1 label=$2 a b r url
   url=http://127.0.0.1:$PORT_A
   case $name in
-    fanout-1k|fanout-5k)
-      local n=$N1K rate=30
+    fanout-1k|fanout-5k|fanout-1k-recovery)
+      local n=$N1K rate=30 variant="" env=RECOVERY=
       [ "$name" = fanout-5k ] && n=$N5K rate=6
-      a=$(start_server "$label" "" "$PORT_A")
+      [ "$name" = fanout-1k-recovery ] && variant=-recovery env=RECOVERY=1
+      a=$(start_server "$label" "$variant" "$PORT_A" "$env")
       gen "$name" "$label" fanout --url "$url" -n "$n" --rate "$rate" --warmup "$WARM" --duration "$DUR" --server-pid "$a"
       stop "$a" ;;
     idle-10k)

@@ -11,6 +11,8 @@
 //               aud "bench" and a sub, checked in a middleware
 //   REDIS_URL   when set, @socket.io/redis-adapter on that Redis
 //   REDIS_PREFIX  the adapter's key (default "socket.io")
+//   RECOVERY    when set, connectionStateRecovery with the defaults (2m,
+//               skipMiddlewares), as bench/socketfleet-recovery.hcl
 "use strict";
 
 const http = require("node:http");
@@ -25,6 +27,7 @@ async function main() {
     pingInterval: 25000,
     pingTimeout: 20000,
     maxHttpBufferSize: 1e6,
+    ...(process.env.RECOVERY ? { connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true } } : {}),
   });
 
   if (process.env.REDIS_URL) {
