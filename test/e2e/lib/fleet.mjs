@@ -294,6 +294,10 @@ export class SeqClient {
     this.notRecovered = 0;
     this.ids = [];
     this.events = []; // [time, what]
+    if (socket.connected) {
+      this.connects = 1;
+      this.ids.push(socket.id);
+    }
     socket.on(event, (m) => {
       if (!m || m.r !== room) {
         this.stray = (this.stray || 0) + 1;
