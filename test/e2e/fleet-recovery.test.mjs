@@ -18,7 +18,8 @@
 // recovery block and in the adapter's classic mode (d skipped): the
 // counters must then show losses and no recovery, i.e. the test can fail.
 // FLEET_CLIENTS overrides the number of clients (300), FLEET_ROLLING_MS the
-// least duration of the rolling deploy's load (40 s).
+// least duration of the rolling deploy's load (40 s); PLUGIN_DIR the folder
+// of the plugin binaries (bin/plugins of the repository).
 //
 // Needs nginx and redis-server (skipped with an install hint when missing,
 // failed under CI=true).
@@ -65,6 +66,7 @@ const config = (classic) => `
 server {
   listen      = env("LISTEN_ADDR")
   instance_id = env("INSTANCE_ID")
+  plugin_dir  = env("PLUGIN_DIR", "bin/plugins")
   api {
     token = env("API_TOKEN")
   }
@@ -97,7 +99,9 @@ async function health(server) {
 }
 
 function report(label, k, extra = {}) {
-  console.log(`${label}: ${JSON.stringify({ ...k, ...extra })}`);
+  const { samples, ...counts } = k;
+  console.log(`${label}: ${JSON.stringify({ ...counts, ...extra })}`);
+  for (const s of samples || []) console.log(`${label}: duplicate or out of order (time phase seq offset | connect):\n${s}`);
 }
 
 describe("three instances on Redis streams behind nginx", { timeout: 600_000, skip: skipUnlessTools(["nginx", "redis-server"]) }, () => {
@@ -362,7 +366,7 @@ describe("mixed fleet: Node socket.io with @socket.io/redis-streams-adapter and 
     await load.stop();
     await sleep(500);
     const k = tally([c], load);
-    report(phase, k, { recovered, sameId: socket.id === id });
+    report(phase, k, { socketRecovered: recovered, sameId: socket.id === id });
     assert.equal(recovered, true, "socket.recovered on the other server");
     assert.equal(socket.id, id, "same socket id");
     assert.equal(k.lost, 0, "lost");

@@ -298,7 +298,8 @@ export class SeqClient {
       this.connects = 1;
       this.ids.push(socket.id);
     }
-    socket.on(event, (m) => {
+    this.log = []; // [time, phase, seq, offset, socket id] per message, and connects
+    socket.on(event, (m, offset) => {
       if (!m || m.r !== room) {
         this.stray = (this.stray || 0) + 1;
         return;
@@ -306,10 +307,12 @@ export class SeqClient {
       let l = this.got.get(m.p);
       if (!l) this.got.set(m.p, (l = []));
       l.push(m.s);
+      this.log.push([Date.now(), m.p, m.s, offset]);
     });
     socket.on("connect", () => {
       this.connects++;
       this.ids.push(socket.id);
+      this.log.push([Date.now(), "connect", socket.recovered ? "recovered" : "new", socket.io.engine?.id]);
       if (this.connects === 1) return;
       this.reconnects++;
       if (socket.recovered) this.recovered++;
@@ -341,13 +344,36 @@ export class SeqClient {
     for (const s of expected) if (!seen.has(s)) lost++;
     return { expected: expected.size, received: got.length, lost, dup, disorder };
   }
+
+  /** The message and connect log of one phase around its first duplicate or disorder, for failure reports. */
+  trouble(phase) {
+    const seen = new Set();
+    let max = 0;
+    const l = this.log.filter((e) => e[1] === phase || e[1] === "connect");
+    for (let i = 0; i < l.length; i++) {
+      const e = l[i];
+      if (e[1] === "connect") continue;
+      if (seen.has(e[2]) || e[2] < max) {
+        // From a few before it to the next connect (the client emits what
+        // arrived before the CONNECT reply first, then "connect").
+        let j = i;
+        while (j < l.length - 1 && j < i + 30 && l[j][1] !== "connect") j++;
+        return l.slice(Math.max(0, i - 4), j + 1).map((x) => x.join(" ")).join("\n");
+      }
+      seen.add(e[2]);
+      max = Math.max(max, e[2]);
+    }
+    return null;
+  }
 }
 
 /** Sum of SeqClient counts over clients for one load, plus reconnection counters (since snap when given). */
 export function tally(clients, load, snap) {
   const t = { clients: clients.length, expected: 0, received: 0, lost: 0, dup: 0, disorder: 0, reconnects: 0, recovered: 0, notRecovered: 0, clientsWithLoss: 0 };
+  t.samples = [];
   for (const c of clients) {
     const k = c.count(load);
+    if ((k.dup || k.disorder) && t.samples.length < 3) t.samples.push(`room ${c.room}, socket ${c.socket.id}:\n${c.trouble(load.phase)}`);
     t.expected += k.expected;
     t.received += k.received;
     t.lost += k.lost;
