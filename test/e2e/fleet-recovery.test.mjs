@@ -112,6 +112,7 @@ describe("three instances on Redis streams behind nginx", { timeout: 600_000, sk
   const seq = [];
   const rooms = Array.from({ length: N_ROOMS }, (_, i) => `room-${i}`);
   const lastVia = new Map();
+  let maintenance = 0; // server:maintenance events received by the clients
   const t = (name, fn) => test(name, { timeout: 180_000 }, withLogs(() => servers, fn));
 
   before(async () => {
@@ -137,6 +138,7 @@ describe("three instances on Redis streams behind nginx", { timeout: 600_000, sk
             timeout: 5000,
           });
           const c = new SeqClient(socket, room, { rejoin });
+          socket.on("server:maintenance", () => maintenance++);
           seq[n] = c;
           await waitConnected(socket, 10_000);
           assert.deepEqual(await emitAck(socket, "join", [room], 5000), [{ ok: true }]);
@@ -195,12 +197,15 @@ describe("three instances on Redis streams behind nginx", { timeout: 600_000, sk
   }
 
   t("a. rolling deploy: each instance drained (SIGTERM) and restarted in turn loses nothing", async () => {
+    const maintenanceBefore = maintenance;
+    let drained = 0;
     const k = await underLoad("rolling", async (load) => {
       await sleep(3000);
       for (let i = 0; i < servers.length; i++) {
         up[i] = false;
         await sleep(200);
         const before = (await health(servers[i]))?.sockets;
+        drained += before ?? 0;
         const info = await servers[i].stop();
         assert.equal(info.code, 0, `sf-${i} exit after the drain: ${JSON.stringify(info)}`);
         await servers[i].start();
@@ -210,7 +215,9 @@ describe("three instances on Redis streams behind nginx", { timeout: 600_000, sk
       }
       const left = ROLLING_MIN_MS - (Date.now() - load.startedAt);
       if (left > 0) await sleep(left);
+      return { drained, maintenance: maintenance - maintenanceBefore };
     });
+    assert.ok(maintenance - maintenanceBefore >= drained, `server:maintenance reached the ${drained} drained sockets (${maintenance - maintenanceBefore})`);
     assert.ok(k.expected >= N_CLIENTS * 20, `enough messages expected (${k.expected})`);
     assertClean(k);
   });
