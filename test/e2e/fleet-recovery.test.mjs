@@ -99,8 +99,9 @@ async function health(server) {
 }
 
 function report(label, k, extra = {}) {
-  const { samples, ...counts } = k;
+  const { samples, lostSamples, ...counts } = k;
   console.log(`${label}: ${JSON.stringify({ ...counts, ...extra })}`);
+  for (const s of lostSamples || []) console.log(`${label}: lost (time phase seq offset | connect):\n${s}`);
   for (const s of samples || []) console.log(`${label}: duplicate or out of order (time phase seq offset | connect):\n${s}`);
 }
 

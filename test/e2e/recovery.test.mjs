@@ -146,7 +146,9 @@ describe("connection state recovery on one instance", { timeout: 120_000 }, () =
     await sleep(300);
     const k = tally([client], load);
     const away = load.sent.get("r1").filter((e) => e.ok && e.t >= cutAt && e.t <= backAt).length;
-    console.log(`single-instance cut: ${JSON.stringify({ ...k, publishedWhileAway: away })}`);
+    const { samples, lostSamples, ...counts } = k;
+    console.log(`single-instance cut: ${JSON.stringify({ ...counts, publishedWhileAway: away })}`);
+    for (const s of [...samples, ...lostSamples]) console.log(s);
     assert.ok(away >= 5, `messages published while the client was away: ${away}`);
     assert.ok(k.expected >= 50, `expected ${k.expected}`);
     assert.equal(k.lost, 0, "lost");

@@ -322,7 +322,11 @@ export class SeqClient {
         rejoin?.(socket, room);
       }
     });
-    socket.on("disconnect", (reason) => this.events.push([Date.now(), `disconnect ${reason}`]));
+    socket.on("disconnect", (reason) => {
+      this.events.push([Date.now(), `disconnect ${reason}`]);
+      // The offset the client will send back in its CONNECT.
+      this.log.push([Date.now(), "connect", `disconnect (${reason}), last offset`, socket._lastOffset]);
+    });
   }
 
   /** Counts for one phase of `load`, given the time this client joined. */
@@ -340,9 +344,16 @@ export class SeqClient {
       if (s < max) disorder++;
       max = Math.max(max, s);
     }
-    let lost = 0;
-    for (const s of expected) if (!seen.has(s)) lost++;
-    return { expected: expected.size, received: got.length, lost, dup, disorder };
+    const lostSeqs = [...expected].filter((s) => !seen.has(s));
+    return { expected: expected.size, received: got.length, lost: lostSeqs.length, dup, disorder, lostSeqs };
+  }
+
+  /** The message and connect log of one phase around where seq should have been. */
+  around(phase, seq) {
+    const l = this.log.filter((e) => e[1] === phase || e[1] === "connect");
+    let i = l.findIndex((e) => e[1] === phase && e[2] > seq);
+    if (i < 0) i = l.length;
+    return l.slice(Math.max(0, i - 5), i + 5).map((x) => x.join(" ")).join("\n");
   }
 
   /** The message and connect log of one phase around its first duplicate or disorder, for failure reports. */
@@ -357,8 +368,9 @@ export class SeqClient {
         // From a few before it to the next connect (the client emits what
         // arrived before the CONNECT reply first, then "connect").
         let j = i;
+        while (j < l.length - 1 && j < i + 30 && !(l[j][1] === "connect" && l[j][2] !== "new" && l[j][2] !== "recovered")) j++;
         while (j < l.length - 1 && j < i + 30 && l[j][1] !== "connect") j++;
-        return l.slice(Math.max(0, i - 4), j + 1).map((x) => x.join(" ")).join("\n");
+        return l.slice(Math.max(0, i - 6), j + 1).map((x) => x.join(" ")).join("\n");
       }
       seen.add(e[2]);
       max = Math.max(max, e[2]);
@@ -371,9 +383,11 @@ export class SeqClient {
 export function tally(clients, load, snap) {
   const t = { clients: clients.length, expected: 0, received: 0, lost: 0, dup: 0, disorder: 0, reconnects: 0, recovered: 0, notRecovered: 0, clientsWithLoss: 0 };
   t.samples = [];
+  t.lostSamples = [];
   for (const c of clients) {
     const k = c.count(load);
     if ((k.dup || k.disorder) && t.samples.length < 3) t.samples.push(`room ${c.room}, socket ${c.socket.id}:\n${c.trouble(load.phase)}`);
+    if (k.lost && t.lostSamples.length < 3) t.lostSamples.push(`room ${c.room}, socket ${c.socket.id}: lost ${k.lostSeqs.join(",")} (published at ${k.lostSeqs.map((s) => load.sent.get(c.room).find((e) => e.s === s)?.t).join(",")}):\n${c.around(load.phase, k.lostSeqs[0])}`);
     t.expected += k.expected;
     t.received += k.received;
     t.lost += k.lost;
