@@ -235,6 +235,11 @@ func (c *client) replay(s *Socket, rs *sdk.RestoredSession, h *hold, reply []*en
 		last = o
 		sent++
 	}
+	// Under the namespace's order lock no broadcast is between the journal
+	// and its recipients: each one is either in the journal and already
+	// held (skipped below), or not yet numbered (it goes out live, after
+	// the release).
+	s.ns.order.Lock()
 	if s.ns.journal != nil {
 		entries, _ := s.ns.journal.Since(s.ns.name, s.Rooms(), last, true)
 		for _, e := range entries {
@@ -255,6 +260,7 @@ func (c *client) replay(s *Socket, rs *sdk.RestoredSession, h *hold, reply []*en
 	overflow := h.overflow
 	h.msgs = nil
 	h.mu.Unlock()
+	s.ns.order.Unlock()
 	s.hold.Store(nil)
 	c.srv.Stats.Recovery.Replayed.Add(int64(sent))
 	if overflow {
