@@ -436,3 +436,11 @@ func (st *streams) close() error {
 	st.wg.Wait()
 	return st.ps.close() // closes st.rdb
 }
+
+// ping checks that Redis answers (Status asks about once a second).
+func (st *streams) ping(ctx context.Context) error {
+	if err := st.rdb.Ping(ctx).Err(); err != nil {
+		return redisCause(err)
+	}
+	return nil
+}
