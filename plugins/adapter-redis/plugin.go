@@ -322,7 +322,9 @@ func (p *plugin) Status(ctx context.Context) (sdk.Status, error) {
 }
 
 // pinger is a mode that checks Redis on each Status.
-type pinger interface{ ping(ctx context.Context) error }
+type pinger interface {
+	ping(ctx context.Context) error
+}
 
 // pingTimeout bounds that check: Status is asked about once a second.
 const pingTimeout = 500 * time.Millisecond
