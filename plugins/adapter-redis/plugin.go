@@ -22,6 +22,8 @@ type mode interface {
 	// flush publishes one batch in one round trip. An error means Redis did
 	// not take it (the shell retries the batch); messages that cannot be
 	// encoded are skipped and reported through skipped, not an error.
+	// After an error the shell calls it again with the same batch (the
+	// same slice) until it returns nil or the shell stops.
 	flush(ctx context.Context, batch []sdk.AdapterMessage, skipped func(error)) error
 	// subscribe runs until ctx ends, delivering broadcasts from other
 	// instances in batches; it survives Redis restarts.
