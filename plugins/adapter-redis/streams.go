@@ -75,6 +75,7 @@ type streams struct {
 
 	recovering atomic.Bool
 	sess       sessions
+	pinging    atomic.Bool // a Status ping is out
 
 	// seen is the reader's duplicate table (streams_dedupe.go).
 	seen *dedupe
@@ -486,10 +487,26 @@ func (st *streams) close() error {
 	return st.ps.close() // closes st.rdb
 }
 
-// ping checks that Redis answers (Status asks about once a second).
+// ping checks that Redis answers (Status asks about once a second). go-redis
+// reads with its own timeout, not the context's, so the answer is awaited
+// here: one ping at a time, and one still out after ctx is over says Redis
+// is not answering.
 func (st *streams) ping(ctx context.Context) error {
-	if err := st.rdb.Ping(ctx).Err(); err != nil {
-		return redisCause(err)
+	if !st.pinging.CompareAndSwap(false, true) {
+		return errors.New("not answering (the last ping is still out)")
 	}
-	return nil
+	done := make(chan error, 1)
+	go func() {
+		defer st.pinging.Store(false)
+		done <- st.rdb.Ping(st.ctx).Err()
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return redisCause(err)
+		}
+		return nil
+	case <-ctx.Done():
+		return errors.New("no answer to a ping within " + pingTimeout.String())
+	}
 }
