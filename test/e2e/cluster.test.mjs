@@ -28,6 +28,7 @@ import {
   withLogs,
   withTimeout,
 } from "./lib/harness.mjs";
+import { startRedis } from "./lib/fleet.mjs";
 
 const TOKEN = "e2e-cluster-token-0123456789";
 const QUIET_MS = 500;
@@ -65,29 +66,6 @@ namespace "/" {
   }
 }
 `;
-
-/** A redis-server on a free loopback port, for one describe block. */
-async function startRedis() {
-  const port = await freePort();
-  const child = spawn("redis-server", ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no"], {
-    stdio: "ignore",
-    env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` },
-  });
-  const url = `redis://127.0.0.1:${port}`;
-  const probe = createClient({ url, socket: { reconnectStrategy: false } });
-  probe.on("error", () => {});
-  for (let i = 0; ; i++) {
-    try {
-      await probe.connect();
-      await probe.quit();
-      break;
-    } catch (err) {
-      if (i > 100) throw new Error(`redis-server on ${port} did not start: ${err.message}`);
-      await sleep(50);
-    }
-  }
-  return { url, stop: () => child.kill("SIGKILL") };
-}
 
 function writeConfig() {
   const dir = mkdtempSync(path.join(tmpdir(), "sf-cluster-"));
