@@ -5,7 +5,6 @@
 // a Node socket.io server (@socket.io/redis-adapter) and
 // @socket.io/redis-emitter on the same Redis.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
