@@ -206,9 +206,9 @@ type hold struct {
 
 // Outcomes of hold.add.
 const (
-	holdKept    = iota // held, or dropped as already replayed
-	holdPass           // send it; the hold stays
-	holdDone           // send it; the hold is no longer needed
+	holdKept = iota // held, or dropped as already replayed
+	holdPass        // send it; the hold stays
+	holdDone        // send it; the hold is no longer needed
 )
 
 // add keeps msgs while the hold is on; once released it drops what was
