@@ -47,6 +47,7 @@ type fleetConfig struct {
 	out                 string
 	expectLossless      bool
 	inFlight            int
+	nodeModules         string
 }
 
 type fleetInst struct {
@@ -108,6 +109,7 @@ func fleetMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&c.out, "out", "", "JSON result file; the logs go next to it (default bench/results/fleet-<UTC time>/fleet.json)")
 	fs.BoolVar(&c.expectLossless, "expect-lossless", false, "exit 1 when a delivery was lost or duplicated")
 	fs.IntVar(&c.inFlight, "c", 50, "handshakes in flight")
+	fs.StringVar(&c.nodeModules, "node", "", "run Node's socket.io as the instances instead (the reference; fleetnode.go), with this node_modules folder (e.g. test/e2e/node_modules)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -225,6 +227,12 @@ func (r *fleetRun) start(in *fleetInst) error {
 	cmd := exec.Command(r.c.server, "run", "--config", r.c.configPath)
 	cmd.Env = append(os.Environ(), "LISTEN_ADDR=127.0.0.1:"+strconv.Itoa(in.port), "INSTANCE_ID=fleet-"+in.name,
 		"REDIS_URL="+r.redisURL, "API_TOKEN="+r.token, "PLUGIN_DIR="+pluginDir)
+	if r.c.nodeModules != "" {
+		mods, _ := filepath.Abs(r.c.nodeModules)
+		env := append(cmd.Env, "NODE_PATH="+mods)
+		cmd = exec.Command("node", filepath.Join(r.dir, "fleet-node.js"), "--config", r.c.configPath)
+		cmd.Env = env
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -423,6 +431,14 @@ func (r *fleetRun) run(ctx context.Context) (*fleetResult, error) {
 		tok[i] = "0123456789abcdef"[rand.IntN(16)]
 	}
 	r.token = "fleet-" + string(tok[:])
+	if c.nodeModules != "" {
+		if err := os.WriteFile(filepath.Join(r.dir, "fleet-node.js"), []byte(fleetNodeScript), 0o644); err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(filepath.Join(c.nodeModules, "@socket.io", "redis-streams-adapter")); err != nil {
+			return nil, fmt.Errorf("-node %s: %w", c.nodeModules, err)
+		}
+	}
 	defer r.cleanup()
 	if err := r.startRedis(); err != nil {
 		return nil, fmt.Errorf("redis-server: %w", err)
@@ -453,6 +469,9 @@ func (r *fleetRun) run(ctx context.Context) (*fleetResult, error) {
 	front := "round robin over the instances"
 	if r.nginxURL != "" {
 		front = "nginx " + r.nginxURL
+	}
+	if c.nodeModules != "" {
+		front += "; Node socket.io instances (-node)"
 	}
 	r.logf("fleet: %d instances (%s), redis %s, config %s, %s; %d clients in %d rooms, %.0f msg/s for %s, change %s at %s",
 		c.instances, strings.Join(r.instURLs(), " "), r.redisURL, c.configPath, front, c.n, c.rooms, c.rate, c.duration, c.change, c.changeAt)
@@ -775,6 +794,7 @@ type fleetResult struct {
 	Scenario        string          `json:"scenario"`
 	Time            string          `json:"time"`
 	Config          string          `json:"config"`
+	Server          string          `json:"server"` // "socketfleet" or "node"
 	Change          string          `json:"change"`
 	Instances       int             `json:"instances"`
 	Nginx           bool            `json:"nginx"`
@@ -807,7 +827,7 @@ type fleetResult struct {
 
 func (r *fleetRun) result(sent []int8, pubEnd time.Duration) *fleetResult {
 	res := &fleetResult{
-		Scenario: "fleet", Time: time.Now().UTC().Format(time.RFC3339), Config: r.c.configPath, Change: r.c.change,
+		Scenario: "fleet", Time: time.Now().UTC().Format(time.RFC3339), Config: r.c.configPath, Change: r.c.change, Server: "socketfleet",
 		Instances: r.c.instances, Nginx: r.nginxURL != "", Clients: r.c.n, Rooms: r.c.rooms, Rate: r.c.rate,
 		PublishS: round(pubEnd.Seconds(), 2),
 	}
@@ -856,6 +876,9 @@ func (r *fleetRun) result(sent []int8, pubEnd time.Duration) *fleetResult {
 		res.Total.add(t)
 	}
 	res.PerRoom = rows
+	if r.c.nodeModules != "" {
+		res.Server = "node"
+	}
 	res.DistinctLost = len(lostBy)
 	seqs := make([]int, 0, len(lostBy))
 	for s := range lostBy {
@@ -883,8 +906,8 @@ func fleetTable(res *fleetResult) string {
 	if res.Nginx {
 		front = "nginx"
 	}
-	fmt.Fprintf(&b, "\nfleet: change %s, %d instances (%s), config %s; %d clients, %d rooms, %.0f msg/s for %.1f s\n",
-		res.Change, res.Instances, front, res.Config, res.Clients, res.Rooms, res.Rate, res.PublishS)
+	fmt.Fprintf(&b, "\nfleet (%s): change %s, %d instances (%s), config %s; %d clients, %d rooms, %.0f msg/s for %.1f s\n",
+		res.Server, res.Change, res.Instances, front, res.Config, res.Clients, res.Rooms, res.Rate, res.PublishS)
 	for _, e := range res.Events {
 		fmt.Fprintf(&b, "  t=%6.2fs  %s\n", e.T, e.What)
 	}
