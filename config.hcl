@@ -174,6 +174,23 @@ server {
     # trusted_proxies      = ["10.0.0.0/8"]
   }
 
+  # Connection state recovery, as Socket.IO's connectionStateRecovery:
+  # the CONNECT reply carries a private session id, every broadcast an
+  # offset (appended as the event's last argument), and a client whose
+  # connection dropped comes back (socket.io-client does it by itself) with
+  # its socket id, rooms and data, and is sent what it missed. On a single
+  # instance sessions and recent broadcasts are kept in memory; with an
+  # adapter, the adapter keeps them (adapter "redis" needs mode =
+  # "streams"), connected sockets' sessions included, so the clients of an
+  # instance that crashed recover on the others. Omit the block to turn it
+  # off (no pid, no offsets, as in Node).
+  recovery {
+    max_disconnection = "2m"   # how long a disconnected socket stays recoverable
+    skip_auth         = true   # a recovered socket skips the auth plugin (its identity is restored)
+    # buffer_size    = "64MB"  # single instance: replay buffer per namespace; the oldest broadcasts
+    # buffer_entries = 100000  # go first when full (counted), even if younger than max_disconnection
+  }
+
   # Optional memory-based load shedding: above a threshold new handshakes
   # get HTTP 503 with Retry-After (and /ready says 503) while connected
   # sockets keep working. Thresholds are sizes ("2GB") or a percentage of
@@ -399,7 +416,9 @@ namespace "/" {
 # adapter "redis" {                    # broadcasts and cluster requests across instances (Node-compatible)
 #   url              = env("REDIS_URL", "redis://127.0.0.1:6379")
 #   key              = env("REDIS_PREFIX", "socket.io")
-#   mode             = "classic"        # or "sharded" (Redis 7 SPUBLISH; subscription_mode, cluster_nodes)
+#   mode             = "classic"        # or "sharded" (Redis 7 SPUBLISH; subscription_mode, cluster_nodes),
+#                                       # or "streams" (Redis Streams, as @socket.io/redis-streams-adapter:
+#                                       # what server.recovery needs across instances)
 #   queue            = 10000            # broadcasts held while Redis is away; beyond, dropped and counted
 #   requests_timeout = "5s"             # fetch sockets & co. wait this long for the other servers
 # }

@@ -24,6 +24,10 @@ ROUNDS=${BENCH_ROUNDS:-$([ "$QUICK" = 1 ] && echo 1 || echo 3)}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 GEN_CPU=${BENCH_GEN_CPU:-1}
 ALL="fanout-1k fanout-5k idle-10k handshake handshake-jwt cluster-30 cluster-max"
+# Not in ALL: fanout-1k-recovery (fanout-1k with connection state recovery
+# on both sides: bench/socketfleet-recovery.hcl, Node's RECOVERY=1), and
+# cluster-30-streams (cluster-30 over Redis streams with recovery on both
+# sides: bench/socketfleet-streams.hcl, Node's streams adapter).
 SCENARIOS=${BENCH_SCENARIOS:-$ALL}
 STAMP=$(date -u +%Y-%m-%dT%H-%M)
 OUT=${BENCH_OUT:-bench/results/$STAMP$(if [ "$QUICK" = 1 ]; then echo -quick; fi)}
@@ -155,10 +159,11 @@ run_one() {
   local name=$1 label=$2 a b r url
   url=http://127.0.0.1:$PORT_A
   case $name in
-    fanout-1k|fanout-5k)
-      local n=$N1K rate=30
+    fanout-1k|fanout-5k|fanout-1k-recovery)
+      local n=$N1K rate=30 variant="" env=RECOVERY=
       [ "$name" = fanout-5k ] && n=$N5K rate=6
-      a=$(start_server "$label" "" "$PORT_A")
+      [ "$name" = fanout-1k-recovery ] && variant=-recovery env=RECOVERY=1
+      a=$(start_server "$label" "$variant" "$PORT_A" "$env")
       gen "$name" "$label" fanout --url "$url" -n "$n" --rate "$rate" --warmup "$WARM" --duration "$DUR" --server-pid "$a"
       stop "$a" ;;
     idle-10k)
@@ -175,12 +180,13 @@ run_one() {
       gen "$name" "$label" handshake --url "$url" -c 200 --warmup "$WARM" --duration "$HS_DUR" \
         --jwt-secret "$JWT_SECRET_BENCH" --server-pid "$a"
       stop "$a" ;;
-    cluster-30|cluster-max)
-      local rate=30 dur=$DUR
+    cluster-30|cluster-max|cluster-30-streams)
+      local rate=30 dur=$DUR variant=-redis streams=REDIS_STREAMS= rec=RECOVERY=
       [ "$name" = cluster-max ] && rate=0
+      [ "$name" = cluster-30-streams ] && variant=-streams streams=REDIS_STREAMS=1 rec=RECOVERY=1
       r=$(start_redis)
-      a=$(start_server "$label" -redis "$PORT_A" REDIS_URL=redis://127.0.0.1:$REDIS_PORT)
-      b=$(start_server "$label" -redis "$PORT_B" REDIS_URL=redis://127.0.0.1:$REDIS_PORT)
+      a=$(start_server "$label" "$variant" "$PORT_A" REDIS_URL=redis://127.0.0.1:$REDIS_PORT "$streams" "$rec")
+      b=$(start_server "$label" "$variant" "$PORT_B" REDIS_URL=redis://127.0.0.1:$REDIS_PORT "$streams" "$rec")
       sleep 0.5 # adapters subscribed
       gen "$name" "$label" cluster --url "$url,http://127.0.0.1:$PORT_B" -n "$NCL" --rate "$rate" \
         --warmup "$WARM" --duration "$dur" --server-pid "$a,$b" --redis-pid "$r"

@@ -11,6 +11,9 @@
 //               aud "bench" and a sub, checked in a middleware
 //   REDIS_URL   when set, @socket.io/redis-adapter on that Redis
 //   REDIS_PREFIX  the adapter's key (default "socket.io")
+//   REDIS_STREAMS  with REDIS_URL: @socket.io/redis-streams-adapter instead
+//   RECOVERY    when set, connectionStateRecovery with the defaults (2m,
+//               skipMiddlewares), as bench/socketfleet-recovery.hcl
 "use strict";
 
 const http = require("node:http");
@@ -25,9 +28,17 @@ async function main() {
     pingInterval: 25000,
     pingTimeout: 20000,
     maxHttpBufferSize: 1e6,
+    ...(process.env.RECOVERY ? { connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true } } : {}),
   });
 
-  if (process.env.REDIS_URL) {
+  if (process.env.REDIS_URL && process.env.REDIS_STREAMS) {
+    const { createClient } = require("redis");
+    const { createAdapter } = require("@socket.io/redis-streams-adapter");
+    const client = createClient({ url: process.env.REDIS_URL });
+    client.on("error", (err) => console.error("redis:", err.message));
+    await client.connect();
+    io.adapter(createAdapter(client));
+  } else if (process.env.REDIS_URL) {
     const { createClient } = require("redis");
     const { createAdapter } = require("@socket.io/redis-adapter");
     const pub = createClient({ url: process.env.REDIS_URL });

@@ -62,6 +62,8 @@ type Server struct {
 	LogFormat string // "json" (default) | "text"
 
 	Limits Limits // against hostile clients: the limits block
+
+	Recovery *Recovery // connection state recovery; nil = off
 }
 
 // Limits bound what one client can make an instance hold or do (the

@@ -45,6 +45,7 @@ type Link struct {
 	received atomic.Uint64
 	closed   atomic.Bool
 	cs       clusterState
+	ss       sessionState
 }
 
 // ClusterLink starts a link over this adapter plugin.
@@ -109,6 +110,9 @@ func (l *Link) Stats() LinkStats {
 func (l *Link) Close() {
 	if !l.closed.CompareAndSwap(false, true) {
 		return
+	}
+	if l.ss.out != nil {
+		l.ss.out.close(l.p.spec.CallTimeout) // the drain's saved sessions first
 	}
 	l.out.close(l.p.spec.CallTimeout)
 	l.closePublishStream()

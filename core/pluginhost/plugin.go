@@ -39,6 +39,9 @@ type Plugin struct {
 	cfgMu      sync.Mutex
 	cfg        sdk.Config
 	configured bool
+	// restartHooks run on a fresh process after its Configure, before it
+	// is made live (e.g. the adapter's EnableRecovery).
+	restartHooks []func(context.Context, sdk.Plugin) error
 
 	mu      sync.Mutex
 	cur     *instance // nil while down
@@ -494,8 +497,24 @@ func (p *Plugin) restart() (*instance, error) {
 			return nil, fmt.Errorf("%s: re-applying config after restart: %v", p.spec.Where, err)
 		}
 	}
+	for _, hook := range p.restartHooks {
+		ctx, cancel := context.WithTimeout(p.host.ctx, p.spec.CallTimeout)
+		err := hook(ctx, inst.raw)
+		cancel()
+		if err != nil {
+			inst.kill(true)
+			return nil, fmt.Errorf("%s: after restart: %v", p.spec.Where, err)
+		}
+	}
 	p.setUp(inst, true)
 	return inst, nil
+}
+
+// afterRestart adds a hook run on every fresh process after its Configure.
+func (p *Plugin) afterRestart(hook func(context.Context, sdk.Plugin) error) {
+	p.cfgMu.Lock()
+	p.restartHooks = append(p.restartHooks, hook)
+	p.cfgMu.Unlock()
 }
 
 // watch returns why inst is dead, or "" when the host is closing.

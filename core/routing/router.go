@@ -53,9 +53,11 @@ type Router struct {
 	auth   sdk.Authenticator // nil = no authentication
 	shard  sdk.Sharder       // nil = no sharding
 	redact []string          // auth fields every socket drops
-	log    *logrus.Entry
-	stats  *Stats
-	now    func() time.Time
+	// skipRecovered: recovered sockets skip auth and sharding.
+	skipRecovered bool
+	log           *logrus.Entry
+	stats         *Stats
+	now           func() time.Time
 	// connectScope[i]: on_connect emit i reads the socket's variables.
 	connectScope []bool
 }
@@ -73,11 +75,16 @@ type Plugins struct {
 	// RedactAuth names CONNECT payload fields no socket keeps (config's
 	// api.redact_auth), besides those the auth plugin's decision names.
 	RedactAuth []string
+	// SkipAuthOnRecovery: a socket that recovered its session (connection
+	// state recovery) keeps the identity it had and is not sent to the
+	// auth and sharding plugins again (Node's skipMiddlewares).
+	SkipAuthOnRecovery bool
 }
 
 // New returns the router for a namespace's rules.
 func New(ns *config.Namespace, p Plugins, stats *Stats, log *logrus.Entry) *Router {
-	r := &Router{ns: ns, auth: p.Auth, shard: p.Sharding, redact: p.RedactAuth, log: log, stats: stats, now: time.Now}
+	r := &Router{ns: ns, auth: p.Auth, shard: p.Sharding, redact: p.RedactAuth, log: log, stats: stats, now: time.Now,
+		skipRecovered: p.SkipAuthOnRecovery}
 	for _, em := range ns.OnConnect {
 		r.connectScope = append(r.connectScope, em.Args.Expr != nil && len(em.Args.Expr.Variables()) > 0)
 	}
@@ -93,7 +100,7 @@ var _ socketio.Handler = (*Router)(nil)
 // them: what the socket keeps (for rules, the API, fetchSockets) lacks the
 // fields the decision and api.redact_auth name.
 func (r *Router) Connect(s *socketio.Socket) error {
-	if r.auth == nil {
+	if r.auth == nil || (r.skipRecovered && s.Recovered()) {
 		s.RedactAuth(r.redact)
 		return nil
 	}

@@ -103,6 +103,9 @@ func (s *Server) snapshot() *sdk.MetricsSnapshot {
 		counter("socket_limits_hit_total", "Hostile-client limits hit, by limit (server.limits in config.hcl).", float64(n), "limit", name)
 	}
 	counter("socket_broadcasts_total", "Broadcasts.", float64(st.Broadcasts.Load()))
+	if s.SocketIO.Recovery() != nil {
+		s.recoveryMetrics(gauge, counter)
+	}
 	counter("socket_parse_errors_total", "Connections closed for invalid packets.", float64(st.ParseErrors.Load()))
 	counter("socket_events_unknown_total", "Events no rule names.", float64(rt.Unknown.Load()))
 	counter("socket_events_rate_limited_total", "Events over a rule's rate limit.", float64(rt.RateLimited.Load()))

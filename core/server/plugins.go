@@ -72,6 +72,20 @@ func launchPlugins(ctx context.Context, cfg *config.Config, opts pluginhost.Opti
 			ps.logs = append(ps.logs, p.LogBuffer(pluginhost.BufferOptions{}))
 		}
 	}
+	if rec := cfg.Server.Recovery; rec != nil && ps.link != nil && !diags.HasErrors() {
+		if err := ps.link.EnableRecovery(ctx, sdk.RecoveryConfig{MaxDisconnection: rec.MaxDisconnection}); err != nil {
+			detail := err.Error()
+			var pe *sdk.PluginError
+			if errors.As(err, &pe) {
+				detail = pe.Message
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
+				Summary: "Connection state recovery needs the adapter's help",
+				Detail: "With an adapter, sessions and missed broadcasts must be kept where every instance can read them: " +
+					detail + ` (adapter "redis" { mode = "streams" } does it; without an adapter block, sessions are kept in this instance's memory).`,
+				Subject: rec.Range.Ptr()})
+		}
+	}
 	if diags.HasErrors() {
 		ps.close(context.Background())
 		return nil, diags

@@ -24,6 +24,7 @@ import (
 	"github.com/socketfleet/socketfleet/core/pluginhost"
 	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 	"github.com/socketfleet/socketfleet/core/protocol/siowire"
+	"github.com/socketfleet/socketfleet/core/recovery"
 	"github.com/socketfleet/socketfleet/core/rooms"
 	"github.com/socketfleet/socketfleet/core/routing"
 	"github.com/socketfleet/socketfleet/core/socketio"
@@ -47,6 +48,9 @@ type Server struct {
 	accept   acceptHealth
 	api      *api     // nil without an api block
 	plugins  *plugins // nil without plugin blocks
+	// recoveryMem holds a single instance's saved sessions (nil when
+	// recovery is off or the adapter plugin keeps them).
+	recoveryMem *recovery.Memory
 
 	// requestSlots bounds the cluster requests from other instances being
 	// executed at once; RequestsRefused counts those refused over it.
@@ -145,6 +149,16 @@ func newServerLimits(cfg *config.Config, log *logrus.Entry, version string, plug
 	})
 	if sc.API != nil {
 		plugins.RedactAuth = sc.API.RedactAuth
+	}
+	if rec := sc.Recovery; rec != nil {
+		plugins.SkipAuthOnRecovery = rec.SkipAuth
+		// A single instance keeps sessions and broadcasts in memory;
+		// Run hands them to the adapter plugin when there is one.
+		j := &socketio.Recovery{MaxDisconnection: rec.MaxDisconnection,
+			JournalAge: rec.MaxDisconnection, JournalEntries: rec.BufferEntries, JournalBytes: rec.BufferSize}
+		s.recoveryMem = recovery.NewMemory(rec.MaxDisconnection)
+		j.Store = memoryStore{s.recoveryMem, s.SocketIO}
+		s.SocketIO.SetRecovery(j)
 	}
 	for _, ns := range cfg.Namespaces {
 		s.SocketIO.AddNamespace(ns.Name, routing.New(ns, plugins, &s.Routing, log.WithField("namespace", ns.Name)), nil)
@@ -318,6 +332,9 @@ func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version st
 	s := newServer(cfg, entry, version, ps.routing)
 	s.plugins = ps
 	if ps.link != nil {
+		if rec := cfg.Server.Recovery; rec != nil {
+			s.recoverThrough(ps.link, rec)
+		}
 		s.attachCluster(ps.link)
 	}
 	l, err := net.Listen("tcp", cfg.Server.Listen)
@@ -423,7 +440,7 @@ func (s *Server) receiveCluster(batch []sdk.AdapterMessage) {
 	for i := range batch {
 		m := &batch[i]
 		if ns := s.SocketIO.Namespace(m.Namespace); ns != nil {
-			ns.BroadcastLocalBatch(out, rooms.Options{Rooms: m.Rooms, Except: m.Except}, m.Data, m.Attachments)
+			ns.DeliverCluster(out, m)
 		}
 	}
 	out.Flush()

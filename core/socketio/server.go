@@ -14,7 +14,9 @@ import (
 	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 	"github.com/socketfleet/socketfleet/core/protocol/siowire"
+	"github.com/socketfleet/socketfleet/core/recovery"
 	"github.com/socketfleet/socketfleet/core/rooms"
+	"github.com/socketfleet/socketfleet/sdk"
 )
 
 // Disconnect reasons, as Socket.IO names them.
@@ -99,6 +101,8 @@ type Stats struct {
 	// withholding a binary packet's attachments.
 	JoinsRefused       atomic.Int64
 	AttachmentTimeouts atomic.Int64
+	// Recovery counts connection state recoveries (Server.SetRecovery).
+	Recovery RecoveryStats
 
 	closedMu sync.Mutex
 	closed   map[string]int64 // connections closed, by reason
@@ -139,6 +143,7 @@ type Server struct {
 	nsps    map[string]*Namespace // fixed after start: read without locks
 	order   []*Namespace          // in declaration order
 	cluster Cluster               // nil on a single instance
+	rec     *Recovery             // nil: connection state recovery off
 	// background bounds the cluster requests running without a waiter.
 	background chan struct{}
 	Stats      Stats
@@ -180,6 +185,9 @@ func (srv *Server) AddNamespace(name string, h Handler, a rooms.Index) *Namespac
 		a = m
 	}
 	n := &Namespace{name: name, srv: srv, handler: h, index: a}
+	if r := srv.rec; r != nil {
+		n.journal = recovery.NewJournal(r.JournalAge, r.JournalEntries, r.JournalBytes)
+	}
 	srv.nsps[name] = n
 	srv.order = append(srv.order, n)
 	return n
@@ -352,6 +360,18 @@ func (c *client) connect(p *siowire.Packet) {
 		auth = []byte("{}")
 	}
 	s := &Socket{id: engineio.NewID(), ns: ns, client: c, auth: auth}
+	var rs *sdk.RestoredSession
+	if c.srv.rec != nil {
+		if rs = c.restore(ns, auth); rs != nil {
+			s.id, s.pid, s.recovered = rs.ID, rs.PID, true
+			s.SetIdentity(rs.User, rs.Data)
+			if string(rs.Data) == "null" {
+				s.data = nil
+			}
+		} else {
+			s.pid = engineio.NewID()
+		}
+	}
 	if err := ns.handler.Connect(s); err != nil {
 		var ce *ConnectError
 		if !errors.As(err, &ce) {
@@ -373,14 +393,45 @@ func (c *client) connect(p *siowire.Packet) {
 	c.sockets = append(c.sockets, s)
 	c.stopConnectTimerLocked()
 	c.mu.Unlock()
+	var h *hold
+	if rs != nil {
+		h = &hold{}
+		s.hold.Store(h) // before it can receive anything
+	}
+	if ns.journal != nil {
+		s.stamp = ns.journal.Newest()
+	}
 	ns.index.Add(s)
+	if rs != nil {
+		var keep []string
+		for _, r := range rs.Rooms {
+			if r != s.id {
+				keep = append(keep, r)
+			}
+		}
+		// The session's rooms were its own: no rule is asked again.
+		if err := ns.index.JoinSocketRooms(s.id, keep...); err != nil {
+			c.srv.Stats.JoinsRefused.Add(1)
+		}
+	}
 	if len(s.joinOnConnect) > 0 {
 		_ = s.Join(s.joinOnConnect...) // before the reply: no broadcast can miss it
 		s.joinOnConnect = nil
 	}
 	c.srv.Stats.Sockets.Add(1)
 	c.srv.Stats.ConnectsDone.Add(1)
-	c.send(encode(&siowire.Packet{Type: siowire.Connect, Namespace: ns.name, Data: []byte(`{"sid":"` + s.id + `"}`)}))
+	reply := []byte(`{"sid":"` + s.id + `"}`)
+	if s.pid != "" {
+		reply = []byte(`{"sid":"` + s.id + `","pid":"` + s.pid + `"}`)
+	}
+	s.admitted.Store(true) // from now on its session is saved
+	s.saveLive()
+	if rs != nil {
+		c.srv.Stats.Recovery.Recovered.Add(1)
+		c.replay(s, rs, h, encode(&siowire.Packet{Type: siowire.Connect, Namespace: ns.name, Data: reply}))
+	} else {
+		c.send(encode(&siowire.Packet{Type: siowire.Connect, Namespace: ns.name, Data: reply}))
+	}
 	ns.handler.Connected(s)
 }
 

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/protocol/siowire"
+	"github.com/socketfleet/socketfleet/core/recovery"
 	"github.com/socketfleet/socketfleet/core/rooms"
 	"github.com/socketfleet/socketfleet/sdk"
 )
@@ -55,6 +57,16 @@ type Socket struct {
 	data  []byte // JSON object from the auth plugin; nil = {}
 
 	joinOnConnect []string // rooms to join once admitted (set during Connect)
+
+	// Connection state recovery (Server.SetRecovery): the private session
+	// id, the newest offset when it connected, whether it got a previous
+	// session back, and the hold on live traffic while it is replayed.
+	pid       string
+	stamp     string
+	recovered bool
+	admitted  atomic.Bool // in the room index: its session is worth saving
+	noRecover atomic.Bool // disconnected on purpose: its session is not kept
+	hold      atomic.Pointer[hold]
 
 	mu     sync.Mutex
 	acks   map[uint64]*pendingAck
@@ -161,6 +173,9 @@ func (s *Socket) send(msgs []*engineio.Message) bool {
 
 // Deliver implements rooms.Member.
 func (s *Socket) Deliver(msgs []*engineio.Message, b *engineio.Batch) {
+	if h := s.hold.Load(); h != nil && h.add(msgs) {
+		return // being recovered: sent after what it missed
+	}
 	b.Send(s.client.sess, msgs)
 }
 
@@ -170,8 +185,10 @@ func (s *Socket) Join(rooms ...string) error {
 	err := s.ns.index.Join(s.id, rooms...)
 	if err != nil {
 		s.ns.srv.Stats.JoinsRefused.Add(1)
+		return err
 	}
-	return err
+	s.saveLive()
+	return nil
 }
 
 // JoinSocketRooms is Join that may also join other sockets' id rooms
@@ -180,18 +197,29 @@ func (s *Socket) JoinSocketRooms(rooms ...string) error {
 	err := s.ns.index.JoinSocketRooms(s.id, rooms...)
 	if err != nil {
 		s.ns.srv.Stats.JoinsRefused.Add(1)
+		return err
 	}
-	return err
+	s.saveLive()
+	return nil
 }
 
 // Leave removes the socket from rooms.
-func (s *Socket) Leave(rooms ...string) { s.ns.index.Leave(s.id, rooms...) }
+func (s *Socket) Leave(rooms ...string) {
+	s.ns.index.Leave(s.id, rooms...)
+	s.saveLive()
+}
 
 // Rooms lists the socket's rooms, its own id first.
 func (s *Socket) Rooms() []string { return s.ns.index.Rooms(s.id) }
 
 // Emit sends an event to this socket. args are raw JSON values.
 func (s *Socket) Emit(event string, args [][]byte, attachments [][]byte) bool {
+	if s.ns.srv.rec != nil {
+		// Stored with an offset like any broadcast, as Node does, so that
+		// a recovering client gets it again.
+		s.ns.BroadcastData(rooms.Options{Rooms: []string{s.id}}, EventData(event, args), attachments)
+		return true
+	}
 	p := &siowire.Packet{Type: eventType(attachments), Namespace: s.ns.name, Data: EventData(event, args), Attachments: attachments}
 	return s.send(encode(p))
 }
@@ -289,6 +317,7 @@ func (s *Socket) AckRaw(e *Event, array []byte, attachments [][]byte) {
 // Disconnect sends DISCONNECT for this namespace; with close, the whole
 // Engine.IO connection is closed too.
 func (s *Socket) Disconnect(close bool) {
+	s.noRecover.Store(true)
 	if close {
 		s.send(encode(&siowire.Packet{Type: siowire.Disconnect, Namespace: s.ns.name}))
 		s.client.sess.Close(engineio.ReasonForcedClose)
@@ -300,6 +329,8 @@ func (s *Socket) Disconnect(close bool) {
 // onClose leaves the namespace; notify sends DISCONNECT to the client.
 func (s *Socket) onClose(reason string, notify bool) {
 	if notify {
+		s.saveOnClose(reason)
+		s.admitted.Store(false)
 		// Out of the rooms before the DISCONNECT: a broadcast in between
 		// would reach a socket its client has already seen leave.
 		s.ns.index.Remove(s.id)
@@ -324,6 +355,8 @@ func (s *Socket) finish(reason string) {
 		pa.timer.Stop()
 		pa.cb(nil, nil, ErrDisconnected)
 	}
+	s.saveOnClose(reason)
+	s.admitted.Store(false)
 	s.ns.index.Remove(s.id)
 	s.ns.srv.Stats.Sockets.Add(-1)
 	s.ns.handler.Disconnected(s, reason)
@@ -348,6 +381,11 @@ type Namespace struct {
 	handler Handler
 	index   rooms.Index
 	Stats   NamespaceStats
+
+	// With recovery: recent broadcasts with their offsets, and the lock
+	// that numbers and queues them in one order.
+	journal *recovery.Journal
+	order   sync.Mutex
 }
 
 // Name returns the namespace name ("/" or "/admin").
@@ -366,6 +404,13 @@ func (n *Namespace) Broadcast(opts rooms.Options, event string, args, attachment
 // BroadcastData broadcasts a ready JSON array (["event", ...]) as is, to
 // the local sockets and, with a cluster adapter, to the other instances.
 func (n *Namespace) BroadcastData(opts rooms.Options, data []byte, attachments [][]byte) int {
+	if rec := n.srv.rec; rec != nil && rec.Echo && n.srv.cluster != nil {
+		if n.srv.cluster.Send(sdk.AdapterMessage{Namespace: n.name, Rooms: opts.Rooms, Except: opts.Except, Data: data, Attachments: attachments}) {
+			return 0 // delivered here when the adapter hands it back, numbered
+		}
+		n.srv.Stats.ClusterDropped.Add(1)
+		return n.BroadcastLocal(opts, data, attachments) // at least here, unnumbered
+	}
 	if c := n.srv.cluster; c != nil {
 		if !c.Send(sdk.AdapterMessage{Namespace: n.name, Rooms: opts.Rooms, Except: opts.Except, Data: data, Attachments: attachments}) {
 			n.srv.Stats.ClusterDropped.Add(1)
@@ -384,6 +429,9 @@ func (n *Namespace) BroadcastLocal(opts rooms.Options, data []byte, attachments 
 // its Flush (nil: written before it returns), so that many broadcasts
 // leave in one system call per recipient.
 func (n *Namespace) BroadcastLocalBatch(b *engineio.Batch, opts rooms.Options, data []byte, attachments [][]byte) int {
+	if n.srv.rec != nil {
+		return n.broadcastRecorded(b, opts, data, attachments, "")
+	}
 	msgs := encode(&siowire.Packet{Type: eventType(attachments), Namespace: n.name, Data: data, Attachments: attachments})
 	n.srv.Stats.Broadcasts.Add(1)
 	cnt := n.index.Broadcast(msgs, opts, b)
@@ -391,6 +439,16 @@ func (n *Namespace) BroadcastLocalBatch(b *engineio.Batch, opts rooms.Options, d
 	n.Stats.PacketsOut.Add(int64(cnt))
 	n.Stats.BytesOut.Add(int64(cnt * msgBytes(msgs)))
 	return cnt
+}
+
+// DeliverCluster delivers a broadcast from the cluster adapter to this
+// instance's sockets, with its offset when it has one (recovery on).
+func (n *Namespace) DeliverCluster(b *engineio.Batch, m *sdk.AdapterMessage) int {
+	opts := rooms.Options{Rooms: m.Rooms, Except: m.Except}
+	if n.srv.rec != nil && !m.Volatile {
+		return n.broadcastRecorded(b, opts, m.Data, m.Attachments, m.Offset)
+	}
+	return n.BroadcastLocalBatch(b, opts, m.Data, m.Attachments)
 }
 
 // SocketCount returns the number of local sockets in the namespace.

@@ -34,7 +34,8 @@ var allowed = map[string][]string{
 
 	"core/engineio":              {"core/protocol/eiowire"},
 	"core/rooms":                 {"core/engineio"},
-	"core/socketio":              {"core/engineio", "core/rooms", "core/protocol/", "sdk"},
+	"core/recovery":              {"core/engineio", "core/rooms", "sdk"},
+	"core/socketio":              {"core/engineio", "core/rooms", "core/recovery", "core/protocol/", "sdk"},
 	"core/socketio/localcluster": {"sdk"},
 	"core/config":                {"core/pluginhost", "core/protocol/siowire", "sdk"},
 	"core/routing":               {"core/config", "core/socketio", "core/rooms", "core/engineio", "core/protocol/", "sdk"},
