@@ -68,16 +68,18 @@ type fleetEventLog struct {
 }
 
 type fleetRun struct {
-	c        fleetConfig
-	dir      string
-	log      io.Writer
-	token    string
-	insts    []*fleetInst
-	redis    *exec.Cmd
-	redisURL string
-	nginxCmd *exec.Cmd
-	nginxURL string
-	t0       time.Time
+	c         fleetConfig
+	dir       string
+	log       io.Writer
+	token     string
+	insts     []*fleetInst
+	redis     *exec.Cmd
+	redisURL  string
+	nginxBin  string
+	nginxCmd  *exec.Cmd
+	nginxDone chan struct{}
+	nginxURL  string
+	t0        time.Time
 
 	pub     *fleetPublisher
 	clients []*fleetClient
@@ -96,7 +98,7 @@ func fleetMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Float64Var(&c.rate, "rate", 20, "messages per second, all rooms together (message seq goes to room seq mod rooms)")
 	fs.DurationVar(&c.duration, "duration", 40*time.Second, "publishing time (longer when the change is still going on)")
 	fs.DurationVar(&c.changeAt, "change-at", 10*time.Second, "when the change begins, after the publisher started")
-	fs.StringVar(&c.change, "change", "rolling", "rolling (SIGTERM, wait, restart, ready: each instance in turn), kill (SIGKILL of -victim, restart), redis-stop (SIGSTOP of redis-server for -redis-stop, SIGCONT), none")
+	fs.StringVar(&c.change, "change", "rolling", "rolling (SIGTERM, wait, restart, ready: each instance in turn), kill (SIGKILL of -victim, restart), redis-stop (SIGSTOP of redis-server for -redis-stop, SIGCONT), nginx-restart (every client connection drops, the instances stay: recovery on the same instance, e.g. -instances 1 -config bench/fleet-single.hcl), none")
 	fs.IntVar(&c.victim, "victim", -1, "instance index killed by -change kill (default the last one; the publisher uses the first one that is up)")
 	fs.DurationVar(&c.redisStop, "redis-stop", 5*time.Second, "how long -change redis-stop keeps redis-server stopped")
 	fs.DurationVar(&c.straggle, "straggle", 15*time.Second, "longest wait, after publishing stops, for every client to receive its room's last message")
@@ -121,8 +123,11 @@ func fleetMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	case c.n < 1 || c.rooms < 1 || c.instances < 1 || c.rate <= 0 || c.inFlight < 1:
 		fmt.Fprintln(stderr, "-n, -rooms, -instances, -rate and -c must be positive")
 		return 2
-	case c.change != "rolling" && c.change != "kill" && c.change != "redis-stop" && c.change != "none":
-		fmt.Fprintf(stderr, "-change: rolling, kill, redis-stop or none, not %q\n", c.change)
+	case c.change != "rolling" && c.change != "kill" && c.change != "redis-stop" && c.change != "nginx-restart" && c.change != "none":
+		fmt.Fprintf(stderr, "-change: rolling, kill, redis-stop, nginx-restart or none, not %q\n", c.change)
+		return 2
+	case c.change == "nginx-restart" && c.noNginx:
+		fmt.Fprintln(stderr, "-change nginx-restart needs nginx")
 		return 2
 	}
 	if c.victim < 0 {
@@ -349,10 +354,14 @@ http {
 	return b.String()
 }
 
-func (r *fleetRun) startNginx(bin string) error {
-	port, err := freePort()
-	if err != nil {
-		return err
+// startNginx starts nginx on port (a free one when 0).
+func (r *fleetRun) startNginx(bin string, port int) error {
+	if port == 0 {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		port = p
 	}
 	dir, _ := filepath.Abs(r.dir)
 	if err := os.MkdirAll(filepath.Join(dir, "nginx-tmp"), 0o755); err != nil {
@@ -366,7 +375,7 @@ func (r *fleetRun) startNginx(bin string) error {
 	if err := os.WriteFile(conf, []byte(fleetNginxConf(dir, port, ports, os.Getuid() == 0)), 0o644); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(dir, "nginx.log"))
+	f, err := os.OpenFile(filepath.Join(dir, "nginx.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -376,8 +385,9 @@ func (r *fleetRun) startNginx(bin string) error {
 		f.Close()
 		return err
 	}
-	go func() { _ = cmd.Wait(); f.Close() }()
-	r.nginxCmd = cmd
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
+	r.nginxBin, r.nginxCmd, r.nginxDone = bin, cmd, done
 	r.nginxURL = "http://127.0.0.1:" + strconv.Itoa(port)
 	return waitListen("127.0.0.1:"+strconv.Itoa(port), 10*time.Second)
 }
@@ -462,7 +472,7 @@ func (r *fleetRun) run(ctx context.Context) (*fleetResult, error) {
 		if bin == "" {
 			return nil, errors.New("no nginx on PATH nor /usr/sbin/nginx (apt-get install nginx, or -no-nginx)")
 		}
-		if err := r.startNginx(bin); err != nil {
+		if err := r.startNginx(bin, 0); err != nil {
 			return nil, fmt.Errorf("nginx: %w (see %s)", err, filepath.Join(r.dir, "nginx-error.log"))
 		}
 	}
@@ -607,6 +617,21 @@ func (r *fleetRun) runChange(ctx context.Context) {
 			return
 		}
 		r.note("%s ready", in.name)
+	case "nginx-restart":
+		r.note("SIGTERM nginx")
+		_ = r.nginxCmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.nginxDone:
+		case <-time.After(10 * time.Second):
+			_ = r.nginxCmd.Process.Kill()
+			<-r.nginxDone
+		}
+		port, _ := strconv.Atoi(r.nginxURL[strings.LastIndexByte(r.nginxURL, ':')+1:])
+		if err := r.startNginx(r.nginxBin, port); err != nil {
+			r.note("nginx restart failed: %v", err)
+			return
+		}
+		r.note("nginx listening again")
 	case "redis-stop":
 		r.note("SIGSTOP redis-server for %s", r.c.redisStop)
 		_ = r.redis.Process.Signal(syscall.SIGSTOP)
