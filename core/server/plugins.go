@@ -81,8 +81,9 @@ func launchPlugins(ctx context.Context, cfg *config.Config, opts pluginhost.Opti
 			}
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
 				Summary: "Connection state recovery needs the adapter's help",
-				Detail: "With an adapter, sessions and missed broadcasts must be kept where every instance can read them: " +
-					detail + ` (adapter "redis" { mode = "streams" } does it; without an adapter block, sessions are kept in this instance's memory).`,
+				Detail: "With an adapter, sessions and missed broadcasts must be kept where every instance can read them, and the " +
+					cfg.Plugin(sdk.KindAdapter).Where() + " cannot: " + detail +
+					" (Without an adapter block, a single instance keeps them in its memory.)",
 				Subject: rec.Range.Ptr()})
 		}
 	}

@@ -46,7 +46,7 @@ func newMetrics() *metrics { return &metrics{down: map[string]string{}} }
 // commandLabels are the values of the `command` label. A fixed set keeps
 // the hook allocation-free and the label cardinality bounded; anything
 // else is "other".
-var commandLabels = [...]string{"pipeline", "dial", "publish", "spublish", "pubsub", "ping", "hello", "client", "cluster", "other"}
+var commandLabels = [...]string{"pipeline", "dial", "publish", "spublish", "pubsub", "ping", "hello", "client", "cluster", "xadd", "xread", "xrange", "other"}
 
 const (
 	cmdPipeline = iota
@@ -70,6 +70,12 @@ func commandIndex(name string) int {
 		return 7
 	case "cluster":
 		return 8
+	case "xadd": // the streams mode's requests (its broadcasts are pipelines)
+		return 9
+	case "xread": // blocks up to block_time when the stream is quiet
+		return 10
+	case "xrange", "xrevrange":
+		return 11
 	}
 	return cmdOther
 }

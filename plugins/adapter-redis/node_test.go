@@ -22,6 +22,7 @@ import (
 var nodePackages = []string{
 	"@socket.io/redis-adapter@8.3.0", "@socket.io/redis-emitter@5.1.0",
 	"socket.io@4.8.1", "socket.io-client@4.8.4", "redis@4.7.0",
+	"@socket.io/redis-streams-adapter@0.3.1",
 }
 
 // nodeModules returns a node_modules directory holding nodePackages:

@@ -59,6 +59,16 @@ type plugin struct {
 	m   mode
 	q   *outQueue
 	met *metrics // kept across a re-Configure: counters only go up
+	// recovery is the last EnableRecovery's config, applied again to the
+	// mode a re-Configure makes (nil until then).
+	recovery *sdk.RecoveryConfig
+}
+
+// recoverer is a mode that backs connection state recovery (streams).
+type recoverer interface {
+	enableRecovery(context.Context, sdk.RecoveryConfig) error
+	saveSessions(context.Context, []sdk.SessionChange) error
+	restoreSession(ctx context.Context, namespace, pid, offset string) (*sdk.RestoredSession, error)
 }
 
 var (
@@ -66,6 +76,7 @@ var (
 	_ sdk.Requester      = (*plugin)(nil)
 	_ sdk.RoomObserver   = (*plugin)(nil)
 	_ sdk.StatusReporter = (*plugin)(nil)
+	_ sdk.SessionStore   = (*plugin)(nil)
 )
 
 func (p *plugin) Info() sdk.Info {
@@ -76,11 +87,18 @@ func (p *plugin) ConfigSchema() sdk.Schema {
 	return sdk.Schema{Attributes: []sdk.Attribute{
 		{Name: "url", Type: sdk.TypeString, Required: true, Description: `Redis URL, e.g. "redis://127.0.0.1:6379" (rediss:// for TLS)`},
 		{Name: "key", Type: sdk.TypeString, Description: `channel prefix, as the Node adapter's "key" option (default "socket.io")`},
-		{Name: "mode", Type: sdk.TypeString, Description: `"classic" (PUBLISH/PSUBSCRIBE, the default) or "sharded" (Redis 7 SPUBLISH/SSUBSCRIBE, Redis Cluster)`},
+		{Name: "mode", Type: sdk.TypeString, Description: `"classic" (PUBLISH/PSUBSCRIBE, the default), "sharded" (Redis 7 SPUBLISH/SSUBSCRIBE, Redis Cluster) or "streams" (Redis streams, as @socket.io/redis-streams-adapter; needed for connection state recovery across instances)`},
 		{Name: "queue", Type: sdk.TypeNumber, Description: `outgoing broadcasts held while Redis is slow or down (default 10000); when full, new ones are dropped and counted`},
 		{Name: "requests_timeout", Type: sdk.TypeDuration, Description: `how long a cluster request waits for the other instances' answers unless it has its own timeout (default "5s"), as the Node adapter's "requestsTimeout"`},
 		{Name: "subscription_mode", Type: sdk.TypeString, Description: `sharded mode: "dynamic" (the default: a channel per room held), "static" (namespace channels only) or "dynamic-private" (socket-id rooms too), as the Node adapter's "subscriptionMode"`},
 		{Name: "cluster_nodes", Type: sdk.TypeListString, Description: `sharded mode on a Redis Cluster: "host:port" seeds besides the url's node (the url's credentials and TLS apply to all)`},
+		{Name: "stream_name", Type: sdk.TypeString, Description: `streams mode: the stream broadcasts go through (default "socket.io"), as the Node adapter's "streamName"`},
+		{Name: "stream_count", Type: sdk.TypeNumber, Description: `streams mode: how many streams the namespaces are spread over (default 1: one stream; n: <stream_name>-<hash(namespace) % n>), as "streamCount"`},
+		{Name: "max_len", Type: sdk.TypeNumber, Description: `streams mode: about how many entries a stream keeps (XADD MAXLEN ~, default 10000), as "maxLen"; it bounds how far back a client can recover`},
+		{Name: "read_count", Type: sdk.TypeNumber, Description: `streams mode: entries per XREAD (default 100), as "readCount"`},
+		{Name: "block_time", Type: sdk.TypeDuration, Description: `streams mode: how long an XREAD waits for entries (default "5s"), as "blockTimeInMs"`},
+		{Name: "session_key_prefix", Type: sdk.TypeString, Description: `streams mode: the prefix of the recovery session keys (default "sio:session:"), as "sessionKeyPrefix"`},
+		{Name: "sharded_pubsub", Type: sdk.TypeBool, Description: `streams mode: requests and answers with SPUBLISH/SSUBSCRIBE (Redis 7) rather than PUBLISH/SUBSCRIBE (default false), as "useShardedPubSub"`},
 	}}
 }
 
@@ -152,8 +170,24 @@ func (p *plugin) Configure(_ context.Context, raw sdk.Config) error {
 		if a, ok := m.(attacher); ok {
 			a.attach(rt)
 		}
+	case "streams":
+		st, err := newStreams(opts, c.Key, raw)
+		if err != nil {
+			return fmt.Errorf(`adapter "redis": %w`, err)
+		}
+		st.attach(rt)
+		m = st
 	default:
-		return fmt.Errorf(`adapter "redis": mode must be "classic" or "sharded", not %q`, c.Mode)
+		return sdk.AttrError("mode", fmt.Sprintf(`must be "classic", "sharded" or "streams", not %q`, c.Mode))
+	}
+	p.mu.Lock()
+	rec := p.recovery
+	p.mu.Unlock()
+	if r, ok := m.(recoverer); ok && rec != nil {
+		if err := r.enableRecovery(context.Background(), *rec); err != nil {
+			_ = m.close()
+			return err
+		}
 	}
 	// A mode may count the subscribers its broadcasts go to, for the queue
 	// to hold its backlog after an outage until they are back.
@@ -288,4 +322,54 @@ func newUID() string {
 		b[i] = uidAlphabet[b[i]&63]
 	}
 	return string(b[:])
+}
+
+// EnableRecovery turns connection state recovery on: only the streams mode
+// can (pub/sub keeps nothing it carried, so nothing could be replayed).
+func (p *plugin) EnableRecovery(ctx context.Context, cfg sdk.RecoveryConfig) error {
+	m, err := p.mode()
+	if err != nil {
+		return err
+	}
+	r, ok := m.(recoverer)
+	if !ok {
+		return sdk.AttrError("mode", `connection state recovery across instances needs mode = "streams": pub/sub (classic and sharded modes) forgets what it published, so nothing a client missed could be replayed`)
+	}
+	if err := r.enableRecovery(ctx, cfg); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.recovery = &cfg
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *plugin) recoverer() (recoverer, error) {
+	m, err := p.mode()
+	if err != nil {
+		return nil, err
+	}
+	r, ok := m.(recoverer)
+	if !ok {
+		return nil, errors.New(`adapter "redis": connection state recovery needs mode = "streams"`)
+	}
+	return r, nil
+}
+
+// SaveSessions writes a batch of session changes in one round trip.
+func (p *plugin) SaveSessions(ctx context.Context, changes []sdk.SessionChange) error {
+	r, err := p.recoverer()
+	if err != nil {
+		return err
+	}
+	return r.saveSessions(ctx, changes)
+}
+
+// RestoreSession takes a session and the broadcasts it missed.
+func (p *plugin) RestoreSession(ctx context.Context, namespace, pid, offset string) (*sdk.RestoredSession, error) {
+	r, err := p.recoverer()
+	if err != nil {
+		return nil, err
+	}
+	return r.restoreSession(ctx, namespace, pid, offset)
 }

@@ -75,8 +75,15 @@ type sharded struct {
 	key     string
 	uid     string
 	submode string
-	timeout time.Duration // requests_timeout, from the shell (attach)
-	met     *metrics      // the shell's, or nil
+	// plain: PUBLISH/SUBSCRIBE/NUMSUB rather than their sharded forms (the
+	// streams mode's pub/sub, as Node's streams adapter without
+	// useShardedPubSub).
+	plain bool
+	// msgpackOnly: every message is msgpack (@msgpack/msgpack), never
+	// JSON: the streams adapter's pub/sub decodes nothing else.
+	msgpackOnly bool
+	timeout     time.Duration // requests_timeout, from the shell (attach)
+	met         *metrics      // the shell's, or nil
 
 	start  sync.Once       // the goroutines start on first use, after attach
 	ctx    context.Context // ends at close
@@ -265,4 +272,35 @@ func (s *sharded) broadcastChannel(m *sdk.AdapterMessage) string {
 		}
 	}
 	return s.mainChannel(nsp)
+}
+
+// publish sends payload on channel through c (the client or a pipeline):
+// PUBLISH in plain mode, SPUBLISH otherwise.
+func (s *sharded) publish(ctx context.Context, c redis.Cmdable, channel string, payload []byte) *redis.IntCmd {
+	if s.plain {
+		return c.Publish(ctx, channel, payload)
+	}
+	return c.SPublish(ctx, channel, payload)
+}
+
+// newPubSub is a subscription connection of the mode's kind.
+func (s *sharded) newPubSub() *redis.PubSub {
+	if s.plain {
+		return s.rdb.Subscribe(context.Background())
+	}
+	return s.rdb.SSubscribe(context.Background())
+}
+
+func (s *sharded) psSubscribe(ctx context.Context, ps *redis.PubSub, chs []string) error {
+	if s.plain {
+		return ps.Subscribe(ctx, chs...)
+	}
+	return ps.SSubscribe(ctx, chs...)
+}
+
+func (s *sharded) psUnsubscribe(ctx context.Context, ps *redis.PubSub, chs []string) error {
+	if s.plain {
+		return ps.Unsubscribe(ctx, chs...)
+	}
+	return ps.SUnsubscribe(ctx, chs...)
 }

@@ -106,6 +106,13 @@ func (s *sharded) route(rm *redis.Message) {
 	if !strings.HasPrefix(rm.Channel, s.key+"#"+nsp+"#") {
 		return
 	}
+	s.routeWire(w, nsp)
+}
+
+// routeWire routes a decoded message of another server: broadcasts to
+// Subscribe, requests to ServeRequests' handler, answers to the waiting
+// Request.
+func (s *sharded) routeWire(w *shWire, nsp string) {
 	switch w.Type {
 	case shBroadcast:
 		packetData, err := shPacketData(w.Data.Packet)

@@ -61,7 +61,7 @@ func (s *sharded) request(ctx context.Context, req sdk.ClusterRequest, answer fu
 		return sdk.RequestResult{}, err
 	}
 	if respType == 0 {
-		if err := s.rdb.SPublish(ctx, main, payload).Err(); err != nil {
+		if err := s.publish(ctx, s.rdb, main, payload).Err(); err != nil {
 			return sdk.RequestResult{}, fmt.Errorf(`adapter "redis": spublish: %w`, err)
 		}
 		return sdk.RequestResult{}, nil
@@ -117,7 +117,7 @@ func (s *sharded) request(ctx context.Context, req sdk.ClusterRequest, answer fu
 		delete(s.pending, requestID)
 		s.mu.Unlock()
 	}()
-	if err := s.rdb.SPublish(tctx, main, payload).Err(); err != nil {
+	if err := s.publish(tctx, s.rdb, main, payload).Err(); err != nil {
 		return sdk.RequestResult{}, fmt.Errorf(`adapter "redis": spublish: %w`, err)
 	}
 	res := sdk.RequestResult{Expected: n}
@@ -221,7 +221,7 @@ func (s *sharded) publishReplies() {
 		now := time.Now()
 		for _, r := range batch {
 			if now.Before(r.deadline) {
-				pipe.SPublish(s.ctx, r.channel, r.payload)
+				s.publish(s.ctx, pipe, r.channel, r.payload)
 			} else {
 				s.count(func(m *metrics) { m.respLate.Add(1) })
 			}
@@ -289,19 +289,7 @@ func shAckValue(raw json.RawMessage) []byte {
 // in a socket's data (msgpack bin) become what JSON.stringify makes of a
 // Buffer, {"type":"Buffer","data":[...]}: RemoteSocket data is plain JSON.
 func shSockets(raw json.RawMessage, attachments [][]byte) ([]sdk.RemoteSocket, error) {
-	for i, a := range attachments {
-		ph := `{"_placeholder":true,"num":` + strconv.Itoa(i) + `}`
-		var b strings.Builder
-		b.WriteString(`{"type":"Buffer","data":[`)
-		for j, c := range a {
-			if j > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(strconv.Itoa(int(c)))
-		}
-		b.WriteString("]}")
-		raw = bytes.Replace(raw, []byte(ph), []byte(b.String()), 1)
-	}
+	raw = buffersAsJSON(raw, attachments)
 	var in []struct {
 		ID        string          `json:"id"`
 		Handshake json.RawMessage `json:"handshake"`
@@ -325,4 +313,24 @@ func shSockets(raw json.RawMessage, attachments [][]byte) ([]sdk.RemoteSocket, e
 		out = append(out, rs)
 	}
 	return out, nil
+}
+
+// buffersAsJSON replaces the placeholders of raw by what JSON.stringify
+// makes of a Buffer, {"type":"Buffer","data":[...]}: for values that are
+// plain JSON on our side (socket data).
+func buffersAsJSON(raw []byte, attachments [][]byte) []byte {
+	for i, a := range attachments {
+		ph := `{"_placeholder":true,"num":` + strconv.Itoa(i) + `}`
+		var b strings.Builder
+		b.WriteString(`{"type":"Buffer","data":[`)
+		for j, c := range a {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Itoa(int(c)))
+		}
+		b.WriteString("]}")
+		raw = bytes.Replace(raw, []byte(ph), []byte(b.String()), 1)
+	}
+	return raw
 }

@@ -151,7 +151,7 @@ type shSlot struct {
 }
 
 func (s *sharded) newSlot(slot int) *shSlot {
-	return &shSlot{s: s, slot: slot, ps: s.rdb.SSubscribe(context.Background()),
+	return &shSlot{s: s, slot: slot, ps: s.newPubSub(),
 		channels: map[string]struct{}{}, confirmed: map[string]struct{}{}, changed: make(chan struct{})}
 }
 
@@ -162,7 +162,7 @@ func (sl *shSlot) subscribe(ctx context.Context, chs []string) {
 	}
 	ps := sl.ps
 	sl.mu.Unlock()
-	_ = ps.SSubscribe(ctx, chs...)
+	_ = sl.s.psSubscribe(ctx, ps, chs)
 }
 
 // unsubscribe returns how many channels the connection keeps.
@@ -175,7 +175,7 @@ func (sl *shSlot) unsubscribe(ctx context.Context, chs []string) int {
 	ps, left := sl.ps, len(sl.channels)
 	sl.mu.Unlock()
 	if left > 0 {
-		_ = ps.SUnsubscribe(ctx, chs...)
+		_ = sl.s.psUnsubscribe(ctx, ps, chs)
 	}
 	return left
 }
@@ -245,7 +245,7 @@ func (sl *shSlot) replace(reload bool) {
 		return
 	}
 	old := sl.ps
-	sl.ps = sl.s.rdb.SSubscribe(context.Background())
+	sl.ps = sl.s.newPubSub()
 	clear(sl.confirmed)
 	ps := sl.ps
 	chs := make([]string, 0, len(sl.channels))
@@ -257,7 +257,7 @@ func (sl *shSlot) replace(reload bool) {
 	ctx, cancel := context.WithTimeout(sl.s.ctx, shHealthEvery)
 	defer cancel()
 	if len(chs) > 0 {
-		_ = ps.SSubscribe(ctx, chs...)
+		_ = sl.s.psSubscribe(ctx, ps, chs)
 	}
 }
 
@@ -320,9 +320,9 @@ func (sl *shSlot) run() {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			switch m.Kind {
-			case "ssubscribe":
+			case "ssubscribe", "subscribe":
 				sl.confirm(m.Channel)
-			case "sunsubscribe":
+			case "sunsubscribe", "unsubscribe":
 				// Unasked for (we close rather than leave a slot, and drop
 				// a channel from sl.channels before unsubscribing): Redis
 				// moved the slot away.
@@ -423,6 +423,10 @@ func (s *sharded) serverCount(ctx context.Context, channel string) (int, error) 
 			return nil
 		})
 		return total, err
+	}
+	if s.plain {
+		m, err := s.rdb.PubSubNumSub(ctx, channel).Result()
+		return int(m[channel]), err
 	}
 	m, err := s.rdb.PubSubShardNumSub(ctx, channel).Result()
 	return int(m[channel]), err

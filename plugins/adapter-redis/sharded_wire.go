@@ -194,7 +194,7 @@ func shObj(kv ...any) *object {
 // given (the types that may carry binary and do), JSON otherwise.
 func (s *sharded) shEncode(typ int, nsp string, data *object, attachments [][]byte) ([]byte, error) {
 	msg := shObj("type", int64(typ), "data", data, "uid", s.uid, "nsp", nsp)
-	if len(attachments) == 0 {
+	if len(attachments) == 0 && !s.msgpackOnly {
 		return appendJSON(make([]byte, 0, 256), msg)
 	}
 	return encodeValue(msg, attachments)
