@@ -845,6 +845,10 @@ type fleetResult struct {
 	StragglersLeft  int             `json:"stragglers_left"`
 	DistinctLost    int             `json:"distinct_messages_lost"`
 	LostMessages    []fleetLostMsg  `json:"lost_messages"` // the first 200 by seq
+	DistinctDup     int             `json:"distinct_messages_duplicated"`
+	DupMessages     []fleetLostMsg  `json:"duplicated_messages"` // the first 200 by seq; clients = duplicate arrivals
+	Replayed        int             `json:"replayed_before_connect_reply"`
+	NoOffset        int             `json:"msg_events_without_offset"` // while the session had a pid
 	PerRoom         []fleetRoomRow  `json:"per_room"`
 	Events          []fleetEventLog `json:"events"`
 	Lossless        bool            `json:"lossless"`
@@ -872,9 +876,14 @@ func (r *fleetRun) result(sent []int8, pubEnd time.Duration) *fleetResult {
 	for i := range rows {
 		rows[i].Room = fleetRoomName(i)
 	}
-	lostBy := map[int]int{}
+	lostBy, dupBy := map[int]int{}, map[int]int{}
 	for _, fc := range r.clients {
 		fc.mu.Lock()
+		for _, s := range fc.led.dupSeqs {
+			dupBy[s]++
+		}
+		res.Replayed += fc.replayed
+		res.NoOffset += fc.noOffset
 		t := tallyFleetClient(fc.led, fc.first, fc.room, r.c.rooms, sent, func(seq int) { lostBy[seq]++ })
 		row := &rows[fc.room]
 		row.fleetTally.add(t)
@@ -904,24 +913,33 @@ func (r *fleetRun) result(sent []int8, pubEnd time.Duration) *fleetResult {
 	if r.c.nodeModules != "" {
 		res.Server = "node"
 	}
-	res.DistinctLost = len(lostBy)
-	seqs := make([]int, 0, len(lostBy))
-	for s := range lostBy {
-		seqs = append(seqs, s)
-	}
-	sort.Ints(seqs)
-	for _, s := range seqs[:min(len(seqs), 200)] {
-		m := fleetLostMsg{Seq: s, Room: fleetRoomName(fleetRoomOf(s, r.c.rooms)), Clients: lostBy[s]}
-		if s < len(at) {
-			m.T = round(at[s], 2)
-		}
-		res.LostMessages = append(res.LostMessages, m)
-	}
+	res.DistinctLost, res.DistinctDup = len(lostBy), len(dupBy)
+	res.LostMessages = fleetMsgList(lostBy, at, r.c.rooms)
+	res.DupMessages = fleetMsgList(dupBy, at, r.c.rooms)
 	r.emu.Lock()
 	res.Events = append([]fleetEventLog(nil), r.events...)
 	r.emu.Unlock()
 	res.Lossless = res.Total.Lost == 0 && res.Total.Duplicated == 0
 	return res
+}
+
+// fleetMsgList lists the first 200 seqs of by (seq → clients), with their
+// room and when their publish began.
+func fleetMsgList(by map[int]int, at []float64, rooms int) []fleetLostMsg {
+	seqs := make([]int, 0, len(by))
+	for s := range by {
+		seqs = append(seqs, s)
+	}
+	sort.Ints(seqs)
+	var out []fleetLostMsg
+	for _, s := range seqs[:min(len(seqs), 200)] {
+		m := fleetLostMsg{Seq: s, Room: fleetRoomName(fleetRoomOf(s, rooms)), Clients: by[s]}
+		if s < len(at) {
+			m.T = round(at[s], 2)
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // fleetTable is the human report.
@@ -944,8 +962,8 @@ func fleetTable(res *fleetResult) string {
 		line(r.Room, r.Clients, r.fleetTally, r.Reconnects, r.Recovered, r.Losing)
 	}
 	line("total", res.Clients, res.Total, res.Reconnects, res.Recovered, res.ClientsLosing)
-	fmt.Fprintf(&b, "\npublished %d (not sent %d; publisher switched instance %d times); distinct messages lost %d; rejoins %d; connect failures %d; never joined %d; recovered with a new sid %d\n",
-		res.Published, res.NotSent, res.PubSwitches, res.DistinctLost, res.Rejoins, res.ConnectFailures, res.NeverJoined, res.RecoveredSIDNew)
+	fmt.Fprintf(&b, "\npublished %d (not sent %d; publisher switched instance %d times); distinct messages lost %d, duplicated %d; replayed before a CONNECT reply %d; msg events without an offset %d; rejoins %d; connect failures %d; never joined %d; recovered with a new sid %d\n",
+		res.Published, res.NotSent, res.PubSwitches, res.DistinctLost, res.DistinctDup, res.Replayed, res.NoOffset, res.Rejoins, res.ConnectFailures, res.NeverJoined, res.RecoveredSIDNew)
 	verdict := "LOSSLESS"
 	if !res.Lossless {
 		verdict = fmt.Sprintf("NOT LOSSLESS: %d lost, %d duplicated", res.Total.Lost, res.Total.Duplicated)

@@ -25,6 +25,9 @@ func TestFleetLedger(t *testing.T) {
 	if !l.has(1) || l.has(4) {
 		t.Error("has")
 	}
+	if len(l.dupSeqs) != 2 || l.dupSeqs[0] != 2 || l.dupSeqs[1] != 3 {
+		t.Errorf("duplicate seqs %v, want [2 3]", l.dupSeqs)
+	}
 }
 
 func TestTallyFleetClient(t *testing.T) {
@@ -218,6 +221,9 @@ func TestFleetClientRecovery(t *testing.T) {
 	if fc.sessions != 3 || fc.reconnects != 2 || fc.recovered != 1 || fc.joins != 2 || fc.sidChanged != 0 || fc.first != 0 {
 		t.Errorf("sessions %d reconnects %d recovered %d joins %d sid changed %d first %d; want 3 2 1 2 0 0",
 			fc.sessions, fc.reconnects, fc.recovered, fc.joins, fc.sidChanged, fc.first)
+	}
+	if fc.replayed != 1 || fc.noOffset != 0 {
+		t.Errorf("replayed %d, without offset %d; want 1 0", fc.replayed, fc.noOffset)
 	}
 	if fc.pid != "P2" || fc.offset != "o-3" {
 		t.Errorf("pid %q offset %q, want P2 o-3", fc.pid, fc.offset)

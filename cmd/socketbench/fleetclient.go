@@ -40,6 +40,8 @@ type fleetClient struct {
 	sidChanged int // of those, with a sid other than the old one
 	connFails  int // attempts that did not reach a CONNECT reply (or join ack)
 	joins      int // join acks (first join and rejoins of fresh sessions)
+	noOffset   int // msg events without an offset while the session has a pid
+	replayed   int // msg events before a CONNECT reply (the missed packets of a recovery)
 	firstErr   string
 
 	connected atomic.Bool
@@ -246,6 +248,11 @@ func (fc *fleetClient) session(ctx context.Context, s fleetSession, url string, 
 	for _, p := range before {
 		fc.handle(p)
 	}
+	if len(before) > 0 {
+		fc.mu.Lock()
+		fc.replayed += len(before)
+		fc.mu.Unlock()
+	}
 	// A fresh session (the first, or one not recovered) joins the room.
 	joinAck := -1
 	if !recovered {
@@ -314,12 +321,16 @@ func (fc *fleetClient) handle(p []byte) {
 		fc.fail(err)
 		return
 	}
-	if off, ok := fleetOffset(arr); ok && fc.pid != "" {
+	off, hasOff := fleetOffset(arr)
+	if hasOff && fc.pid != "" {
 		fc.offset = off
 	}
 	if seq >= 0 {
 		fc.mu.Lock()
 		fc.led.receive(seq)
+		if fc.pid != "" && !hasOff {
+			fc.noOffset++
+		}
 		fc.mu.Unlock()
 	}
 }

@@ -20,6 +20,7 @@ type fleetLedger struct {
 	dup        int
 	outOfOrder int
 	arrivals   int
+	dupSeqs    []int // the seq of each duplicate arrival
 }
 
 func newFleetLedger() *fleetLedger { return &fleetLedger{got: map[int]bool{}, high: -1} }
@@ -29,6 +30,7 @@ func (l *fleetLedger) receive(seq int) {
 	l.arrivals++
 	if l.got[seq] {
 		l.dup++
+		l.dupSeqs = append(l.dupSeqs, seq)
 		return
 	}
 	l.got[seq] = true
