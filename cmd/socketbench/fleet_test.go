@@ -222,8 +222,8 @@ func TestFleetClientRecovery(t *testing.T) {
 		t.Errorf("sessions %d reconnects %d recovered %d joins %d sid changed %d first %d; want 3 2 1 2 0 0",
 			fc.sessions, fc.reconnects, fc.recovered, fc.joins, fc.sidChanged, fc.first)
 	}
-	if fc.replayed != 1 || fc.noOffset != 0 {
-		t.Errorf("replayed %d, without offset %d; want 1 0", fc.replayed, fc.noOffset)
+	if fc.replayed != 1 || fc.noOffset != 0 || fc.dupReplay != 0 {
+		t.Errorf("replayed %d, without offset %d, duplicates in a replay %d; want 1 0 0", fc.replayed, fc.noOffset, fc.dupReplay)
 	}
 	if fc.pid != "P2" || fc.offset != "o-3" {
 		t.Errorf("pid %q offset %q, want P2 o-3", fc.pid, fc.offset)

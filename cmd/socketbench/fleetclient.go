@@ -42,6 +42,7 @@ type fleetClient struct {
 	joins      int // join acks (first join and rejoins of fresh sessions)
 	noOffset   int // msg events without an offset while the session has a pid
 	replayed   int // msg events before a CONNECT reply (the missed packets of a recovery)
+	dupReplay  int // duplicates that came among those (a copy of something already received)
 	firstErr   string
 
 	connected atomic.Bool
@@ -246,7 +247,7 @@ func (fc *fleetClient) session(ctx context.Context, s fleetSession, url string, 
 	fc.connected.Store(true)
 	defer fc.connected.Store(false)
 	for _, p := range before {
-		fc.handle(p)
+		fc.handle(p, true)
 	}
 	if len(before) > 0 {
 		fc.mu.Lock()
@@ -306,13 +307,13 @@ func (fc *fleetClient) session(ctx context.Context, s fleetSession, url string, 
 			release()
 			continue
 		}
-		fc.handle(p)
+		fc.handle(p, false)
 	}
 }
 
 // handle takes one Socket.IO packet received while connected (or before
-// the CONNECT reply): an event's offset, and a msg's seq.
-func (fc *fleetClient) handle(p []byte) {
+// the CONNECT reply, replay): an event's offset, and a msg's seq.
+func (fc *fleetClient) handle(p []byte, replay bool) {
 	if len(p) < 2 || p[0] != '2' || p[1] != '[' {
 		return // acks, events with an ack id (none expected), others
 	}
@@ -327,7 +328,11 @@ func (fc *fleetClient) handle(p []byte) {
 	}
 	if seq >= 0 {
 		fc.mu.Lock()
+		dup := fc.led.dup
 		fc.led.receive(seq)
+		if replay && fc.led.dup > dup {
+			fc.dupReplay++
+		}
 		if fc.pid != "" && !hasOff {
 			fc.noOffset++
 		}
