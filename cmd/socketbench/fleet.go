@@ -848,7 +848,7 @@ type fleetResult struct {
 	DistinctDup     int             `json:"distinct_messages_duplicated"`
 	DupMessages     []fleetLostMsg  `json:"duplicated_messages"` // the first 200 by seq; clients = duplicate arrivals
 	Replayed        int             `json:"replayed_before_connect_reply"`
-	DupInReplay     int             `json:"duplicated_in_replay"` // duplicates whose second copy was replayed (the rest came live)
+	DupInReplay     int             `json:"duplicated_in_replay"`      // duplicates whose second copy was replayed (the rest came live)
 	NoOffset        int             `json:"msg_events_without_offset"` // while the session had a pid
 	PerRoom         []fleetRoomRow  `json:"per_room"`
 	Events          []fleetEventLog `json:"events"`
