@@ -848,8 +848,9 @@ type fleetResult struct {
 	DistinctDup     int             `json:"distinct_messages_duplicated"`
 	DupMessages     []fleetLostMsg  `json:"duplicated_messages"` // the first 200 by seq; clients = duplicate arrivals
 	Replayed        int             `json:"replayed_before_connect_reply"`
-	DupInReplay     int             `json:"duplicated_in_replay"`      // duplicates whose second copy was replayed (the rest came live)
-	NoOffset        int             `json:"msg_events_without_offset"` // while the session had a pid
+	DupInReplay     int             `json:"duplicated_in_replay"`             // duplicates whose second copy was replayed (the rest came live)
+	StaleReplay     int             `json:"replayed_not_after_client_offset"` // replayed packets at or before the offset the client reconnected with
+	NoOffset        int             `json:"msg_events_without_offset"`        // while the session had a pid
 	PerRoom         []fleetRoomRow  `json:"per_room"`
 	Events          []fleetEventLog `json:"events"`
 	Lossless        bool            `json:"lossless"`
@@ -885,6 +886,7 @@ func (r *fleetRun) result(sent []int8, pubEnd time.Duration) *fleetResult {
 		}
 		res.Replayed += fc.replayed
 		res.DupInReplay += fc.dupReplay
+		res.StaleReplay += fc.staleReplay
 		res.NoOffset += fc.noOffset
 		t := tallyFleetClient(fc.led, fc.first, fc.room, r.c.rooms, sent, func(seq int) { lostBy[seq]++ })
 		row := &rows[fc.room]
@@ -964,8 +966,8 @@ func fleetTable(res *fleetResult) string {
 		line(r.Room, r.Clients, r.fleetTally, r.Reconnects, r.Recovered, r.Losing)
 	}
 	line("total", res.Clients, res.Total, res.Reconnects, res.Recovered, res.ClientsLosing)
-	fmt.Fprintf(&b, "\npublished %d (not sent %d; publisher switched instance %d times); distinct messages lost %d, duplicated %d (%d duplicate arrivals in a replay); replayed before a CONNECT reply %d; msg events without an offset %d; rejoins %d; connect failures %d; never joined %d; recovered with a new sid %d\n",
-		res.Published, res.NotSent, res.PubSwitches, res.DistinctLost, res.DistinctDup, res.DupInReplay, res.Replayed, res.NoOffset, res.Rejoins, res.ConnectFailures, res.NeverJoined, res.RecoveredSIDNew)
+	fmt.Fprintf(&b, "\npublished %d (not sent %d; publisher switched instance %d times); distinct messages lost %d, duplicated %d (%d duplicate arrivals in a replay); replayed before a CONNECT reply %d (%d of them not after the client's offset); msg events without an offset %d; rejoins %d; connect failures %d; never joined %d; recovered with a new sid %d\n",
+		res.Published, res.NotSent, res.PubSwitches, res.DistinctLost, res.DistinctDup, res.DupInReplay, res.Replayed, res.StaleReplay, res.NoOffset, res.Rejoins, res.ConnectFailures, res.NeverJoined, res.RecoveredSIDNew)
 	verdict := "LOSSLESS"
 	if !res.Lossless {
 		verdict = fmt.Sprintf("NOT LOSSLESS: %d lost, %d duplicated", res.Total.Lost, res.Total.Duplicated)

@@ -120,6 +120,14 @@ func TestFleetWire(t *testing.T) {
 	if _, _, _, err := fleetEvent([]byte(`21["msg",{}]`)); err == nil {
 		t.Error("an event with an ack id is not one of ours")
 	}
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{{"2-0", "1-5", true}, {"1-5", "1-5", false}, {"1-4", "1-5", false}, {"1-6", "1-5", true}, {"10", "9", true}, {"x", "y", true}, {"x", "x", false}} {
+		if got := fleetOffsetAfter(c.a, c.b); got != c.want {
+			t.Errorf("%q after %q: %v", c.a, c.b, got)
+		}
+	}
 	if sid, pid := fleetReply([]byte(`0{"sid":"S","pid":"P"}`)); sid != "S" || pid != "P" {
 		t.Errorf("reply %q %q", sid, pid)
 	}
@@ -182,6 +190,7 @@ func TestFleetClientRecovery(t *testing.T) {
 			send(`42["msg",{"room":"r0","seq":0},"o-0"]`)
 			send(`42["msg",{"room":"r0","seq":1},"o-1"]`)
 		case 2:
+			send(`42["msg",{"room":"r0","seq":1},"o-1"]`) // stale: at the client's offset (a duplicate)
 			send(`42["msg",{"room":"r0","seq":2},"o-2"]`) // missed, before the reply
 			send(`40{"sid":"S1","pid":"P1"}`)
 			send(`42["msg",{"room":"r0","seq":2},"o-2"]`) // a duplicate
@@ -222,14 +231,14 @@ func TestFleetClientRecovery(t *testing.T) {
 		t.Errorf("sessions %d reconnects %d recovered %d joins %d sid changed %d first %d; want 3 2 1 2 0 0",
 			fc.sessions, fc.reconnects, fc.recovered, fc.joins, fc.sidChanged, fc.first)
 	}
-	if fc.replayed != 1 || fc.noOffset != 0 || fc.dupReplay != 0 {
-		t.Errorf("replayed %d, without offset %d, duplicates in a replay %d; want 1 0 0", fc.replayed, fc.noOffset, fc.dupReplay)
+	if fc.replayed != 2 || fc.noOffset != 0 || fc.dupReplay != 1 || fc.staleReplay != 1 {
+		t.Errorf("replayed %d, without offset %d, duplicates in a replay %d, stale %d; want 2 0 1 1", fc.replayed, fc.noOffset, fc.dupReplay, fc.staleReplay)
 	}
 	if fc.pid != "P2" || fc.offset != "o-3" {
 		t.Errorf("pid %q offset %q, want P2 o-3", fc.pid, fc.offset)
 	}
 	got := tallyFleetClient(fc.led, fc.first, 0, 1, []int8{pubOK, pubOK, pubOK, pubOK, pubOK}, nil)
-	if got != (fleetTally{Expected: 5, Received: 5, Duplicated: 1, OutOfOrder: 1}) {
+	if got != (fleetTally{Expected: 5, Received: 5, Duplicated: 2, OutOfOrder: 1}) {
 		t.Errorf("tally %+v", got)
 	}
 }

@@ -31,19 +31,20 @@ type fleetClient struct {
 	pid, sid, offset string
 	ackID            int
 
-	mu         sync.Mutex // guards the fields below (read by the straggler wait and the report)
-	led        *fleetLedger
-	first      int // first seq accountable for; -1 until the first join's ack
-	sessions   int // successful connections
-	reconnects int // connections after the first
-	recovered  int // reconnects whose reply carried the previous pid
-	sidChanged int // of those, with a sid other than the old one
-	connFails  int // attempts that did not reach a CONNECT reply (or join ack)
-	joins      int // join acks (first join and rejoins of fresh sessions)
-	noOffset   int // msg events without an offset while the session has a pid
-	replayed   int // msg events before a CONNECT reply (the missed packets of a recovery)
-	dupReplay  int // duplicates that came among those (a copy of something already received)
-	firstErr   string
+	mu          sync.Mutex // guards the fields below (read by the straggler wait and the report)
+	led         *fleetLedger
+	first       int // first seq accountable for; -1 until the first join's ack
+	sessions    int // successful connections
+	reconnects  int // connections after the first
+	recovered   int // reconnects whose reply carried the previous pid
+	sidChanged  int // of those, with a sid other than the old one
+	connFails   int // attempts that did not reach a CONNECT reply (or join ack)
+	joins       int // join acks (first join and rejoins of fresh sessions)
+	noOffset    int // msg events without an offset while the session has a pid
+	replayed    int // msg events before a CONNECT reply (the missed packets of a recovery)
+	dupReplay   int // duplicates that came among those (a copy of something already received)
+	staleReplay int // replayed packets whose offset is not after the one the client sent
+	firstErr    string
 
 	connected atomic.Bool
 }
@@ -85,6 +86,33 @@ func fleetOffset(arr []json.RawMessage) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// fleetOffsetAfter reports whether offset a comes after b, both Redis
+// stream ids ("<ms>-<seq>") or plain numbers; when either is neither, only
+// equality is told (a == b is not after).
+func fleetOffsetAfter(a, b string) bool {
+	pa, oka := fleetParseOffset(a)
+	pb, okb := fleetParseOffset(b)
+	if !oka || !okb {
+		return a != b
+	}
+	return pa[0] > pb[0] || (pa[0] == pb[0] && pa[1] > pb[1])
+}
+
+func fleetParseOffset(s string) ([2]uint64, bool) {
+	hi, lo, dash := strings.Cut(s, "-")
+	var o [2]uint64
+	var err error
+	if o[0], err = strconv.ParseUint(hi, 10, 64); err != nil {
+		return o, false
+	}
+	if dash {
+		if o[1], err = strconv.ParseUint(lo, 10, 64); err != nil {
+			return o, false
+		}
+	}
+	return o, true
 }
 
 // fleetEvent parses the data of an EVENT packet without ack id (`2[...]`,
@@ -225,6 +253,7 @@ func (fc *fleetClient) session(ctx context.Context, s fleetSession, url string, 
 		return err
 	}
 	defer cl.close()
+	authOffset := fc.offset
 	sid, pid := fleetReply(reply)
 	prevPID, prevSID := fc.pid, fc.sid
 	recovered := prevPID != "" && pid != "" && pid == prevPID
@@ -248,6 +277,13 @@ func (fc *fleetClient) session(ctx context.Context, s fleetSession, url string, 
 	defer fc.connected.Store(false)
 	for _, p := range before {
 		fc.handle(p, true)
+		if arr, _, _, err := fleetEvent(p); err == nil && authOffset != "" {
+			if off, ok := fleetOffset(arr); ok && !fleetOffsetAfter(off, authOffset) {
+				fc.mu.Lock()
+				fc.staleReplay++
+				fc.mu.Unlock()
+			}
+		}
 	}
 	if len(before) > 0 {
 		fc.mu.Lock()
