@@ -110,3 +110,34 @@ func TestValidatePrintsDiagnosticsOnly(t *testing.T) {
 		}
 	}
 }
+
+// validate explains a recovery block the adapter cannot back (pub/sub
+// forgets what it published), at the block, and accepts it in streams
+// mode. Redis need not be up: the plugin is only configured.
+func TestValidateExplainsRecoveryWithTheWrongAdapter(t *testing.T) {
+	dir := t.TempDir()
+	buildPlugin(t, dir, "adapter-redis")
+	for _, tc := range []struct {
+		mode string
+		code int
+		want string
+	}{
+		{"classic", 1, `:2:3: Error: Connection state recovery needs the adapter's help`},
+		{"sharded", 1, `needs mode = "streams"`},
+		{"streams", 0, "config OK: 1 namespaces, 1 plugins"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "config.hcl")
+			src := "server {\n  recovery {}\n  plugin_dir = \"" + dir + "\"\n}\nadapter \"redis\" {\n  url  = \"redis://127.0.0.1:1\"\n  mode = \"" + tc.mode + "\"\n}\nnamespace \"/\" {}\n"
+			if err := os.WriteFile(cfg, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut bytes.Buffer
+			code := run([]string{"validate", "--config", cfg}, &out, &errOut)
+			all := out.String() + errOut.String()
+			if code != tc.code || !strings.Contains(all, tc.want) {
+				t.Fatalf("exit %d, want %d with %q:\n%s", code, tc.code, tc.want, all)
+			}
+		})
+	}
+}

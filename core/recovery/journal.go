@@ -152,21 +152,14 @@ func (j *Journal) expireLocked(now int64) {
 
 // Since returns the entries of namespace ns after offset that a socket in
 // sessionRooms received, oldest first. complete is false when the journal
-// no longer holds everything after offset (it was dropped), or when offset
-// is newer than anything appended here and future is false.
+// may no longer hold everything after offset (the entry right after it
+// was dropped), or when offset is newer than anything appended here and
+// future is false; the entries it still holds are returned either way.
 func (j *Journal) Since(ns string, sessionRooms []string, after Offset, future bool) (out []Entry, complete bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.expireLocked(time.Now().UnixNano())
-	if j.hasLast && j.last.Less(after) && !future {
-		return nil, false
-	}
-	if j.n > 0 && after.next().Less(j.ring[j.head].Offset) {
-		return nil, false // the entry right after offset may be gone
-	}
-	if j.n == 0 && j.hasLast && after.Less(j.last) {
-		return nil, false
-	}
+	complete = j.coversLocked(after, future)
 	for i := 0; i < j.n; i++ {
 		e := &j.ring[(j.head+i)%len(j.ring)]
 		if !after.Less(e.Offset) || e.Namespace != ns || !e.matches(sessionRooms) {
@@ -174,7 +167,28 @@ func (j *Journal) Since(ns string, sessionRooms []string, after Offset, future b
 		}
 		out = append(out, *e)
 	}
-	return out, true
+	return out, complete
+}
+
+// Covers reports whether the journal holds everything after offset (and
+// offset is not newer than anything appended).
+func (j *Journal) Covers(after Offset) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.expireLocked(time.Now().UnixNano())
+	return j.coversLocked(after, false)
+}
+
+func (j *Journal) coversLocked(after Offset, future bool) bool {
+	switch {
+	case j.hasLast && j.last.Less(after) && !future:
+		return false
+	case j.n > 0 && after.next().Less(j.ring[j.head].Offset):
+		return false // the entry right after offset may be gone
+	case j.n == 0 && j.hasLast && after.Less(j.last):
+		return false
+	}
+	return true
 }
 
 // Stats returns the entries and bytes held.

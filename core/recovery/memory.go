@@ -94,7 +94,7 @@ func (m *Memory) Restore(j *Journal, ns, pid, offset string) (*sdk.RestoredSessi
 	if !ok {
 		return nil, sdk.ErrNoSession
 	}
-	if _, complete := j.Since(ns, nil, off, false); !complete {
+	if !j.Covers(off) {
 		return nil, sdk.ErrNoSession
 	}
 	s.s.Offset = offset

@@ -152,10 +152,11 @@ func (c *client) restore(ns *Namespace, auth []byte) *sdk.RestoredSession {
 	if pid == "" || len(pid) > 64 || len(offset) > 64 {
 		return nil
 	}
-	if offset != "" {
-		if _, ok := recovery.ParseOffset(offset); !ok {
-			return nil
-		}
+	if _, ok := recovery.ParseOffset(offset); !ok {
+		// The client took a string argument of an event that was not
+		// numbered for an offset (Node's client cannot tell): recover
+		// from the session's own offset rather than lose the session.
+		offset = ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rec.RestoreTimeout)
 	rs, err := rec.Store.Restore(ctx, ns.name, pid, offset)
@@ -179,7 +180,9 @@ func (c *client) restore(ns *Namespace, auth []byte) *sdk.RestoredSession {
 		st.Collisions.Add(1)
 		return nil
 	}
-	if rs.Offset == "" {
+	// Replay starts after what the client says it has seen; only a client
+	// that saw nothing goes by the session's own offset.
+	if offset != "" {
 		rs.Offset = offset
 	}
 	return rs
@@ -189,27 +192,46 @@ func (c *client) restore(ns *Namespace, auth []byte) *sdk.RestoredSession {
 const holdMax = 4096
 
 // hold keeps live broadcasts for a socket while its missed packets are
-// being sent, so that they arrive after them, each once.
+// being sent, so that they arrive after them, each once. Once released it
+// stays in place until the first live broadcast newer than what was
+// replayed: this instance may deliver a broadcast the store already
+// replayed (its adapter reads the stream behind Redis), and drops it.
 type hold struct {
 	mu       sync.Mutex
 	msgs     [][]*engineio.Message
 	released bool
+	floor    recovery.Offset // released: the newest offset replayed
 	overflow bool
 }
 
-// add keeps msgs; false when the hold is released (send them normally).
-func (h *hold) add(msgs []*engineio.Message) bool {
+// Outcomes of hold.add.
+const (
+	holdKept    = iota // held, or dropped as already replayed
+	holdPass           // send it; the hold stays
+	holdDone           // send it; the hold is no longer needed
+)
+
+// add keeps msgs while the hold is on; once released it drops what was
+// already replayed.
+func (h *hold) add(msgs []*engineio.Message) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.released {
-		return false
+		o, ok := recovery.LastOffset(msgs[0].Frame)
+		switch {
+		case !ok:
+			return holdPass // not numbered: never replayed
+		case !h.floor.Less(o):
+			return holdKept // replayed already
+		}
+		return holdDone
 	}
 	if len(h.msgs) >= holdMax {
 		h.overflow = true
-		return true
+		return holdKept
 	}
 	h.msgs = append(h.msgs, msgs)
-	return true
+	return holdKept
 }
 
 // replay sends a recovered socket what it missed (from the store, then
@@ -232,6 +254,11 @@ func (c *client) replay(s *Socket, rs *sdk.RestoredSession, h *hold, reply []*en
 		last = o
 		sent++
 	}
+	// Under the namespace's order lock no broadcast is between the journal
+	// and its recipients: each one is either in the journal and already
+	// held (skipped below), or not yet numbered (it goes out live, after
+	// the release).
+	s.ns.order.Lock()
 	if s.ns.journal != nil {
 		entries, _ := s.ns.journal.Since(s.ns.name, s.Rooms(), last, true)
 		for _, e := range entries {
@@ -248,11 +275,11 @@ func (c *client) replay(s *Socket, rs *sdk.RestoredSession, h *hold, reply []*en
 		c.sess.Send(msgs...)
 	}
 	c.send(reply)
-	h.released = true
+	h.released, h.floor = true, last
 	overflow := h.overflow
 	h.msgs = nil
 	h.mu.Unlock()
-	s.hold.Store(nil)
+	s.ns.order.Unlock()
 	c.srv.Stats.Recovery.Replayed.Add(int64(sent))
 	if overflow {
 		// Live packets were dropped: the client comes back and recovers

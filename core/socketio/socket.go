@@ -173,8 +173,13 @@ func (s *Socket) send(msgs []*engineio.Message) bool {
 
 // Deliver implements rooms.Member.
 func (s *Socket) Deliver(msgs []*engineio.Message, b *engineio.Batch) {
-	if h := s.hold.Load(); h != nil && h.add(msgs) {
-		return // being recovered: sent after what it missed
+	if h := s.hold.Load(); h != nil {
+		switch h.add(msgs) {
+		case holdKept:
+			return // being recovered: sent after what it missed, or already sent
+		case holdDone:
+			s.hold.CompareAndSwap(h, nil)
+		}
 	}
 	b.Send(s.client.sess, msgs)
 }

@@ -36,6 +36,8 @@ type metrics struct {
 	respInvalid   atomic.Uint64 // request answers dropped: could not be encoded
 	reqDropped    atomic.Uint64 // incoming requests dropped: the core's handler queue full
 	answerDropped atomic.Uint64 // answers to our requests dropped: more than maxAnswers
+	dupRead       atomic.Uint64 // streams mode: duplicate entries the XREAD loop dropped
+	dupRestore    atomic.Uint64 // streams mode: duplicate entries RestoreSession dropped
 
 	mu   sync.Mutex
 	down map[string]string // what is failing ("publish", "subscription", ...) → why
@@ -227,6 +229,7 @@ func (m *metrics) snapshot() sdk.MetricsSnapshot {
 			Bounds: bounds, Counts: counts, Count: total, Sum: time.Duration(c.sumNs.Load()).Seconds(),
 		})
 	}
+	const dupHelp = "Streams mode: stream entries dropped as copies of one already read (a write retried after a timeout that Redis ran after all), by reader."
 	const dropHelp = "Outgoing broadcasts dropped: the publish queue was full, or still held messages when the plugin closed."
 	s.Counters = append(s.Counters,
 		counter("redis_published_messages_total", "Broadcasts Redis accepted (PUBLISH).", m.published.Load()),
@@ -241,6 +244,8 @@ func (m *metrics) snapshot() sdk.MetricsSnapshot {
 			m.respInvalid.Load(), sdk.MetricLabel{Name: "reason", Value: "invalid"}),
 		counter("redis_request_answers_overflow_total", "Answers to this instance's own requests dropped: more than 65536 waiting for the caller.", m.answerDropped.Load()),
 		counter("redis_requests_dropped_total", "Requests from other instances dropped because the handler queue was full.", m.reqDropped.Load()),
+		counter("redis_stream_duplicates_dropped_total", dupHelp, m.dupRead.Load(), sdk.MetricLabel{Name: "reader", Value: "xread"}),
+		counter("redis_stream_duplicates_dropped_total", dupHelp, m.dupRestore.Load(), sdk.MetricLabel{Name: "reader", Value: "restore"}),
 	)
 	s.Gauges = append(s.Gauges, sdk.MetricSample{Name: "redis_publish_queue_messages",
 		Help: "Outgoing broadcasts waiting to be published (the batch in flight included).", Value: float64(m.queued.Load())})

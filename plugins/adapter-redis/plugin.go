@@ -22,6 +22,8 @@ type mode interface {
 	// flush publishes one batch in one round trip. An error means Redis did
 	// not take it (the shell retries the batch); messages that cannot be
 	// encoded are skipped and reported through skipped, not an error.
+	// After an error the shell calls it again with the same batch (the
+	// same slice) until it returns nil or the shell stops.
 	flush(ctx context.Context, batch []sdk.AdapterMessage, skipped func(error)) error
 	// subscribe runs until ctx ends, delivering broadcasts from other
 	// instances in batches; it survives Redis restarts.
@@ -306,11 +308,28 @@ func (p *plugin) RoomsChanged(ctx context.Context, changes []sdk.RoomChange) err
 }
 
 // Status reports Redis trouble (publishes failing, a subscription down) and
-// the plugin's metrics.
-func (p *plugin) Status(context.Context) (sdk.Status, error) {
+// the plugin's metrics. A mode that can check Redis itself (pinger) does so
+// here: a blocked stream read does not notice a Redis that stopped
+// answering until its block time is over.
+func (p *plugin) Status(ctx context.Context) (sdk.Status, error) {
 	met := p.metrics()
+	if m, err := p.mode(); err == nil {
+		if pg, ok := m.(pinger); ok {
+			pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+			met.setDown("ping", pg.ping(pctx))
+			cancel()
+		}
+	}
 	return sdk.Status{Degraded: met.degraded(), Metrics: met.snapshot()}, nil
 }
+
+// pinger is a mode that checks Redis on each Status.
+type pinger interface {
+	ping(ctx context.Context) error
+}
+
+// pingTimeout bounds that check: Status is asked about once a second.
+const pingTimeout = 500 * time.Millisecond
 
 const uidAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 

@@ -75,6 +75,19 @@ type streams struct {
 
 	recovering atomic.Bool
 	sess       sessions
+
+	// seen is the reader's duplicate table (streams_dedupe.go).
+	seen *dedupe
+	// retry is the batch the queue is sending, as encoded at its first
+	// attempt: the queue calls flush again with the same batch until Redis
+	// takes it, and every attempt must carry the same mids.
+	retryMu sync.Mutex
+	retry   struct {
+		first *sdk.AdapterMessage // &batch[0]
+		n     int                 // len(batch)
+		cmds  [][]any             // each message's XADD; nil when it could not be encoded
+		errs  []error             // why, for those
+	}
 }
 
 // wholeNumber reads an optional numeric attribute in [lo, hi].
@@ -98,7 +111,7 @@ func newStreams(opts *redis.Options, key string, raw sdk.Config) (*streams, erro
 	if len(c.ClusterNodes) > 0 {
 		return nil, sdk.AttrError("cluster_nodes", `mode = "streams" runs on one Redis node (a Redis Cluster is not supported yet)`)
 	}
-	st := &streams{name: c.StreamName, block: defaultBlockTime, sessionPrefix: defaultSessionPrefix, cursor: map[string]string{}}
+	st := &streams{name: c.StreamName, block: defaultBlockTime, sessionPrefix: defaultSessionPrefix, cursor: map[string]string{}, seen: newDedupe()}
 	if st.name == "" {
 		st.name = defaultStreamName
 	}
@@ -223,24 +236,45 @@ func (st *streams) lastRead(nsp string) string {
 	return ""
 }
 
-// flush appends the batch to the streams in one pipeline.
+// flush appends the batch to the streams in one pipeline. A batch is
+// encoded (and its messages numbered) once: when the queue sends it again
+// after a failure, the same entries go out, with the same mids, so that
+// readers can drop the copies of an attempt Redis ran after all.
 func (st *streams) flush(ctx context.Context, batch []sdk.AdapterMessage, skipped func(error)) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	st.retryMu.Lock()
+	defer st.retryMu.Unlock()
+	r := &st.retry
+	if r.first != &batch[0] || r.n != len(batch) {
+		r.first, r.n = &batch[0], len(batch)
+		r.cmds, r.errs = make([][]any, len(batch)), make([]error, len(batch))
+		for i := range batch {
+			m := &batch[i]
+			data, err := encodeStreamBroadcast(m)
+			if err != nil {
+				r.errs[i] = fmt.Errorf("message %d: %w", i, err)
+				continue
+			}
+			nsp := nspOrRoot(m.Namespace)
+			r.cmds[i] = streamArgs(st.streamOf(nsp), st.maxLen, st.uid, nsp, shBroadcast, data, nextMID(st.uid))
+		}
+	}
 	pipe := st.rdb.Pipeline()
-	for i := range batch {
-		m := &batch[i]
-		data, err := encodeStreamBroadcast(m)
-		if err != nil {
-			skipped(fmt.Errorf("message %d: %w", i, err))
+	for i, cmd := range r.cmds {
+		if cmd == nil {
+			skipped(r.errs[i])
 			continue
 		}
-		nsp := nspOrRoot(m.Namespace)
-		pipe.Do(ctx, streamArgs(st.streamOf(nsp), st.maxLen, st.uid, nsp, shBroadcast, data)...)
+		pipe.Do(ctx, cmd...)
 	}
 	if pipe.Len() > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf(`adapter "redis": xadd: %w`, err)
+			return fmt.Errorf(`adapter "redis": xadd: %w`, err) // the queue retries this batch
 		}
 	}
+	r.first, r.n, r.cmds, r.errs = nil, 0, nil, nil
 	return nil
 }
 
@@ -344,6 +378,12 @@ func (st *streams) deliverEntries(stream string, entries []redis.XMessage, deliv
 	recovering := st.recovering.Load()
 	batch := make([]sdk.AdapterMessage, 0, min(len(entries), maxDeliver))
 	last := ""
+	// Entries are checked for duplicates in tx, committed with the cursor:
+	// a batch the core refuses is read again, and must not then be taken
+	// for copies of itself.
+	tx := st.seen.begin(stream)
+	now := time.Now()
+	dropped := 0
 	flush := func() error {
 		if len(batch) > 0 {
 			if err := deliver(batch); err != nil {
@@ -356,10 +396,19 @@ func (st *streams) deliverEntries(stream string, entries []redis.XMessage, deliv
 			st.cursor[stream] = last
 			st.curMu.Unlock()
 		}
+		tx.commit(now)
+		if dropped > 0 {
+			st.count1(func(m *metrics) { m.dupRead.Add(uint64(dropped)) })
+			dropped = 0
+		}
 		return nil
 	}
 	for _, e := range entries {
 		last = e.ID
+		if tx.dup(e.Values[midField], now) {
+			dropped++
+			continue
+		}
 		w, ok, err := decodeStreamEntry(e.Values)
 		if err != nil || !ok {
 			continue
@@ -417,7 +466,7 @@ func (st *streams) request(ctx context.Context, req sdk.ClusterRequest, answer f
 		return sdk.RequestResult{}, fmt.Errorf(`adapter "redis": %v request: %w`, req.Type, err)
 	}
 	nsp := nspOrRoot(req.Namespace)
-	if err := st.rdb.Do(ctx, streamArgs(st.streamOf(nsp), st.maxLen, st.uid, nsp, typ, payload)...).Err(); err != nil {
+	if err := st.rdb.Do(ctx, streamArgs(st.streamOf(nsp), st.maxLen, st.uid, nsp, typ, payload, nextMID(st.uid))...).Err(); err != nil {
 		return sdk.RequestResult{}, fmt.Errorf(`adapter "redis": xadd: %w`, err)
 	}
 	return sdk.RequestResult{}, nil
@@ -435,4 +484,12 @@ func (st *streams) close() error {
 	st.sess.stop()
 	st.wg.Wait()
 	return st.ps.close() // closes st.rdb
+}
+
+// ping checks that Redis answers (Status asks about once a second).
+func (st *streams) ping(ctx context.Context) error {
+	if err := st.rdb.Ping(ctx).Err(); err != nil {
+		return redisCause(err)
+	}
+	return nil
 }

@@ -143,9 +143,10 @@ func TestNodeStreams(t *testing.T) {
 		if len(entries) != 2 {
 			t.Fatalf("entries %q", entries)
 		}
-		// Same fields in the same order; only the uid differs.
+		// Same fields in the same order; only the uid differs, and ours
+		// has mid last (Node's has none, and ignores it).
 		nodeE, goE := entries[0], entries[1]
-		if nodeE[0] != "uid" || goE[0] != "uid" || !reflect.DeepEqual(nodeE[2:], goE[2:]) {
+		if len(goE) != len(nodeE)+2 || goE[len(nodeE)] != "mid" || nodeE[0] != "uid" || goE[0] != "uid" || !reflect.DeepEqual(nodeE[2:], goE[2:len(nodeE)]) {
 			t.Fatalf("Node's entry %q\n     ours %q", nodeE, goE)
 		}
 	})

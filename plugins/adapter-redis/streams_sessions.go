@@ -26,6 +26,10 @@ const (
 	// stops after 100 calls).
 	restorePage  = 1000
 	restorePages = 100
+	// restoreLookBack is how many entries up to the offset a restore reads
+	// to learn what the client already got, so that a copy of one of
+	// those after the offset is not replayed (streams_dedupe.go).
+	restoreLookBack = 1000
 	// refreshChunk is how many live sessions one PEXPIRE pipeline renews.
 	refreshChunk = 1000
 )
@@ -276,13 +280,27 @@ func (st *streams) restoreSession(ctx context.Context, namespace, pid, offset st
 	if !validOffset(offset) {
 		return nil, sdk.ErrNoSession
 	}
-	at, err := st.rdb.XRange(ctx, stream, offset, offset).Result()
+	// The offset and the entries before it: the offset must still be in
+	// the stream, and what the client got (up to restoreLookBack entries
+	// back) tells copies after the offset from new messages.
+	back, err := st.rdb.XRevRangeN(ctx, stream, offset, "-", restoreLookBack).Result()
 	if err != nil {
 		return nil, fmt.Errorf(`adapter "redis": restoring session: %w`, err)
 	}
-	if len(at) == 0 {
+	if len(back) == 0 || back[0].ID != offset {
 		return nil, sdk.ErrNoSession // trimmed away (or never there)
 	}
+	now := time.Now()
+	seen := newDedupe().begin(stream)
+	for i := len(back) - 1; i >= 0; i-- {
+		seen.dup(back[i].Values[midField], now)
+	}
+	dropped := 0
+	defer func() {
+		if dropped > 0 {
+			st.count1(func(m *metrics) { m.dupRestore.Add(uint64(dropped)) })
+		}
+	}()
 	out := &sdk.RestoredSession{Session: *sess}
 	for page := 0; page < restorePages; page++ {
 		entries, err := st.rdb.XRangeN(ctx, stream, nextOffset(offset), "+", restorePage).Result()
@@ -291,7 +309,14 @@ func (st *streams) restoreSession(ctx context.Context, namespace, pid, offset st
 		}
 		for _, e := range entries {
 			offset = e.ID
-			if e.Values["nsp"] != nsp || e.Values["type"] != "3" {
+			mine := e.Values["nsp"] == nsp && e.Values["type"] == "3"
+			if seen.dup(e.Values[midField], now) {
+				if mine {
+					dropped++
+				}
+				continue
+			}
+			if !mine {
 				continue
 			}
 			w, ok, err := decodeStreamEntry(e.Values)

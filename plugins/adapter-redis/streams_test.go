@@ -75,7 +75,8 @@ func TestStreamHash(t *testing.T) {
 
 // The entries Node's streams adapter writes: fields uid, nsp, type (a
 // string), data (JSON, or base64 msgpack when binary), in that order; one
-// pipeline per batch.
+// pipeline per batch. Ours add mid "<uid>:<sequence>" last, the sequence
+// increasing in a batch.
 func TestStreamsEntryFormat(t *testing.T) {
 	r := testkit.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
@@ -101,7 +102,20 @@ func TestStreamsEntryFormat(t *testing.T) {
 		{"uid", st.uid, "nsp", "/", "type", "4", "data", `{"opts":{"rooms":["a"],"except":[],"flags":{}},"rooms":["b"]}`},
 		{"uid", st.uid, "nsp", "/", "type", "6", "data", `{"opts":{"rooms":[],"except":[],"flags":{}},"close":true}`},
 	}
+	var lastSeq uint64
 	for i := range want {
+		if len(got[i]) != 11 || got[i][9] != "mid" {
+			t.Fatalf("entry %d: %q: no mid last", i, got[i])
+		}
+		if i == 3 {
+			lastSeq = 0 // requests are numbered when sent, broadcasts when the queue encodes them
+		}
+		pub, seq, ok := parseMID(got[i][10])
+		if !ok || pub != st.uid || seq <= lastSeq {
+			t.Errorf("entry %d: mid %q after sequence %d", i, got[i][10], lastSeq)
+		}
+		lastSeq = seq
+		got[i] = got[i][:9]
 		if i == 2 {
 			continue
 		}
@@ -123,7 +137,7 @@ func TestStreamsEntryFormat(t *testing.T) {
 	}
 	// MAXLEN ~ 10000 is on every XADD (Redis does not show it; the
 	// command is built by streamArgs).
-	if a := streamArgs("s", 10000, "u", "/", 3, "d"); fmt.Sprint(a[:6]) != "[XADD s MAXLEN ~ 10000 *]" {
+	if a := streamArgs("s", 10000, "u", "/", 3, "d", "u:7"); fmt.Sprint(a) != "[XADD s MAXLEN ~ 10000 * uid u nsp / type 3 data d mid u:7]" {
 		t.Fatalf("args %v", a)
 	}
 }

@@ -46,11 +46,16 @@ func streamFor(name string, count int, nsp string) string {
 }
 
 // streamArgs is one XADD as Node sends it: XADD <stream> MAXLEN ~ <maxLen>
-// * uid <uid> nsp <nsp> type <n> [data <data>].
-func streamArgs(stream string, maxLen int64, uid, nsp string, typ int, data string) []any {
-	args := []any{"XADD", stream, "MAXLEN", "~", maxLen, "*", "uid", uid, "nsp", nsp, "type", strconv.Itoa(typ)}
+// * uid <uid> nsp <nsp> type <n> [data <data>], plus our mid <mid> last
+// (see streams_dedupe.go; Node ignores it).
+func streamArgs(stream string, maxLen int64, uid, nsp string, typ int, data, mid string) []any {
+	args := make([]any, 0, 16)
+	args = append(args, "XADD", stream, "MAXLEN", "~", maxLen, "*", "uid", uid, "nsp", nsp, "type", strconv.Itoa(typ))
 	if data != "" {
 		args = append(args, "data", data)
+	}
+	if mid != "" {
+		args = append(args, midField, mid)
 	}
 	return args
 }
