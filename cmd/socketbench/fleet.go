@@ -166,6 +166,9 @@ func fleetMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	r.logf("results in %s", c.out)
 	line, _ := json.Marshal(res)
 	fmt.Fprintf(stdout, "%s\n", line)
+	if res.Interrupted {
+		return 1
+	}
 	if c.expectLossless && (res.Total.Lost > 0 || res.Total.Duplicated > 0) {
 		r.logf("FAIL (-expect-lossless): %d lost, %d duplicated", res.Total.Lost, res.Total.Duplicated)
 		return 1
@@ -543,6 +546,12 @@ func (r *fleetRun) run(ctx context.Context) (*fleetResult, error) {
 	wg.Wait()
 	res := r.result(sent, pubEnd)
 	res.StragglersLeft = waiting
+	if ctx.Err() != nil {
+		// SIGINT or SIGTERM (ours, or someone's pkill): the counts are
+		// not those of the run asked for.
+		res.Interrupted = true
+		r.logf("INTERRUPTED by a signal: the run was cut short; its counts do not measure the change")
+	}
 	return res, nil
 }
 
@@ -854,6 +863,7 @@ type fleetResult struct {
 	PerRoom         []fleetRoomRow  `json:"per_room"`
 	Events          []fleetEventLog `json:"events"`
 	Lossless        bool            `json:"lossless"`
+	Interrupted     bool            `json:"interrupted"` // a signal cut the run short
 }
 
 func (r *fleetRun) result(sent []int8, pubEnd time.Duration) *fleetResult {
@@ -971,6 +981,9 @@ func fleetTable(res *fleetResult) string {
 	verdict := "LOSSLESS"
 	if !res.Lossless {
 		verdict = fmt.Sprintf("NOT LOSSLESS: %d lost, %d duplicated", res.Total.Lost, res.Total.Duplicated)
+	}
+	if res.Interrupted {
+		verdict = "INTERRUPTED (a signal cut the run short; not a measurement); " + verdict
 	}
 	fmt.Fprintf(&b, "%s; %d out of order; %d of %d reconnects recovered\n", verdict, res.Total.OutOfOrder, res.Recovered, res.Reconnects)
 	return b.String()
