@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CHROMIUM_PATH ?= /usr/bin/chromium
 
-.PHONY: all build plugins proto run test test-go test-e2e e2e-deps fuzz bench bench-go soak vet fmt clean
+.PHONY: all build plugins proto run test test-go test-e2e e2e-deps fuzz bench bench-go bench-fleet soak vet fmt clean
 
 all: build
 
@@ -83,6 +83,21 @@ soak: build
 	$(GO) build -o bin/socketbench ./cmd/socketbench
 	@command -v redis-server >/dev/null || { echo "soak needs redis-server (apt-get install redis-server)"; exit 1; }
 	bin/socketbench soak --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
+
+## bench-fleet: loss across a fleet change (bench/README.md, "Fleet changes"):
+## Redis, FLEET_INSTANCES instances and nginx started here, clients doing
+## connection state recovery, a publisher on the backend API, and
+## FLEET_CHANGE (rolling, kill, redis-stop, none) during the run; with
+## bench/fleet.hcl (streams + recovery) by default, FLEET_CONFIG to change.
+## FLEET_ARGS: more socketbench fleet flags (e.g. -expect-lossless, -no-nginx).
+FLEET_CONFIG    ?= bench/fleet.hcl
+FLEET_CHANGE    ?= rolling
+FLEET_INSTANCES ?= 3
+FLEET_ARGS      ?=
+bench-fleet: build
+	$(GO) build -o bin/socketbench ./cmd/socketbench
+	@command -v redis-server >/dev/null || { echo "bench-fleet needs redis-server (apt-get install redis-server)"; exit 1; }
+	bin/socketbench fleet -config $(FLEET_CONFIG) -change $(FLEET_CHANGE) -instances $(FLEET_INSTANCES) $(FLEET_ARGS)
 
 ## bench-go: Go benchmarks (codecs, broadcast, memory per connection, plugin
 ## boundary, handshakes with and without the JWT plugin)

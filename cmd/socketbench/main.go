@@ -45,6 +45,11 @@ scenarios:
   soak       two instances + Redis started here, churn, numbered broadcasts,
              hostile clients and faults for --minutes; a CSV, an SVG and a
              verdict in bench/results/soak-<time>/ (socketbench soak -h)
+  fleet      redis-server, N instances and nginx started here; C clients
+             doing connection state recovery in R rooms, numbered messages
+             through the backend API, and a fleet change (-change rolling,
+             kill, redis-stop): lost, duplicated, out of order, reconnects
+             recovered (socketbench fleet -h)
   table      medians of JSON result lines, ours vs node (see bench/README.md)
 
 Output: a human summary on stderr, one JSON line on stdout.
@@ -71,6 +76,9 @@ func main() {
 	defer stop()
 	if scenario == "soak" {
 		os.Exit(soakMain(ctx, args, os.Stdout, os.Stderr))
+	}
+	if scenario == "fleet" {
+		os.Exit(fleetMain(ctx, args, os.Stdout, os.Stderr))
 	}
 	os.Exit(run(ctx, scenario, args, os.Stdout, os.Stderr))
 }
