@@ -86,6 +86,82 @@ type fleetRun struct {
 
 	emu    sync.Mutex
 	events []fleetEventLog
+
+	// The reconnect storm of -change kill: when the victim died, and the
+	// survivors' CPU (plugins included) sampled from then on.
+	smu     sync.Mutex
+	stormAt time.Time
+	storm   []cpuSample
+}
+
+type cpuSample struct {
+	at  time.Time
+	cpu time.Duration
+}
+
+// sampleStorm records the CPU the survivors use from now on, every 50 ms
+// for a minute at most.
+func (r *fleetRun) sampleStorm(ctx context.Context, victim *fleetInst) {
+	var pids []int
+	for _, in := range r.insts {
+		in.mu.Lock()
+		if in != victim && in.cmd != nil && in.cmd.Process != nil {
+			pids = append(pids, in.cmd.Process.Pid)
+		}
+		in.mu.Unlock()
+	}
+	m := startCPU(withDescendants(pids))
+	r.smu.Lock()
+	r.stormAt = time.Now()
+	r.smu.Unlock()
+	go func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		end := time.After(time.Minute)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-end:
+				return
+			case now := <-t.C:
+				r.smu.Lock()
+				r.storm = append(r.storm, cpuSample{now, m.used()})
+				r.smu.Unlock()
+			}
+		}
+	}()
+}
+
+// stormResult: how many clients recovered after the kill, how long until
+// the last did, and the survivors' CPU until then.
+func (r *fleetRun) stormResult() (clients int, allBack time.Duration, cpu time.Duration) {
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	if r.stormAt.IsZero() {
+		return 0, 0, 0
+	}
+	var last time.Time
+	for _, fc := range r.clients {
+		fc.mu.Lock()
+		if fc.lastRecovered.After(r.stormAt) {
+			clients++
+			if fc.lastRecovered.After(last) {
+				last = fc.lastRecovered
+			}
+		}
+		fc.mu.Unlock()
+	}
+	if clients == 0 {
+		return 0, 0, 0
+	}
+	for _, s := range r.storm {
+		cpu = s.cpu
+		if !s.at.Before(last) {
+			break
+		}
+	}
+	return clients, last.Sub(r.stormAt), cpu
 }
 
 func fleetMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -619,6 +695,7 @@ func (r *fleetRun) runChange(ctx context.Context) {
 		r.note("rolling restart done")
 	case "kill":
 		in := r.insts[r.c.victim]
+		r.sampleStorm(ctx, in)
 		r.note("SIGKILL %s", in.name)
 		r.stop(in, syscall.SIGKILL, 10*time.Second)
 		if err := r.start(in); err != nil {
@@ -864,6 +941,12 @@ type fleetResult struct {
 	Events          []fleetEventLog `json:"events"`
 	Lossless        bool            `json:"lossless"`
 	Interrupted     bool            `json:"interrupted"` // a signal cut the run short
+	// -change kill: the reconnect storm. Clients that recovered after the
+	// kill, time from the kill to the last recovery, and the CPU the
+	// surviving instances (plugins included) spent meanwhile.
+	StormRecovered int     `json:"storm_recovered,omitempty"`
+	StormAllBackMS float64 `json:"storm_all_back_ms,omitempty"`
+	StormCPUS      float64 `json:"storm_cpu_s,omitempty"`
 }
 
 func (r *fleetRun) result(sent []int8, pubEnd time.Duration) *fleetResult {
@@ -934,6 +1017,9 @@ func (r *fleetRun) result(sent []int8, pubEnd time.Duration) *fleetResult {
 	res.Events = append([]fleetEventLog(nil), r.events...)
 	r.emu.Unlock()
 	res.Lossless = res.Total.Lost == 0 && res.Total.Duplicated == 0
+	if n, back, cpu := r.stormResult(); n > 0 {
+		res.StormRecovered, res.StormAllBackMS, res.StormCPUS = n, float64(back.Microseconds())/1000, cpu.Seconds()
+	}
 	return res
 }
 
@@ -986,5 +1072,9 @@ func fleetTable(res *fleetResult) string {
 		verdict = "INTERRUPTED (a signal cut the run short; not a measurement); " + verdict
 	}
 	fmt.Fprintf(&b, "%s; %d out of order; %d of %d reconnects recovered\n", verdict, res.Total.OutOfOrder, res.Recovered, res.Reconnects)
+	if res.StormRecovered > 0 {
+		fmt.Fprintf(&b, "reconnect storm: %d clients recovered after the kill, the last %.0f ms after it; the surviving instances spent %.2f CPU-s meanwhile\n",
+			res.StormRecovered, res.StormAllBackMS, res.StormCPUS)
+	}
 	return b.String()
 }

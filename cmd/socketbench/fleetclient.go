@@ -45,6 +45,8 @@ type fleetClient struct {
 	dupReplay   int // duplicates that came among those (a copy of something already received)
 	staleReplay int // replayed packets whose offset is not after the one the client sent
 	firstErr    string
+	// lastRecovered is when its latest recovered reconnect got its reply.
+	lastRecovered time.Time
 
 	connected atomic.Bool
 }
@@ -267,6 +269,7 @@ func (fc *fleetClient) session(ctx context.Context, s fleetSession, url string, 
 		fc.reconnects++
 		if recovered {
 			fc.recovered++
+			fc.lastRecovered = time.Now()
 			if sid != prevSID {
 				fc.sidChanged++
 			}
