@@ -52,6 +52,11 @@ type SessionChange struct {
 type RecoveryConfig struct {
 	// MaxDisconnection is how long a saved session stays recoverable.
 	MaxDisconnection time.Duration
+	// Resume, after a restart of the plugin, maps each namespace to the
+	// newest offset this instance delivered: the adapter reads on from
+	// there, not from what is newest now, so that what was added while it
+	// was down is delivered too. Empty at the first call.
+	Resume map[string]string
 }
 
 // RestoredSession is a session taken back, with what its socket missed.

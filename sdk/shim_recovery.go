@@ -28,7 +28,7 @@ func (s *adapterServer) EnableRecovery(ctx context.Context, in *pb.RecoveryConfi
 	if err != nil {
 		return nil, err
 	}
-	cfg := RecoveryConfig{MaxDisconnection: time.Duration(in.GetMaxDisconnectionMs()) * time.Millisecond}
+	cfg := RecoveryConfig{MaxDisconnection: time.Duration(in.GetMaxDisconnectionMs()) * time.Millisecond, Resume: in.GetResume()}
 	if err := st.EnableRecovery(ctx, cfg); err != nil {
 		return nil, toStatus(err)
 	}
@@ -70,7 +70,7 @@ var _ SessionStore = (*adapterClient)(nil)
 // EnableRecovery asks the plugin to back recovery. A plugin without it
 // gives an error wrapping ErrUnsupported.
 func (c *adapterClient) EnableRecovery(ctx context.Context, cfg RecoveryConfig) error {
-	_, err := c.rpc.EnableRecovery(ctx, &pb.RecoveryConfig{MaxDisconnectionMs: cfg.MaxDisconnection.Milliseconds()}, callOpts...)
+	_, err := c.rpc.EnableRecovery(ctx, &pb.RecoveryConfig{MaxDisconnectionMs: cfg.MaxDisconnection.Milliseconds(), Resume: cfg.Resume}, callOpts...)
 	if err != nil {
 		return unsupported("EnableRecovery", err)
 	}

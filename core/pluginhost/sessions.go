@@ -22,6 +22,7 @@ const (
 type sessionState struct {
 	out      *batcher[sdk.SessionChange]
 	snapshot atomic.Pointer[func() []sdk.SessionChange]
+	resume   atomic.Pointer[func() map[string]string]
 }
 
 // EnableRecovery asks the adapter plugin to back connection state recovery
@@ -56,7 +57,15 @@ func (l *Link) EnableRecovery(ctx context.Context, cfg sdk.RecoveryConfig) error
 	l.ss.out.eager = true
 	l.ss.out.start()
 	l.p.afterRestart(func(ctx context.Context, raw sdk.Plugin) error {
-		if err := enable(ctx, raw); err != nil {
+		again := cfg
+		if f := l.ss.resume.Load(); f != nil {
+			again.Resume = (*f)()
+		}
+		st, ok := raw.(sdk.SessionStore)
+		if !ok {
+			return sdk.ErrUnsupported
+		}
+		if err := st.EnableRecovery(ctx, again); err != nil {
 			return err
 		}
 		if f := l.ss.snapshot.Load(); f != nil {
@@ -73,6 +82,12 @@ func (l *Link) EnableRecovery(ctx context.Context, cfg sdk.RecoveryConfig) error
 // every connected socket's session, as SessionLive.
 func (l *Link) SetSessionSnapshot(snapshot func() []sdk.SessionChange) {
 	l.ss.snapshot.Store(&snapshot)
+}
+
+// SetResume sets where a restarted plugin reads on from: each namespace's
+// newest offset delivered here.
+func (l *Link) SetResume(resume func() map[string]string) {
+	l.ss.resume.Store(&resume)
 }
 
 // Save queues a session change. It never blocks; a full queue drops the

@@ -191,6 +191,15 @@ func (j *Journal) coversLocked(after Offset, future bool) bool {
 	return true
 }
 
+// Delivered reports whether off is not newer than the newest offset
+// appended: a broadcast the adapter hands over again (it read on from an
+// older position after a restart) and that is not to be delivered twice.
+func (j *Journal) Delivered(off Offset) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.hasLast && !j.last.Less(off)
+}
+
 // Stats returns the entries and bytes held.
 func (j *Journal) Stats() (entries int, bytes int64) {
 	j.mu.Lock()

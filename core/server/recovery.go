@@ -45,6 +45,20 @@ func (s *Server) recoverThrough(l *pluginhost.Link, rec *config.Recovery) {
 	s.SocketIO.SetRecovery(&socketio.Recovery{MaxDisconnection: rec.MaxDisconnection, Store: l, Echo: true, Live: true,
 		RestoreTimeout: l.CallTimeout(), JournalAge: fleetJournalAge, JournalEntries: fleetJournalEntries, JournalBytes: fleetJournalBytes})
 	l.SetSessionSnapshot(s.liveSessions)
+	l.SetResume(s.resumeOffsets)
+}
+
+// resumeOffsets maps each namespace to the newest offset delivered here.
+func (s *Server) resumeOffsets() map[string]string {
+	out := map[string]string{}
+	for _, ns := range s.SocketIO.Namespaces() {
+		if j := ns.Journal(); j != nil {
+			if o := j.Newest(); o != "" {
+				out[ns.Name()] = o
+			}
+		}
+	}
+	return out
 }
 
 // liveSessions lists every connected socket's session, for an adapter

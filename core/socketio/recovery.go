@@ -60,6 +60,9 @@ type RecoveryStats struct {
 	Replayed   atomic.Int64 // packets sent as missed
 	Collisions atomic.Int64 // the session's socket was still connected here: a new session was given
 	Overflows  atomic.Int64 // a recovering socket got more live traffic than it could hold; closed to recover again
+	// Redelivered counts broadcasts the adapter handed over again after a
+	// restart (it reads on from the last offset delivered): dropped.
+	Redelivered atomic.Int64
 }
 
 // SetRecovery turns recovery on. Call before serving.
@@ -317,6 +320,16 @@ func (n *Namespace) broadcastRecorded(b *engineio.Batch, opts rooms.Options, dat
 	}
 	n.order.Lock()
 	data, off, stored := n.recordOffset(data, offset)
+	if stored && offset != "" && n.journal.Delivered(off) {
+		// Handed over again (a restarted adapter read on from an older
+		// position): delivered already.
+		n.order.Unlock()
+		if own {
+			batchPool.Put(b)
+		}
+		n.srv.Stats.Recovery.Redelivered.Add(1)
+		return 0
+	}
 	msgs := encode(&siowire.Packet{Type: eventType(attachments), Namespace: n.name, Data: data, Attachments: attachments})
 	if stored {
 		n.journal.Append(n.name, opts, msgs, off)

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,6 +77,7 @@ func (st *streams) enableRecovery(ctx context.Context, cfg sdk.RecoveryConfig) e
 		go st.refresh()
 	}
 	st.recovering.Store(true)
+	st.resumeFrom(cfg.Resume)
 	// Offsets of sessions need the streams' newest ids: learn them now if
 	// Redis was away at startup (not fatal: the reader learns them later).
 	_ = st.initCursors(ctx)
@@ -338,4 +341,47 @@ func (st *streams) restoreSession(ctx context.Context, namespace, pid, offset st
 		}
 	}
 	return out, nil
+}
+
+// resumeFrom starts each stream's reader at the oldest of the offsets the
+// host last delivered for the namespaces it carries, when that is older
+// than what the reader knows: a plugin that restarted then delivers what
+// was added while it was down (the host drops what it had delivered).
+func (st *streams) resumeFrom(resume map[string]string) {
+	st.curMu.Lock()
+	defer st.curMu.Unlock()
+	for nsp, id := range resume {
+		if _, ok := parseStreamID(id); !ok {
+			continue
+		}
+		s := st.streamOf(nsp)
+		if cur := st.cursor[s]; cur == "" || streamIDLess(id, cur) {
+			st.cursor[s] = id
+		}
+	}
+}
+
+// parseStreamID reads "ms-seq".
+func parseStreamID(id string) ([2]uint64, bool) {
+	ms, seq, ok := strings.Cut(id, "-")
+	a, err1 := strconv.ParseUint(ms, 10, 64)
+	b, err2 := strconv.ParseUint(seq, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return [2]uint64{}, false
+	}
+	return [2]uint64{a, b}, true
+}
+
+// streamIDLess orders stream ids as Redis does; an id that is not one
+// sorts last.
+func streamIDLess(a, b string) bool {
+	x, ok1 := parseStreamID(a)
+	y, ok2 := parseStreamID(b)
+	switch {
+	case !ok1:
+		return false
+	case !ok2:
+		return true
+	}
+	return x[0] < y[0] || (x[0] == y[0] && x[1] < y[1])
 }

@@ -906,8 +906,10 @@ func (*RoomsChangedResponse) Descriptor() ([]byte, []int) {
 type RecoveryConfig struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	MaxDisconnectionMs int64                  `protobuf:"varint,1,opt,name=max_disconnection_ms,json=maxDisconnectionMs,proto3" json:"max_disconnection_ms,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// After a restart: namespace → the newest offset the host delivered.
+	Resume        map[string]string `protobuf:"bytes,2,rep,name=resume,proto3" json:"resume,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RecoveryConfig) Reset() {
@@ -945,6 +947,13 @@ func (x *RecoveryConfig) GetMaxDisconnectionMs() int64 {
 		return x.MaxDisconnectionMs
 	}
 	return 0
+}
+
+func (x *RecoveryConfig) GetResume() map[string]string {
+	if x != nil {
+		return x.Resume
+	}
+	return nil
 }
 
 type EnableRecoveryResponse struct {
@@ -1388,9 +1397,13 @@ const file_adapter_proto_rawDesc = "" +
 	"\acreated\x18\x03 \x01(\bR\acreated\"J\n" +
 	"\vRoomChanges\x12;\n" +
 	"\achanges\x18\x01 \x03(\v2!.socketfleet.plugin.v1.RoomChangeR\achanges\"\x16\n" +
-	"\x14RoomsChangedResponse\"B\n" +
+	"\x14RoomsChangedResponse\"\xc8\x01\n" +
 	"\x0eRecoveryConfig\x120\n" +
-	"\x14max_disconnection_ms\x18\x01 \x01(\x03R\x12maxDisconnectionMs\"\x18\n" +
+	"\x14max_disconnection_ms\x18\x01 \x01(\x03R\x12maxDisconnectionMs\x12I\n" +
+	"\x06resume\x18\x02 \x03(\v21.socketfleet.plugin.v1.RecoveryConfig.ResumeEntryR\x06resume\x1a9\n" +
+	"\vResumeEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x18\n" +
 	"\x16EnableRecoveryResponse\"\x9f\x01\n" +
 	"\aSession\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n" +
@@ -1435,7 +1448,7 @@ func file_adapter_proto_rawDescGZIP() []byte {
 	return file_adapter_proto_rawDescData
 }
 
-var file_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_adapter_proto_goTypes = []any{
 	(*AdapterMessage)(nil),         // 0: socketfleet.plugin.v1.AdapterMessage
 	(*AdapterBatch)(nil),           // 1: socketfleet.plugin.v1.AdapterBatch
@@ -1459,6 +1472,7 @@ var file_adapter_proto_goTypes = []any{
 	(*SaveSessionsResponse)(nil),   // 19: socketfleet.plugin.v1.SaveSessionsResponse
 	(*RestoreSessionRequest)(nil),  // 20: socketfleet.plugin.v1.RestoreSessionRequest
 	(*RestoreSessionResponse)(nil), // 21: socketfleet.plugin.v1.RestoreSessionResponse
+	nil,                            // 22: socketfleet.plugin.v1.RecoveryConfig.ResumeEntry
 }
 var file_adapter_proto_depIdxs = []int32{
 	0,  // 0: socketfleet.plugin.v1.AdapterBatch.messages:type_name -> socketfleet.plugin.v1.AdapterMessage
@@ -1468,31 +1482,32 @@ var file_adapter_proto_depIdxs = []int32{
 	4,  // 4: socketfleet.plugin.v1.IncomingRequest.request:type_name -> socketfleet.plugin.v1.ClusterRequest
 	6,  // 5: socketfleet.plugin.v1.RequestAnswer.response:type_name -> socketfleet.plugin.v1.ClusterResponse
 	11, // 6: socketfleet.plugin.v1.RoomChanges.changes:type_name -> socketfleet.plugin.v1.RoomChange
-	16, // 7: socketfleet.plugin.v1.SessionChange.session:type_name -> socketfleet.plugin.v1.Session
-	17, // 8: socketfleet.plugin.v1.SessionChanges.changes:type_name -> socketfleet.plugin.v1.SessionChange
-	16, // 9: socketfleet.plugin.v1.RestoreSessionResponse.session:type_name -> socketfleet.plugin.v1.Session
-	0,  // 10: socketfleet.plugin.v1.RestoreSessionResponse.missed:type_name -> socketfleet.plugin.v1.AdapterMessage
-	1,  // 11: socketfleet.plugin.v1.Adapter.Publish:input_type -> socketfleet.plugin.v1.AdapterBatch
-	3,  // 12: socketfleet.plugin.v1.Adapter.Subscribe:input_type -> socketfleet.plugin.v1.SubscribeRequest
-	4,  // 13: socketfleet.plugin.v1.Adapter.Request:input_type -> socketfleet.plugin.v1.ClusterRequest
-	10, // 14: socketfleet.plugin.v1.Adapter.ServeRequests:input_type -> socketfleet.plugin.v1.RequestAnswer
-	12, // 15: socketfleet.plugin.v1.Adapter.RoomsChanged:input_type -> socketfleet.plugin.v1.RoomChanges
-	14, // 16: socketfleet.plugin.v1.Adapter.EnableRecovery:input_type -> socketfleet.plugin.v1.RecoveryConfig
-	18, // 17: socketfleet.plugin.v1.Adapter.SaveSessions:input_type -> socketfleet.plugin.v1.SessionChanges
-	20, // 18: socketfleet.plugin.v1.Adapter.RestoreSession:input_type -> socketfleet.plugin.v1.RestoreSessionRequest
-	2,  // 19: socketfleet.plugin.v1.Adapter.Publish:output_type -> socketfleet.plugin.v1.PublishSummary
-	1,  // 20: socketfleet.plugin.v1.Adapter.Subscribe:output_type -> socketfleet.plugin.v1.AdapterBatch
-	8,  // 21: socketfleet.plugin.v1.Adapter.Request:output_type -> socketfleet.plugin.v1.RequestEvent
-	9,  // 22: socketfleet.plugin.v1.Adapter.ServeRequests:output_type -> socketfleet.plugin.v1.IncomingRequest
-	13, // 23: socketfleet.plugin.v1.Adapter.RoomsChanged:output_type -> socketfleet.plugin.v1.RoomsChangedResponse
-	15, // 24: socketfleet.plugin.v1.Adapter.EnableRecovery:output_type -> socketfleet.plugin.v1.EnableRecoveryResponse
-	19, // 25: socketfleet.plugin.v1.Adapter.SaveSessions:output_type -> socketfleet.plugin.v1.SaveSessionsResponse
-	21, // 26: socketfleet.plugin.v1.Adapter.RestoreSession:output_type -> socketfleet.plugin.v1.RestoreSessionResponse
-	19, // [19:27] is the sub-list for method output_type
-	11, // [11:19] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	22, // 7: socketfleet.plugin.v1.RecoveryConfig.resume:type_name -> socketfleet.plugin.v1.RecoveryConfig.ResumeEntry
+	16, // 8: socketfleet.plugin.v1.SessionChange.session:type_name -> socketfleet.plugin.v1.Session
+	17, // 9: socketfleet.plugin.v1.SessionChanges.changes:type_name -> socketfleet.plugin.v1.SessionChange
+	16, // 10: socketfleet.plugin.v1.RestoreSessionResponse.session:type_name -> socketfleet.plugin.v1.Session
+	0,  // 11: socketfleet.plugin.v1.RestoreSessionResponse.missed:type_name -> socketfleet.plugin.v1.AdapterMessage
+	1,  // 12: socketfleet.plugin.v1.Adapter.Publish:input_type -> socketfleet.plugin.v1.AdapterBatch
+	3,  // 13: socketfleet.plugin.v1.Adapter.Subscribe:input_type -> socketfleet.plugin.v1.SubscribeRequest
+	4,  // 14: socketfleet.plugin.v1.Adapter.Request:input_type -> socketfleet.plugin.v1.ClusterRequest
+	10, // 15: socketfleet.plugin.v1.Adapter.ServeRequests:input_type -> socketfleet.plugin.v1.RequestAnswer
+	12, // 16: socketfleet.plugin.v1.Adapter.RoomsChanged:input_type -> socketfleet.plugin.v1.RoomChanges
+	14, // 17: socketfleet.plugin.v1.Adapter.EnableRecovery:input_type -> socketfleet.plugin.v1.RecoveryConfig
+	18, // 18: socketfleet.plugin.v1.Adapter.SaveSessions:input_type -> socketfleet.plugin.v1.SessionChanges
+	20, // 19: socketfleet.plugin.v1.Adapter.RestoreSession:input_type -> socketfleet.plugin.v1.RestoreSessionRequest
+	2,  // 20: socketfleet.plugin.v1.Adapter.Publish:output_type -> socketfleet.plugin.v1.PublishSummary
+	1,  // 21: socketfleet.plugin.v1.Adapter.Subscribe:output_type -> socketfleet.plugin.v1.AdapterBatch
+	8,  // 22: socketfleet.plugin.v1.Adapter.Request:output_type -> socketfleet.plugin.v1.RequestEvent
+	9,  // 23: socketfleet.plugin.v1.Adapter.ServeRequests:output_type -> socketfleet.plugin.v1.IncomingRequest
+	13, // 24: socketfleet.plugin.v1.Adapter.RoomsChanged:output_type -> socketfleet.plugin.v1.RoomsChangedResponse
+	15, // 25: socketfleet.plugin.v1.Adapter.EnableRecovery:output_type -> socketfleet.plugin.v1.EnableRecoveryResponse
+	19, // 26: socketfleet.plugin.v1.Adapter.SaveSessions:output_type -> socketfleet.plugin.v1.SaveSessionsResponse
+	21, // 27: socketfleet.plugin.v1.Adapter.RestoreSession:output_type -> socketfleet.plugin.v1.RestoreSessionResponse
+	20, // [20:28] is the sub-list for method output_type
+	12, // [12:20] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_adapter_proto_init() }
@@ -1506,7 +1521,7 @@ func file_adapter_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_adapter_proto_rawDesc), len(file_adapter_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
