@@ -22,6 +22,9 @@ server {
   api {
     token = env("API_TOKEN")
   }
+  # Streams mode with recovery: a killed adapter plugin reads on from the
+  # last offset its instance delivered, so a plugin kill loses nothing.
+  recovery {}
 }
 
 namespace "/" {
@@ -40,8 +43,9 @@ namespace "/" {
 }
 
 adapter "redis" {
-  url = env("REDIS_URL", "redis://127.0.0.1:6379")
-  key = env("REDIS_PREFIX", "socket.io")
+  url  = env("REDIS_URL", "redis://127.0.0.1:6379")
+  key  = env("REDIS_PREFIX", "socket.io")
+  mode = "streams"
 }
 
 metrics "prometheus" {
