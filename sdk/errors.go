@@ -91,6 +91,9 @@ func toStatus(err error) error {
 		return st.Err()
 	}
 	switch {
+	case errors.Is(err, ErrUnsupported):
+		// The host reads Unimplemented as ErrUnsupported again.
+		return status.Error(codes.Unimplemented, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

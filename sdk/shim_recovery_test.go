@@ -3,6 +3,7 @@ package sdk_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
@@ -41,8 +42,11 @@ func (a *sessionAdapter) RestoreSession(_ context.Context, ns, pid, offset strin
 	if pid != a.restore.PID || ns != a.restore.Namespace {
 		return nil, sdk.ErrNoSession
 	}
-	if offset == "boom" {
+	switch offset {
+	case "boom":
 		return nil, errors.New("redis: connection refused")
+	case "unsupported":
+		return nil, fmt.Errorf("this mode cannot: %w", sdk.ErrUnsupported)
 	}
 	return a.restore, nil
 }
@@ -109,6 +113,11 @@ func TestSessionStoreRoundTrip(t *testing.T) {
 	}
 	if _, err := st.RestoreSession(ctxT(t), "/chat", "pid", "boom"); err == nil || errors.Is(err, sdk.ErrNoSession) {
 		t.Errorf("store failure: %v, want an error other than ErrNoSession", err)
+	}
+
+	// A plugin's error wrapping ErrUnsupported is ErrUnsupported on the host.
+	if _, err := st.RestoreSession(ctxT(t), "/chat", "pid", "unsupported"); !errors.Is(err, sdk.ErrUnsupported) {
+		t.Errorf("wrapped ErrUnsupported: %v", err)
 	}
 
 	// An adapter without SessionStore: the host is told so.

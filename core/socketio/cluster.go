@@ -389,15 +389,33 @@ func (n *Namespace) AllRooms(ctx context.Context) ([]string, Reach, error) {
 	for _, r := range rooms {
 		seen[r] = struct{}{}
 	}
+	add := func(room string) {
+		if _, dup := seen[room]; dup || sdk.LooksLikeSocketID(room) {
+			return
+		}
+		seen[room] = struct{}{}
+		rooms = append(rooms, room)
+	}
 	reach, err := n.request(ctx, sdk.ClusterRequest{Type: sdk.RequestAllRooms}, func(r sdk.ClusterResponse) {
 		for _, room := range r.Rooms {
-			if _, dup := seen[room]; dup || sdk.LooksLikeSocketID(room) {
-				continue
-			}
-			seen[room] = struct{}{}
-			rooms = append(rooms, room)
+			add(room)
 		}
 	})
+	if err == nil && reach.LocalOnly && n.srv.cluster != nil {
+		// The adapter has no all-rooms request (Node's ClusterAdapter, on
+		// which the sharded and streams modes are built, has none): the
+		// rooms of every socket elsewhere tell the same, at the cost of
+		// fetching them.
+		reach, err = n.request(ctx, sdk.ClusterRequest{Type: sdk.RequestFetchSockets}, func(r sdk.ClusterResponse) {
+			for _, s := range r.Sockets {
+				for _, room := range s.Rooms {
+					if room != s.ID {
+						add(room)
+					}
+				}
+			}
+		})
+	}
 	return rooms, reach, err
 }
 

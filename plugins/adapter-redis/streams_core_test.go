@@ -78,6 +78,27 @@ namespace "/" {
 	member := dialClient(t, b.addr)
 	pub.emitWithAck(t, `["join","r"]`)
 	member.emitWithAck(t, `["join","r"]`)
+	member.emitWithAck(t, `["join","only-on-b"]`)
+	// The backend API's room list is the cluster's in streams mode too
+	// (the adapter has no all-rooms request: the core asks for the
+	// sockets instead).
+	req, _ := http.NewRequest(http.MethodGet, "http://"+a.addr+"/api/v1/rooms", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rooms struct {
+		Rooms   []string `json:"rooms"`
+		Servers struct {
+			LocalOnly bool `json:"local_only"`
+		} `json:"servers"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&rooms)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || err != nil || fmt.Sprint(rooms.Rooms) != "[only-on-b r]" || rooms.Servers.LocalOnly {
+		t.Fatalf("A's /api/v1/rooms: %+v %v, want [only-on-b r] from both instances", rooms, err)
+	}
 	if err := pub.conn.WriteMessage(websocket.TextMessage, []byte(`42["chat",{"room":"r","n":-1}]`)); err != nil {
 		t.Fatal(err)
 	}
