@@ -31,14 +31,16 @@ type sessionState struct {
 // the new process does not know to keep them. The error says why the
 // plugin cannot (wrapping sdk.ErrUnsupported when it lacks the interface).
 func (l *Link) EnableRecovery(ctx context.Context, cfg sdk.RecoveryConfig) error {
-	enable := func(ctx context.Context, raw sdk.Plugin) error {
-		st, ok := raw.(sdk.SessionStore)
-		if !ok {
-			return sdk.ErrUnsupported
+	enable := func(ctx context.Context, raw sdk.Plugin, cfg sdk.RecoveryConfig) error {
+		st, err := sessionStoreOf(raw)
+		if err != nil {
+			return err
 		}
 		return st.EnableRecovery(ctx, cfg)
 	}
-	if err := l.p.call(ctx, "EnableRecovery", enable); err != nil {
+	if err := l.p.call(ctx, "EnableRecovery", func(ctx context.Context, raw sdk.Plugin) error {
+		return enable(ctx, raw, cfg)
+	}); err != nil {
 		if errors.Is(err, sdk.ErrUnsupported) {
 			return fmt.Errorf("the adapter plugin cannot recover sessions across instances (it does not implement sdk.SessionStore): %w", sdk.ErrUnsupported)
 		}
@@ -47,9 +49,9 @@ func (l *Link) EnableRecovery(ctx context.Context, cfg sdk.RecoveryConfig) error
 	l.ss.out = newBatcher(l.p, "session changes", sessionQueue, sessionBatch, sessionLinger,
 		func(ctx context.Context, batch []sdk.SessionChange) error {
 			return l.p.call(ctx, "SaveSessions", func(ctx context.Context, raw sdk.Plugin) error {
-				st, ok := raw.(sdk.SessionStore)
-				if !ok {
-					return sdk.ErrUnsupported
+				st, err := sessionStoreOf(raw)
+				if err != nil {
+					return err
 				}
 				return st.SaveSessions(ctx, batch)
 			})
@@ -61,11 +63,7 @@ func (l *Link) EnableRecovery(ctx context.Context, cfg sdk.RecoveryConfig) error
 		if f := l.ss.resume.Load(); f != nil {
 			again.Resume = (*f)()
 		}
-		st, ok := raw.(sdk.SessionStore)
-		if !ok {
-			return sdk.ErrUnsupported
-		}
-		if err := st.EnableRecovery(ctx, again); err != nil {
+		if err := enable(ctx, raw, again); err != nil {
 			return err
 		}
 		if f := l.ss.snapshot.Load(); f != nil {
@@ -102,11 +100,10 @@ func (l *Link) Save(c sdk.SessionChange) {
 func (l *Link) Restore(ctx context.Context, ns, pid, offset string) (*sdk.RestoredSession, error) {
 	var rs *sdk.RestoredSession
 	err := l.p.call(ctx, "RestoreSession", func(ctx context.Context, raw sdk.Plugin) error {
-		st, ok := raw.(sdk.SessionStore)
-		if !ok {
-			return sdk.ErrUnsupported
+		st, err := sessionStoreOf(raw)
+		if err != nil {
+			return err
 		}
-		var err error
 		rs, err = st.RestoreSession(ctx, ns, pid, offset)
 		return err
 	})
@@ -130,3 +127,13 @@ func (l *Link) SessionStats() SessionStats {
 
 // CallTimeout is the plugin's per-call timeout.
 func (l *Link) CallTimeout() time.Duration { return l.p.spec.CallTimeout }
+
+// sessionStoreOf is the plugin's SessionStore (the gRPC client always has
+// one; a plugin without it answers ErrUnsupported).
+func sessionStoreOf(raw sdk.Plugin) (sdk.SessionStore, error) {
+	st, ok := raw.(sdk.SessionStore)
+	if !ok {
+		return nil, sdk.ErrUnsupported
+	}
+	return st, nil
+}

@@ -13,12 +13,11 @@ import (
 // Entry is one broadcast as it was delivered: its frames (the offset
 // already appended), where it went, and its offset.
 type Entry struct {
-	Namespace string
-	Opts      rooms.Options
-	Msgs      []*engineio.Message
-	Offset    Offset
-	at        int64 // unix nanos
-	size      int
+	Opts   rooms.Options
+	Msgs   []*engineio.Message
+	Offset Offset
+	at     int64 // unix nanos
+	size   int
 }
 
 // matches reports whether a socket in sessionRooms was a recipient.
@@ -50,7 +49,8 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// Journal is a bounded ring of the broadcasts an instance delivered, in
+// Journal is a bounded ring of the broadcasts an instance delivered in one
+// namespace, in
 // delivery order, which is offset order. It keeps an entry for at most
 // MaxAge, and drops the oldest early when it holds more than MaxEntries or
 // MaxBytes (counted in Evicted). Frames are shared with the broadcast, not
@@ -79,12 +79,12 @@ func NewJournal(maxAge time.Duration, maxEntries int, maxBytes int64) *Journal {
 
 // Assign gives the next offset of this journal's own sequence ("0-<n>":
 // a single instance, whose offsets nobody else makes).
-func (j *Journal) Assign() string {
+func (j *Journal) Assign() (string, Offset) {
 	j.mu.Lock()
 	j.seq++
 	s := j.seq
 	j.mu.Unlock()
-	return "0-" + strconv.FormatUint(s, 10)
+	return "0-" + strconv.FormatUint(s, 10), Offset{Lo: s}
 }
 
 // Newest returns the newest offset appended ("" before any): what a
@@ -98,10 +98,12 @@ func (j *Journal) Newest() string {
 	return strconv.FormatUint(j.last.Hi, 10) + "-" + strconv.FormatUint(j.last.Lo, 10)
 }
 
-// Append records a delivered broadcast. Entries must come in offset order
-// (an out-of-order one is not kept: a recovery never relies on it).
-func (j *Journal) Append(ns string, opts rooms.Options, msgs []*engineio.Message, off Offset) {
-	size := 64 + len(ns)
+// Append records a delivered broadcast. Entries must come in offset order:
+// one that is not newer than the newest appended is refused (false), as a
+// broadcast delivered already (an adapter that restarted reads on from an
+// older position).
+func (j *Journal) Append(opts rooms.Options, msgs []*engineio.Message, off Offset) bool {
+	size := 64
 	for _, m := range msgs {
 		size += len(m.Frame) + 32
 	}
@@ -109,7 +111,7 @@ func (j *Journal) Append(ns string, opts rooms.Options, msgs []*engineio.Message
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.hasLast && !j.last.Less(off) {
-		return
+		return false
 	}
 	j.last, j.hasLast = off, true
 	j.expireLocked(now)
@@ -120,9 +122,10 @@ func (j *Journal) Append(ns string, opts rooms.Options, msgs []*engineio.Message
 	if j.n == len(j.ring) {
 		j.growLocked()
 	}
-	j.ring[(j.head+j.n)%len(j.ring)] = Entry{Namespace: ns, Opts: opts, Msgs: msgs, Offset: off, at: now, size: size}
+	j.ring[(j.head+j.n)%len(j.ring)] = Entry{Opts: opts, Msgs: msgs, Offset: off, at: now, size: size}
 	j.n++
 	j.bytes += int64(size)
+	return true
 }
 
 func (j *Journal) growLocked() {
@@ -150,19 +153,19 @@ func (j *Journal) expireLocked(now int64) {
 	}
 }
 
-// Since returns the entries of namespace ns after offset that a socket in
-// sessionRooms received, oldest first. complete is false when the journal
+// Since returns the entries after offset that a socket in sessionRooms
+// received, oldest first. complete is false when the journal
 // may no longer hold everything after offset (the entry right after it
 // was dropped), or when offset is newer than anything appended here and
 // future is false; the entries it still holds are returned either way.
-func (j *Journal) Since(ns string, sessionRooms []string, after Offset, future bool) (out []Entry, complete bool) {
+func (j *Journal) Since(sessionRooms []string, after Offset, future bool) (out []Entry, complete bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.expireLocked(time.Now().UnixNano())
 	complete = j.coversLocked(after, future)
 	for i := 0; i < j.n; i++ {
 		e := &j.ring[(j.head+i)%len(j.ring)]
-		if !after.Less(e.Offset) || e.Namespace != ns || !e.matches(sessionRooms) {
+		if !after.Less(e.Offset) || !e.matches(sessionRooms) {
 			continue
 		}
 		out = append(out, *e)
@@ -189,15 +192,6 @@ func (j *Journal) coversLocked(after Offset, future bool) bool {
 		return false
 	}
 	return true
-}
-
-// Delivered reports whether off is not newer than the newest offset
-// appended: a broadcast the adapter hands over again (it read on from an
-// older position after a restart) and that is not to be delivered twice.
-func (j *Journal) Delivered(off Offset) bool {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.hasLast && !j.last.Less(off)
 }
 
 // Stats returns the entries and bytes held.

@@ -69,7 +69,7 @@ func (m *Memory) sweepLocked(now time.Time) {
 	}
 }
 
-// Restore takes a saved session of namespace ns when j (the namespace's
+// Restore takes a saved session of namespace ns when j (that namespace's
 // journal) still holds everything after offset (the session's own when
 // offset is ""). Missed is left empty: the caller reads the journal
 // itself, once the socket is back in its rooms.

@@ -49,32 +49,32 @@ func TestOffsets(t *testing.T) {
 func TestJournalSinceMatchesRoomsAndKnowsWhatItLost(t *testing.T) {
 	j := NewJournal(time.Minute, 4, 1<<20)
 	add := func(rms []string, except []string) string {
-		o := j.Assign()
-		j.Append("/", rooms.Options{Rooms: rms, Except: except}, frame(`42["e","`+o+`"]`), off(o))
+		o, oo := j.Assign()
+		if oo != off(o) {
+			t.Fatalf("Assign: %q and %v", o, oo)
+		}
+		j.Append(rooms.Options{Rooms: rms, Except: except}, frame(`42["e","`+o+`"]`), off(o))
 		return o
 	}
 	add(nil, nil)           // 0-1 everyone
 	add([]string{"a"}, nil) // 0-2
 	add([]string{"b"}, nil) // 0-3
 	add(nil, []string{"a"}) // 0-4 everyone but a
-	got, complete := j.Since("/", []string{"sid", "a"}, off("0-1"), false)
+	got, complete := j.Since([]string{"sid", "a"}, off("0-1"), false)
 	if !complete || len(got) != 1 || got[0].Offset != off("0-2") {
 		t.Fatalf("since 0-1 for a: %v %v", got, complete)
 	}
-	got, _ = j.Since("/", []string{"sid", "b"}, off("0-0"), false)
+	got, _ = j.Since([]string{"sid", "b"}, off("0-0"), false)
 	if len(got) != 3 {
 		t.Fatalf("since 0-0 for b: %d entries", len(got))
-	}
-	if got, _ := j.Since("/other", []string{"sid"}, off("0-0"), false); len(got) != 0 {
-		t.Fatalf("another namespace's entries: %v", got)
 	}
 	// A fifth entry evicts the first (MaxEntries 4): a client at 0-0 may
 	// have missed it, one at 0-1 has everything.
 	add(nil, nil)
-	if _, complete := j.Since("/", []string{"sid"}, off("0-0"), false); complete {
+	if _, complete := j.Since([]string{"sid"}, off("0-0"), false); complete {
 		t.Fatal("complete after eviction")
 	}
-	if _, complete := j.Since("/", []string{"sid"}, off("0-1"), false); !complete {
+	if _, complete := j.Since([]string{"sid"}, off("0-1"), false); !complete {
 		t.Fatal("incomplete though nothing after 0-1 was dropped")
 	}
 	if j.Evicted.Load() != 1 {
@@ -82,10 +82,10 @@ func TestJournalSinceMatchesRoomsAndKnowsWhatItLost(t *testing.T) {
 	}
 	// An offset newer than anything appended: not recoverable, unless the
 	// caller knows it can be (a fleet's store saw it first).
-	if _, complete := j.Since("/", nil, off("0-9"), false); complete {
+	if _, complete := j.Since(nil, off("0-9"), false); complete {
 		t.Fatal("a future offset accepted")
 	}
-	if _, complete := j.Since("/", nil, off("0-9"), true); !complete {
+	if _, complete := j.Since(nil, off("0-9"), true); !complete {
 		t.Fatal("future allowed but refused")
 	}
 	if n, _ := j.Stats(); n != 4 {
@@ -96,8 +96,8 @@ func TestJournalSinceMatchesRoomsAndKnowsWhatItLost(t *testing.T) {
 func TestJournalBoundsByBytesAndAge(t *testing.T) {
 	j := NewJournal(50*time.Millisecond, 1000, 2000)
 	for i := 0; i < 100; i++ {
-		o := j.Assign()
-		j.Append("/", rooms.Options{}, frame(fmt.Sprintf(`42["e","%0100d","%s"]`, i, o)), off(o))
+		o, _ := j.Assign()
+		j.Append(rooms.Options{}, frame(fmt.Sprintf(`42["e","%0100d","%s"]`, i, o)), off(o))
 	}
 	n, b := j.Stats()
 	if b > 2000 || n == 0 || n >= 100 {
@@ -107,14 +107,16 @@ func TestJournalBoundsByBytesAndAge(t *testing.T) {
 		t.Fatalf("evicted %d, held %d", j.Evicted.Load(), n)
 	}
 	time.Sleep(80 * time.Millisecond)
-	if _, complete := j.Since("/", nil, off("0-100"), false); !complete {
+	if _, complete := j.Since(nil, off("0-100"), false); !complete {
 		t.Fatal("the newest offset is always complete")
 	}
 	if n, _ := j.Stats(); n != 0 {
 		t.Fatalf("%d entries outlived MaxAge", n)
 	}
 	// Out-of-order appends are not kept.
-	j.Append("/", rooms.Options{}, frame(`42["e","0-50"]`), off("0-50"))
+	if j.Append(rooms.Options{}, frame(`42["e","0-50"]`), off("0-50")) {
+		t.Fatal("an out-of-order entry was accepted")
+	}
 	if n, _ := j.Stats(); n != 0 {
 		t.Fatal("an out-of-order entry was kept")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/socketfleet/socketfleet/core/config"
 	"github.com/socketfleet/socketfleet/core/pluginhost"
 	"github.com/socketfleet/socketfleet/core/recovery"
 	"github.com/socketfleet/socketfleet/core/rooms"
@@ -40,9 +39,9 @@ func (ms memoryStore) Restore(_ context.Context, ns, pid, offset string) (*sdk.R
 
 // recoverThrough makes the adapter plugin keep sessions (alive ones too,
 // so that a crash of this instance loses none) and number broadcasts.
-func (s *Server) recoverThrough(l *pluginhost.Link, rec *config.Recovery) {
+func (s *Server) recoverThrough(l *pluginhost.Link) {
 	s.recoveryMem = nil
-	s.SocketIO.SetRecovery(&socketio.Recovery{MaxDisconnection: rec.MaxDisconnection, Store: l, Echo: true, Live: true,
+	s.SocketIO.SetRecovery(&socketio.Recovery{Store: l, Echo: true, Live: true,
 		RestoreTimeout: l.CallTimeout(), JournalAge: fleetJournalAge, JournalEntries: fleetJournalEntries, JournalBytes: fleetJournalBytes})
 	l.SetSessionSnapshot(s.liveSessions)
 	l.SetResume(s.resumeOffsets)

@@ -154,7 +154,7 @@ func newServerLimits(cfg *config.Config, log *logrus.Entry, version string, plug
 		plugins.SkipAuthOnRecovery = rec.SkipAuth
 		// A single instance keeps sessions and broadcasts in memory;
 		// Run hands them to the adapter plugin when there is one.
-		j := &socketio.Recovery{MaxDisconnection: rec.MaxDisconnection,
+		j := &socketio.Recovery{
 			JournalAge: rec.MaxDisconnection, JournalEntries: rec.BufferEntries, JournalBytes: rec.BufferSize}
 		s.recoveryMem = recovery.NewMemory(rec.MaxDisconnection)
 		j.Store = memoryStore{s.recoveryMem, s.SocketIO}
@@ -332,8 +332,8 @@ func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version st
 	s := newServer(cfg, entry, version, ps.routing)
 	s.plugins = ps
 	if ps.link != nil {
-		if rec := cfg.Server.Recovery; rec != nil {
-			s.recoverThrough(ps.link, rec)
+		if cfg.Server.Recovery != nil {
+			s.recoverThrough(ps.link)
 		}
 		s.attachCluster(ps.link)
 	}

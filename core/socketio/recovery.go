@@ -21,7 +21,6 @@ import (
 // comes back with {pid, offset} gets its socket (id, rooms, data) back with
 // what it missed.
 type Recovery struct {
-	MaxDisconnection time.Duration
 	// Store keeps the sessions: recovery.Memory on a single instance, the
 	// adapter plugin (sdk.SessionStore) in a fleet.
 	Store SessionStore
@@ -263,7 +262,7 @@ func (c *client) replay(s *Socket, rs *sdk.RestoredSession, h *hold, reply []*en
 	// the release).
 	s.ns.order.Lock()
 	if s.ns.journal != nil {
-		entries, _ := s.ns.journal.Since(s.ns.name, s.Rooms(), last, true)
+		entries, _ := s.ns.journal.Since(s.Rooms(), last, true)
 		for _, e := range entries {
 			c.sess.Send(e.Msgs...)
 			last = e.Offset
@@ -296,15 +295,17 @@ func (c *client) replay(s *Socket, rs *sdk.RestoredSession, h *hold, reply []*en
 // the one it came with from the cluster) and returns the data to encode.
 // ok is false when the broadcast is not stored.
 func (n *Namespace) recordOffset(data []byte, offset string) ([]byte, recovery.Offset, bool) {
+	var o recovery.Offset
 	if offset == "" {
 		if n.srv.rec.Echo {
-			return data, recovery.Offset{}, false // local only: the cluster numbers broadcasts
+			return data, o, false // local only: the cluster numbers broadcasts
 		}
-		offset = n.journal.Assign()
-	}
-	o, ok := recovery.ParseOffset(offset)
-	if !ok {
-		return data, o, false
+		offset, o = n.journal.Assign()
+	} else {
+		var ok bool
+		if o, ok = recovery.ParseOffset(offset); !ok {
+			return data, o, false
+		}
 	}
 	return recovery.AppendOffset(data, offset), o, true
 }
@@ -317,33 +318,24 @@ func (n *Namespace) broadcastRecorded(b *engineio.Batch, opts rooms.Options, dat
 	own := b == nil
 	if own {
 		b = batchPool.Get().(*engineio.Batch)
+		defer batchPool.Put(b)
 	}
 	n.order.Lock()
 	data, off, stored := n.recordOffset(data, offset)
-	if stored && offset != "" && n.journal.Delivered(off) {
-		// Handed over again (a restarted adapter read on from an older
-		// position): delivered already.
+	msgs := encode(&siowire.Packet{Type: eventType(attachments), Namespace: n.name, Data: data, Attachments: attachments})
+	if stored && !n.journal.Append(opts, msgs, off) {
+		// Not newer than what was delivered: the adapter handed it over
+		// again (a restarted adapter reads on from an older position).
 		n.order.Unlock()
-		if own {
-			batchPool.Put(b)
-		}
 		n.srv.Stats.Recovery.Redelivered.Add(1)
 		return 0
-	}
-	msgs := encode(&siowire.Packet{Type: eventType(attachments), Namespace: n.name, Data: data, Attachments: attachments})
-	if stored {
-		n.journal.Append(n.name, opts, msgs, off)
 	}
 	cnt := n.index.Broadcast(msgs, opts, b)
 	n.order.Unlock()
 	if own {
 		b.Flush()
-		batchPool.Put(b)
 	}
-	n.srv.Stats.Broadcasts.Add(1)
-	n.srv.Stats.PacketsOut.Add(int64(cnt))
-	n.Stats.PacketsOut.Add(int64(cnt))
-	n.Stats.BytesOut.Add(int64(cnt * msgBytes(msgs)))
+	n.countBroadcast(cnt, msgs)
 	return cnt
 }
 

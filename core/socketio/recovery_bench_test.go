@@ -30,7 +30,7 @@ func BenchmarkRecoveryJournal(b *testing.B) {
 			ns := srv.AddNamespace("/", nil, nil)
 			const held = 10000 // the journal's steady state: full, evicting the oldest
 			if on {
-				srv.SetRecovery(&Recovery{MaxDisconnection: time.Hour, Store: nopStore{},
+				srv.SetRecovery(&Recovery{Store: nopStore{},
 					JournalAge: time.Hour, JournalEntries: held, JournalBytes: 1 << 40})
 			}
 			opts := rooms.Options{Rooms: []string{"r"}}

@@ -438,12 +438,17 @@ func (n *Namespace) BroadcastLocalBatch(b *engineio.Batch, opts rooms.Options, d
 		return n.broadcastRecorded(b, opts, data, attachments, "")
 	}
 	msgs := encode(&siowire.Packet{Type: eventType(attachments), Namespace: n.name, Data: data, Attachments: attachments})
-	n.srv.Stats.Broadcasts.Add(1)
 	cnt := n.index.Broadcast(msgs, opts, b)
+	n.countBroadcast(cnt, msgs)
+	return cnt
+}
+
+// countBroadcast counts a broadcast delivered to cnt local sockets.
+func (n *Namespace) countBroadcast(cnt int, msgs []*engineio.Message) {
+	n.srv.Stats.Broadcasts.Add(1)
 	n.srv.Stats.PacketsOut.Add(int64(cnt))
 	n.Stats.PacketsOut.Add(int64(cnt))
 	n.Stats.BytesOut.Add(int64(cnt * msgBytes(msgs)))
-	return cnt
 }
 
 // DeliverCluster delivers a broadcast from the cluster adapter to this
