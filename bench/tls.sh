@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# bench/tls.sh: what TLS costs the server per delivery. fanout-1k (1,000
-# WebSocket subscribers, 30 messages/s: 30,000 deliveries/s) against our
-# server over plain ws:// and over wss:// (bench/socketfleet-tls.hcl, a
-# P-256 certificate from a CA made here with openssl), alternating, ROUNDS
-# rounds each; fresh processes every run, pinned as in run.sh.
+# bench/tls.sh: what TLS costs our server, plain ws:// next to wss://
+# (bench/socketfleet-tls.hcl, a P-256 certificate from a CA made here with
+# openssl), alternating, ROUNDS rounds each; fresh processes every run,
+# pinned as in run.sh. Scenarios (BENCH_SCENARIOS, default all three):
+#   fanout     fanout-1k: 1,000 WebSocket subscribers, 30 messages/s (30,000
+#              deliveries/s): server CPU per delivery
+#   idle       connect -n 2000 -c 200 --hold 3s: RSS per idle connection
+#   handshake  handshake -c 200 for 10 s: server CPU per handshake (every
+#              TLS connection a full handshake: socketbench keeps no sessions)
 #
-# Environment: BENCH_ROUNDS (default 2), BENCH_QUICK=1 (100 subscribers,
-# 2 s), BENCH_SERVER_CPU/BENCH_GEN_CPU (0/1), BENCH_OUT (default
+# Environment: BENCH_ROUNDS (default 2), BENCH_QUICK=1 (small numbers),
+# BENCH_SERVER_CPU/BENCH_GEN_CPU (0/1), BENCH_OUT (default
 # bench/results/<UTC time>-tls). Needs bin/socket-server, bin/socketbench
 # (make build; go build -o bin/socketbench ./cmd/socketbench) and openssl.
 set -euo pipefail
@@ -18,7 +22,8 @@ SERVER_CPU=${BENCH_SERVER_CPU:-0}
 GEN_CPU=${BENCH_GEN_CPU:-1}
 OUT=${BENCH_OUT:-bench/results/$(date -u +%Y-%m-%dT%H-%M)-tls}
 PORT=${BENCH_PORT:-18191}
-if [ "$QUICK" = 1 ]; then N=100 DUR=2s WARM=500ms; else N=1000 DUR=15s WARM=3s; fi
+SCENARIOS=${BENCH_SCENARIOS:-fanout idle handshake}
+if [ "$QUICK" = 1 ]; then N=100 NIDLE=200 DUR=2s WARM=500ms HS_DUR=2s; else N=1000 NIDLE=2000 DUR=15s WARM=3s HS_DUR=10s; fi
 
 for f in bin/socket-server bin/socketbench; do
   [ -e "$f" ] || { echo "missing $f: make build && go build -o bin/socketbench ./cmd/socketbench" >&2; exit 1; }
@@ -43,7 +48,7 @@ openssl x509 -req -in "$CERTS/leaf.csr" -CA "$CERTS/ca.pem" -CAkey "$CERTS/ca.ke
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (work tree has changes)')"
   echo "uptime: $(uptime)"
-  echo "cores: server on $SERVER_CPU, generator on $GEN_CPU; rounds $ROUNDS; $N subscribers, 30 msg/s, $DUR"
+  echo "cores: server on $SERVER_CPU, generator on $GEN_CPU; rounds $ROUNDS; scenarios $SCENARIOS"
 } | tee "$OUT/machine.txt"
 
 up() { # up SCHEME: the polling handshake answers 200
@@ -55,21 +60,28 @@ up() { # up SCHEME: the polling handshake answers 200
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-  for mode in plain tls; do
-    cfg=bench/socketfleet.hcl scheme=http ca=()
-    [ $mode = tls ] && cfg=bench/socketfleet-tls.hcl scheme=https ca=(--tls-ca "$CERTS/ca.pem")
-    env LISTEN_ADDR=127.0.0.1:$PORT TLS_CERT="$CERTS/cert.pem" TLS_KEY="$CERTS/key.pem" \
-      taskset -c "$SERVER_CPU" bin/socket-server run --config "$cfg" >>"$OUT/server-$mode.log" 2>&1 &
-    PID=$!
-    up $scheme || { echo "server ($mode) did not come up; see $OUT/server-$mode.log" >&2; exit 1; }
-    echo "--- fanout-1k $mode (round $round) load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/fanout.log"
-    pin "$GEN_CPU" bin/socketbench fanout --url "$scheme://127.0.0.1:$PORT" "${ca[@]}" -n "$N" --rate 30 \
-      --warmup "$WARM" --duration "$DUR" --server-pid "$PID" --name fanout-1k --label "$mode" \
-      >>"$OUT/fanout.jsonl" 2> >(tee -a "$OUT/fanout.log" >&2)
-    kill -TERM "$PID"; sleep 0.1; kill -TERM "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-    PID=
-    sleep 0.5
+  for scen in $SCENARIOS; do
+    for mode in plain tls; do
+      cfg=bench/socketfleet.hcl scheme=http ca=()
+      [ $mode = tls ] && cfg=bench/socketfleet-tls.hcl scheme=https ca=(--tls-ca "$CERTS/ca.pem")
+      env LISTEN_ADDR=127.0.0.1:$PORT TLS_CERT="$CERTS/cert.pem" TLS_KEY="$CERTS/key.pem" \
+        taskset -c "$SERVER_CPU" bin/socket-server run --config "$cfg" >>"$OUT/server-$mode.log" 2>&1 &
+      PID=$!
+      up $scheme || { echo "server ($mode) did not come up; see $OUT/server-$mode.log" >&2; exit 1; }
+      common=(--url "$scheme://127.0.0.1:$PORT" "${ca[@]}" --server-pid "$PID" --label "$mode")
+      case $scen in
+        fanout) args=(fanout -n "$N" --rate 30 --warmup "$WARM" --duration "$DUR" --name fanout-1k) ;;
+        idle) sleep 1; args=(connect -n "$NIDLE" -c 200 --hold 3s --name idle) ;;
+        handshake) args=(handshake -c 200 --warmup "$WARM" --duration "$HS_DUR" --name handshake) ;;
+        *) echo "unknown scenario $scen" >&2; exit 2 ;;
+      esac
+      echo "--- $scen $mode (round $round) load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/$scen.log"
+      pin "$GEN_CPU" bin/socketbench "${args[@]}" "${common[@]}" >>"$OUT/$scen.jsonl" 2> >(tee -a "$OUT/$scen.log" >&2)
+      kill -TERM "$PID"; sleep 0.1; kill -TERM "$PID" 2>/dev/null || true
+      wait "$PID" 2>/dev/null || true
+      PID=
+      sleep 0.5
+    done
   done
 done
 echo "results: $OUT" >&2

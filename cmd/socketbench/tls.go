@@ -23,8 +23,9 @@ func trustCA(file string) error {
 	if !pool.AppendCertsFromPEM(pem) {
 		return fmt.Errorf("--tls-ca: no PEM certificate in %s", file)
 	}
-	// Session tickets as a browser keeps them: polling reconnects resume.
-	conf := &tls.Config{RootCAs: pool, ClientSessionCache: tls.NewLRUClientSessionCache(0)}
+	// No session cache: every connection makes a full handshake, as a new
+	// visitor's does (the worst case for the server).
+	conf := &tls.Config{RootCAs: pool}
 	wsDialer.TLSClientConfig = conf
 	pollHTTP.Transport.(*http.Transport).TLSClientConfig = conf
 	return nil
