@@ -126,6 +126,17 @@ func TestTLSCertificateRotation(t *testing.T) {
 		t.Fatalf("serial %d, want 1", serial)
 	}
 	exchange(old, 1)
+	// Both paths (WebSocket off net/http's, polling through it) see the
+	// request as TLS: the handshake's `secure`.
+	sessions := s.Engine.Sessions()
+	if len(sessions) != 2 {
+		t.Fatalf("%d sessions, want 2", len(sessions))
+	}
+	for _, sess := range sessions {
+		if !sess.Handshake().Secure {
+			t.Fatalf("session %s: handshake not secure", sess.ID())
+		}
+	}
 
 	// Replaced: new handshakes get the new certificate, the open session
 	// goes on over the session it negotiated.
