@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -196,8 +197,9 @@ func (s *Server) metricsListener(l net.Listener) net.Listener {
 }
 
 // handshakeTLS completes a TLS connection's handshake within timeout,
-// before its first request is read (nil for a plain connection). A failure
-// reads better than tls's own words when the client spoke plain HTTP.
+// before its first request is read (nil for a plain connection). A client
+// that spoke plain HTTP gets a 400 saying so, as net/http answers it, not
+// a silent close.
 func handshakeTLS(c net.Conn, timeout time.Duration) error {
 	tc, ok := c.(*tls.Conn)
 	if !ok {
@@ -208,12 +210,26 @@ func handshakeTLS(c net.Conn, timeout time.Duration) error {
 	err := tc.HandshakeContext(ctx)
 	var rec tls.RecordHeaderError
 	if errors.As(err, &rec) {
+		if rec.Conn != nil && looksLikeHTTP(rec.RecordHeader) {
+			_ = rec.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = io.WriteString(rec.Conn, "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"+
+				"This port speaks TLS: use https:// or wss://.\n")
+		}
 		return errors.New("tls handshake: not a TLS client (plain HTTP to a TLS port?)")
 	}
 	if err != nil {
 		return fmt.Errorf("tls handshake: %w", err)
 	}
 	return nil
+}
+
+// looksLikeHTTP: the first five bytes of a plain HTTP request.
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO", "DELET", "PATCH":
+		return true
+	}
+	return false
 }
 
 // tlsState is the connection state of a TLS connection, nil for a plain

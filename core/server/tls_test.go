@@ -212,8 +212,7 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 	waitSerial(t, addr, ca, 2)
 }
 
-// A plain-HTTP client on the TLS port is refused and counted; the
-// handshake's `secure` is true on TLS.
+// A plain-HTTP client on the TLS port is told to use TLS, and counted.
 func TestTLSPlainClientRefused(t *testing.T) {
 	dir := t.TempDir()
 	ca := testkit.NewCA(t)
@@ -221,9 +220,13 @@ func TestTLSPlainClientRefused(t *testing.T) {
 	testkit.WriteKeyPair(t, dir, c1, k1)
 	s, addr := tlsInstance(t, dir)
 	resp, err := (&http.Client{Timeout: 3 * time.Second}).Get("http://" + addr + "/socket.io/?EIO=4&transport=polling")
-	if err == nil {
-		resp.Body.Close()
-		t.Fatalf("plain HTTP answered %d", resp.StatusCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "use https:// or wss://") {
+		t.Fatalf("plain HTTP to the TLS port: %d %q", resp.StatusCode, body)
 	}
 	testkit.WaitFor(t, 3*time.Second, "the failed handshake counted", func() bool { return s.accept.tlsErrors.Load() == 1 })
 	var found bool
