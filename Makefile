@@ -44,7 +44,7 @@ test-e2e: build e2e-deps
 	cd test/e2e && SOCKET_SERVER_BIN=$(CURDIR)/bin/socket-server CHROMIUM_PATH=$(CHROMIUM_PATH) node --test --test-concurrency=1
 
 # Node packages come from npm with their lockfiles; Debian's chromium,
-# prometheus, redis-server and nginx are installed when missing and we are
+# prometheus, redis-server, nginx and openssl are installed when missing and we are
 # root (CI is).
 e2e-deps:
 	cd test/e2e && npm ci --no-audit --no-fund --loglevel=error
@@ -54,6 +54,7 @@ e2e-deps:
 	  command -v promtool >/dev/null && command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	  command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	  command -v openssl >/dev/null || missing="$$missing openssl"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	    else echo "missing Debian packages: $$missing (apt-get install them)"; exit 1; fi; fi

@@ -250,6 +250,21 @@ server {
   #   # event rules (`auth`) all see the payload without them. Default [].
   #   redact_auth = ["password", "api_key"]
   # }
+
+  # Optional: TLS on this listener (https:// and wss://, HTTP/1.1 only) and
+  # on the metrics plugin's own listener. Off (plain HTTP) when omitted;
+  # terminate TLS at the load balancer instead when there is one (see
+  # docs/operations.md, "TLS: here or at the load balancer").
+  # The files are watched: a replaced pair (both files, any order) is used
+  # by new handshakes within about a second, and on SIGHUP; connections keep
+  # the session they have. A pair that does not load keeps the old one in
+  # service (logged; tls_certificate_reloads_total{result="error"}).
+  # tls {
+  #   cert_file   = "/etc/socketfleet/tls/fullchain.pem" # PEM, leaf first; relative = next to this file
+  #   key_file    = "/etc/socketfleet/tls/privkey.pem"   # PEM private key of the leaf
+  #   min_version = "1.2"                                # "1.2" (default) or "1.3"
+  #   metrics     = true                                 # false: the metrics listener stays plain HTTP
+  # }
 }
 
 # A namespace block declares a Socket.IO namespace and what its events do.

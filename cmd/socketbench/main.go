@@ -107,6 +107,7 @@ type config struct {
 	label      string
 	name       string
 	cpuProfile string
+	tlsCA      string
 }
 
 func newFlags(c *config) *flag.FlagSet {
@@ -131,6 +132,7 @@ func newFlags(c *config) *flag.FlagSet {
 	fs.Var(&c.serverPIDs, "server-pid", "server process id(s): CPU time and RSS (connect), child processes (e.g. plugins) included")
 	fs.Var(&c.redisPIDs, "redis-pid", "Redis process id(s): CPU time reported apart (cluster)")
 	fs.StringVar(&c.label, "label", "", "which server this is (e.g. ours, node); copied to the JSON")
+	fs.StringVar(&c.tlsCA, "tls-ca", "", "PEM file of the CA to trust for an https:// --url (WebSocket over TLS: wss://)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the generator's CPU profile to this file")
 	fs.StringVar(&c.name, "name", "", "name of the figure (e.g. fanout-1k); copied to the JSON; default the scenario")
 	return fs
@@ -155,6 +157,10 @@ func run(ctx context.Context, scenario string, args []string, stdout, stderr io.
 	}
 	if c.name == "" {
 		c.name = scenario
+	}
+	if err := trustCA(c.tlsCA); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
 	}
 	if c.transport != "websocket" && c.transport != "polling" {
 		fmt.Fprintf(stderr, "--transport: websocket or polling, not %q\n", c.transport)

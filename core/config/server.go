@@ -139,7 +139,7 @@ var serverSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "cors"}, {Type: "session_cookie"}, {Type: "instance_cookie"},
 		{Type: "drain"}, {Type: "load_shedding"}, {Type: "api"}, {Type: "limits"},
-		{Type: "recovery"},
+		{Type: "recovery"}, {Type: "tls"},
 	},
 }
 
@@ -242,6 +242,7 @@ func (d *decoder) server(b *hcl.Block, s *Server) {
 				`credentials = true cannot go with allowed_origins = ["*"]: every site could make a visitor's browser send its cookies here and read the answers. List the exact origins instead.`)
 		}
 	}
+	s.TLS = d.tls(d.single(blocks, "tls", "the server block"))
 	d.drain(d.single(blocks, "drain", "the server block"), &s.Drain)
 	d.limits(d.single(blocks, "limits", "the server block"), &s.Limits)
 	s.Recovery = d.recovery(d.single(blocks, "recovery", "the server block"))

@@ -73,6 +73,7 @@ func (s *Server) snapshot() *sdk.MetricsSnapshot {
 		gauge("socket_per_ip_tracked_addresses", "Client addresses the per-IP limits hold (at most limits.max_tracked_ips).", float64(l.tracked()))
 	}
 
+	s.tlsMetrics(gauge, counter)
 	counter("socket_connections_opened_total", "Engine.IO connections opened.", float64(s.Engine.Opened.Load()))
 	counter("socket_accept_errors_total", "Failed accept calls on the main listener (descriptors, buffers or memory exhausted); the listener backs off and goes on.", float64(s.accept.errors.Load()))
 	for reason, n := range st.Closed() {

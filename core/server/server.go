@@ -61,6 +61,7 @@ type Server struct {
 
 	limits  Limits
 	ipLimit *ipLimiter // nil: no per-IP limit
+	certs   *certStore // nil: plain HTTP (tls.go)
 }
 
 // Limits bound what one client can make the instance hold or do
@@ -251,6 +252,7 @@ func (s *Server) serveMetricsOn(addr string) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics listen on %s: %w", addr, err)
 	}
+	l = s.metricsListener(l)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", s.serveMetrics)
 	hs := s.limits.httpServer(mux, 10*time.Second)
@@ -266,6 +268,7 @@ func (s *Server) serveMetricsOn(addr string) (stop func(), err error) {
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	const headTimeout = 10 * time.Second
 	hs := s.limits.httpServer(s, headTimeout)
+	s.withTLSState(hs)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(newUpgradeListener(l, s, s.log, headTimeout, &s.accept)) }()
 	mctx, stopMemory := context.WithCancel(context.Background())
@@ -337,10 +340,14 @@ func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version st
 		}
 		s.attachCluster(ps.link)
 	}
+	if err := s.startTLS(ctx); err != nil {
+		return err
+	}
 	l, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
 	}
+	l = s.tlsListener(l)
 	if mb := cfg.Plugin(sdk.KindMetrics); mb != nil && mb.Listen != "" {
 		stop, err := s.serveMetricsOn(mb.Listen)
 		if err != nil {
@@ -350,7 +357,7 @@ func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version st
 		defer stop()
 	}
 	entry.WithFields(logrus.Fields{"addr": l.Addr().String(), "path": cfg.Server.Path, "version": version,
-		"plugins": len(cfg.Plugins)}).Info("listening")
+		"plugins": len(cfg.Plugins), "tls": s.certs != nil}).Info("listening")
 	return s.Serve(ctx, l)
 }
 

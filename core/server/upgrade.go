@@ -95,6 +95,8 @@ type acceptHealth struct {
 	errors   atomic.Uint64 // accept calls that failed, since start
 	lastFail atomic.Int64  // unix nanos of the latest failure, 0: none
 	lastErr  atomic.Pointer[string]
+
+	tlsErrors atomic.Uint64 // TLS handshakes that failed (tls.go)
 }
 
 // acceptUnreadyFor is how long after the latest failed accept the instance
@@ -154,6 +156,12 @@ func (u *upgradeListener) classify(c net.Conn) {
 		br.Reset(nil)
 		u.readers.Put(br)
 	}()
+	if err := handshakeTLS(c, u.timeout); err != nil {
+		u.health.tlsErrors.Add(1)
+		u.log.WithError(err).WithField("remote", c.RemoteAddr().String()).Debug("connection refused")
+		c.Close()
+		return
+	}
 	_ = c.SetReadDeadline(time.Now().Add(u.timeout))
 	head, complete, err := peekHead(br)
 	var ne net.Error
@@ -189,6 +197,7 @@ func (u *upgradeListener) classify(c net.Conn) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	req.RemoteAddr = c.RemoteAddr().String()
+	req.TLS = tlsState(c)
 	u.serve(c, req)
 }
 

@@ -22,6 +22,9 @@
 //     ReadWS reads one message within 3 s.
 //   - ModuleRoot finds this module's root from the test's folder.
 //   - Redis: StartRedis runs a throwaway redis-server on a free port.
+//   - TLS: NewCA makes a throwaway CA; Issue gives a leaf certificate for
+//     127.0.0.1 and localhost with a chosen serial; WriteKeyPair puts a
+//     pair in place as deployment tools do (written, then renamed).
 //
 // The rule for external tools and packages is one: Need(t, names...) for
 // programs (redis-server, nginx, prometheus, promtool, chromium, node, npm,
