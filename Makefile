@@ -4,12 +4,18 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CHROMIUM_PATH ?= /usr/bin/chromium
 
-.PHONY: all build plugins proto run test test-go test-e2e e2e-deps fuzz bench bench-go bench-fleet soak vet fmt clean
+.PHONY: all build ui plugins proto run test test-go test-e2e e2e-deps fuzz bench bench-go bench-fleet soak vet fmt clean
 
 all: build
 
-build: plugins
+build: plugins ui
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/socket-server ./cmd/socket-server
+
+## ui: the Socket.IO Admin UI's compiled files (npm @socket.io/admin-ui, from
+## its lockfile) into core/admin/ui/www/dist, which the build embeds
+ui:
+	cd core/admin/ui && npm ci --no-audit --no-fund --loglevel=error
+	rm -rf core/admin/ui/www/dist && cp -r core/admin/ui/node_modules/@socket.io/admin-ui/ui/dist core/admin/ui/www/dist && rm -f core/admin/ui/www/dist/js/*.map
 
 ## plugins: every plugins/<kind>-<name> into bin/plugins/<kind>-<name>
 PLUGINS := $(patsubst plugins/%/main.go,%,$(wildcard plugins/*/main.go))
