@@ -11,11 +11,15 @@ all: build
 build: plugins ui
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/socket-server ./cmd/socket-server
 
-## ui: the Socket.IO Admin UI's compiled files (npm @socket.io/admin-ui, from
-## its lockfile) into core/admin/ui/www/dist, which the build embeds
+## ui: the Socket.IO Admin UI's compiled files (npm @socket.io/admin-ui, and
+## the icon font it loads, @mdi/font, from the lockfile) into
+## core/admin/ui/www/dist, which the build embeds
 ui:
 	cd core/admin/ui && npm ci --no-audit --no-fund --loglevel=error
 	rm -rf core/admin/ui/www/dist && cp -r core/admin/ui/node_modules/@socket.io/admin-ui/ui/dist core/admin/ui/www/dist && rm -f core/admin/ui/www/dist/js/*.map
+	mkdir -p core/admin/ui/www/dist/mdi/css core/admin/ui/www/dist/mdi/fonts
+	cp core/admin/ui/node_modules/@mdi/font/css/materialdesignicons.min.css core/admin/ui/www/dist/mdi/css/
+	cp core/admin/ui/node_modules/@mdi/font/fonts/materialdesignicons-webfont.woff* core/admin/ui/www/dist/mdi/fonts/
 
 ## plugins: every plugins/<kind>-<name> into bin/plugins/<kind>-<name>
 PLUGINS := $(patsubst plugins/%/main.go,%,$(wildcard plugins/*/main.go))

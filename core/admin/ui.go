@@ -22,13 +22,16 @@ var ui embed.FS
 // UIPrefix is where the UI's files are served.
 const UIPrefix = "/admin/"
 
-// cdnLinks are the UI's stylesheets from outside sites (fonts and icons):
-// left out so that a browser with no way out, or no wish to tell a CDN
-// about the admin page, loads nothing but this server's files.
-var cdnLinks = []string{
-	`<link rel="stylesheet" href="https://fonts.googleapis.com/css?family=Roboto:100,300,400,500,700,900">`,
-	`<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@mdi/font@latest/css/materialdesignicons.min.css">`,
-}
+// The UI's index.html loads its fonts from outside sites. The icon font
+// (without which its icon buttons are blank) is served from here instead,
+// from @mdi/font (make ui); the text font falls back to the browser's. So
+// a browser with no way out, or no wish to tell a CDN about the admin
+// page, loads nothing but this server's files.
+const (
+	robotoLink = `<link rel="stylesheet" href="https://fonts.googleapis.com/css?family=Roboto:100,300,400,500,700,900">`
+	mdiLink    = `<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@mdi/font@latest/css/materialdesignicons.min.css">`
+	mdiLocal   = "mdi/css/materialdesignicons.min.css"
+)
 
 // UIHandler serves the UI under UIPrefix: from dir when set, else the
 // embedded copy (or the page saying it is missing). Its index.html is
@@ -59,7 +62,8 @@ func UIHandler(dir, socketPath string) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin ui: %w", err)
 	}
-	index = prefill(index, strings.TrimSuffix(socketPath, "/"))
+	_, err = fs.Stat(files, mdiLocal)
+	index = prefill(index, strings.TrimSuffix(socketPath, "/"), err == nil)
 	static := http.StripPrefix(UIPrefix, http.FileServer(http.FS(files)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -75,10 +79,13 @@ func UIHandler(dir, socketPath string) (http.Handler, error) {
 }
 
 // prefill points the UI at the server it was loaded from.
-func prefill(index []byte, socketPath string) []byte {
-	for _, l := range cdnLinks {
-		index = bytes.Replace(index, []byte(l), nil, 1)
+func prefill(index []byte, socketPath string, localIcons bool) []byte {
+	index = bytes.Replace(index, []byte(robotoLink), nil, 1)
+	icons := []byte(nil)
+	if localIcons {
+		icons = []byte(`<link rel="stylesheet" href="` + mdiLocal + `">`)
 	}
+	index = bytes.Replace(index, []byte(mdiLink), icons, 1)
 	script := []byte(`<script>try{var s=window.localStorage;s.setItem("server_url",location.origin);s.setItem("namespace","/admin");s.setItem("path",` +
 		string(siowire.AppendString(nil, socketPath)) + `)}catch(e){}</script>`)
 	i := bytes.Index(index, []byte("<script"))
