@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -166,5 +167,71 @@ func BenchmarkAdminStats(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		a.SendStats()
+	}
+}
+
+// server_stats as the UI reads it: the counts and the aggregated events
+// since the last report.
+func TestAdminServerStats(t *testing.T) {
+	s, ts := newTestInstance(t, adminOff)
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	ui, _, err := websocket.DefaultDialer.Dial(testkit.SocketIOURL(addr), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ui.Close()
+	testkit.ReadWS(t, ui)
+	if err := ui.WriteMessage(websocket.TextMessage, []byte("40/admin,")); err != nil {
+		t.Fatal(err)
+	}
+	testkit.ReadWS(t, ui) // CONNECT
+	if cfg := testkit.ReadWS(t, ui); cfg != `42/admin,["config",{"supportedFeatures":["EMIT","JOIN","LEAVE","DISCONNECT","MJOIN","MLEAVE","MDISCONNECT","AGGREGATED_EVENTS"]}]` {
+		t.Fatalf("config: %s", cfg)
+	}
+	testkit.ConnectSocketIO(t, addr)
+	gone := testkit.ConnectSocketIO(t, addr)
+	gone.Close()
+	testkit.WaitFor(t, 3*time.Second, "a socket gone", func() bool { return s.SocketIO.Stats.Sockets.Load() == 2 })
+	s.admin.SendStats()
+	msg := testkit.ReadWS(t, ui)
+	var pkt []json.RawMessage
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(msg, "42/admin,")), &pkt); err != nil || len(pkt) != 2 || string(pkt[0]) != `"server_stats"` {
+		t.Fatalf("server_stats: %s (%v)", msg, err)
+	}
+	var st struct {
+		ServerID     string `json:"serverId"`
+		PID          int    `json:"pid"`
+		ClientsCount int    `json:"clientsCount"`
+		Namespaces   []struct {
+			Name         string `json:"name"`
+			SocketsCount int    `json:"socketsCount"`
+		} `json:"namespaces"`
+		AggregatedEvents []struct {
+			Type    string `json:"type"`
+			SubType string `json:"subType"`
+			Count   int    `json:"count"`
+		} `json:"aggregatedEvents"`
+	}
+	if err := json.Unmarshal(pkt[1], &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.ServerID != s.cfg.Server.InstanceID || st.PID != os.Getpid() || st.ClientsCount != 2 {
+		t.Fatalf("stats: %s", pkt[1])
+	}
+	if fmt.Sprint(st.Namespaces) != "[{/ 1} {/admin 1}]" {
+		t.Fatalf("namespaces: %v", st.Namespaces)
+	}
+	events := map[string]int{}
+	for _, e := range st.AggregatedEvents {
+		events[e.Type+"/"+e.SubType] += e.Count
+	}
+	if events["rawConnection/"] != 3 || events["rawDisconnection/transport close"] != 1 || events["packetsIn/"] < 3 || events["bytesOut/"] == 0 {
+		t.Fatalf("aggregated events: %v", events)
+	}
+	// The next report counts only what happened since.
+	s.admin.SendStats()
+	msg = testkit.ReadWS(t, ui)
+	if strings.Contains(msg, "rawConnection") {
+		t.Fatalf("counted twice: %s", msg)
 	}
 }
