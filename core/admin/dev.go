@@ -34,6 +34,9 @@ func (a *Admin) Wrap(nsp string, h socketio.Handler, maxRooms int) (socketio.Han
 		return h, nil
 	}
 	m := rooms.NewMemory()
+	if maxRooms <= 0 {
+		maxRooms = rooms.DefaultMaxRooms
+	}
 	m.MaxRooms = maxRooms
 	if _, ok := h.(socketio.ServerEventHandler); ok {
 		return &devServerEvents{devHandler{a: a, nsp: nsp, inner: h}}, &devIndex{Memory: m, a: a, nsp: nsp}
