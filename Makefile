@@ -14,12 +14,16 @@ build: plugins ui
 ## ui: the Socket.IO Admin UI's compiled files (npm @socket.io/admin-ui, and
 ## the icon font it loads, @mdi/font, from the lockfile) into
 ## core/admin/ui/www/dist, which the build embeds
-ui:
+UI_INSTALLED := core/admin/ui/node_modules/.package-lock.json
+ui: core/admin/ui/www/dist/index.html $(UI_INSTALLED)
+$(UI_INSTALLED): core/admin/ui/package-lock.json
 	cd core/admin/ui && npm ci --no-audit --no-fund --loglevel=error
+core/admin/ui/www/dist/index.html: $(UI_INSTALLED)
 	rm -rf core/admin/ui/www/dist && cp -r core/admin/ui/node_modules/@socket.io/admin-ui/ui/dist core/admin/ui/www/dist && rm -f core/admin/ui/www/dist/js/*.map
 	mkdir -p core/admin/ui/www/dist/mdi/css core/admin/ui/www/dist/mdi/fonts
 	cp core/admin/ui/node_modules/@mdi/font/css/materialdesignicons.min.css core/admin/ui/www/dist/mdi/css/
 	cp core/admin/ui/node_modules/@mdi/font/fonts/materialdesignicons-webfont.woff* core/admin/ui/www/dist/mdi/fonts/
+	touch $@
 
 ## plugins: every plugins/<kind>-<name> into bin/plugins/<kind>-<name>
 PLUGINS := $(patsubst plugins/%/main.go,%,$(wildcard plugins/*/main.go))

@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/socketfleet/socketfleet/core/config"
 )
 
 var errUnknownNamespace = errors.New("unknown namespace")
@@ -56,6 +59,9 @@ func parseAction(name string, args [][]byte) (*op, error) {
 		}
 		if err := str(args[2], &o.event, false); err != nil {
 			return nil, fmt.Errorf("event: %w", err)
+		}
+		if slices.Contains(config.ReservedEvents, o.event) {
+			return nil, fmt.Errorf("event %q is reserved by Socket.IO", o.event)
 		}
 		o.args = args[3:]
 		return o, nil

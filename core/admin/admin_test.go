@@ -28,6 +28,7 @@ func TestParseAction(t *testing.T) {
 		{"emit", raw(`"/"`, `null`, `"ev"`), op{nsp: "/", event: "ev", args: raw()}, ""},
 		{"emit", raw(`"/"`, `null`), op{}, "needs 3"},
 		{"emit", raw(`"/"`, `null`, `""`), op{}, "event: empty"},
+		{"emit", raw(`"/"`, `null`, `"disconnect"`), op{}, "reserved"},
 		{"join", raw(`"/"`, `"r"`), op{nsp: "/", room: "r"}, ""},
 		{"join", raw(`"/"`, `"r"`, `"sid"`), op{nsp: "/", room: "r", filter: "sid"}, ""},
 		{"join", raw(`"/"`, `""`), op{}, "room: empty"},
