@@ -3,7 +3,8 @@
 // redis-server: it logs in, shows the three servers, the sockets of
 // official socket.io-client clients spread over the instances and their
 // rooms; a socket of another instance joins a room and is disconnected
-// from the UI; a stopped instance turns unhealthy. The dashboard's
+// from the UI; a stopped instance turns unhealthy; a Node server with the
+// admin-ui package on the same Redis shows up beside ours. The dashboard's
 // screenshot goes to a temp file, or to ADMIN_SCREENSHOT when set
 // (ADMIN_SCREENSHOT=docs/admin-ui.png renews the README's).
 import assert from "node:assert/strict";
@@ -12,8 +13,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import puppeteer from "puppeteer-core";
-import { ADMIN_PASSWORD, ADMIN_USER, adminConfig } from "./lib/admin.mjs";
-import { Clients, REPO_ROOT, collect, emitAck, startServer, until, waitConnected, waitFor, withLogs } from "./lib/harness.mjs";
+import { ADMIN_PASSWORD, ADMIN_USER, adminConfig, loadAdminUI } from "./lib/admin.mjs";
+import { Clients, REPO_ROOT, collect, emitAck, freePort, startServer, until, waitConnected, waitFor, withLogs } from "./lib/harness.mjs";
 import { skipUnlessTools, startRedis } from "./lib/fleet.mjs";
 
 const CHROMIUM_PATH = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
@@ -28,6 +29,7 @@ describe("the Admin UI in Chromium over three instances on Redis", { timeout: 12
   let browser;
   let page;
   let userDataDir;
+  let node;
   const pageLog = [];
   const clients = new Clients();
   const users = []; // [{socket, server index}]
@@ -70,6 +72,7 @@ describe("the Admin UI in Chromium over three instances on Redis", { timeout: 12
 
   after(async () => {
     clients.closeAll();
+    await node?.close();
     await browser?.close().catch(() => {});
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
     await Promise.all(servers.map((s) => s.stop()));
@@ -180,5 +183,13 @@ describe("the Admin UI in Chromium over three instances on Redis", { timeout: 12
     assert.ok(took <= 13_000, `unhealthy after ${took} ms`);
     const r = await rows();
     for (const id of ["sf-0", "sf-1"]) assert.ok(r.some((row) => row[0] === id && row.includes("HEALTHY")), `${id} healthy`);
+  });
+
+  t("a Node server instrumented with @socket.io/admin-ui on the same Redis joins the list", async () => {
+    node = await loadAdminUI().startNodeServer(redis.url, "node-1", await freePort());
+    await go("/servers");
+    await untilRows((r) => r.some((row) => row[0] === "node-1" && row.includes("HEALTHY")), "node-1 listed, healthy");
+    const r = await rows();
+    for (const id of ["sf-0", "sf-1"]) assert.ok(r.some((row) => row[0] === id && row.includes("HEALTHY")), `${id} still listed`);
   });
 });
