@@ -1,6 +1,9 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
+
 	"github.com/hashicorp/hcl/v2"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -16,7 +19,7 @@ type Admin struct {
 	ReadOnly     bool
 	Mode         string // AdminProduction or AdminDevelopment
 	UI           bool   // serve the UI's files at /admin/
-	UIDir        string // serve them from this folder instead of the embedded copy
+	UIDir        string // serve them from this folder instead of the embedded copy (absolute)
 	DeclRange    hcl.Range
 }
 
@@ -51,8 +54,13 @@ func (d *decoder) admin(b *hcl.Block) *Admin {
 	if attr := attrs["mode"]; attr != nil && d.str(attr, &a.Mode) {
 		d.oneOf(attr, a.Mode, AdminProduction, AdminDevelopment)
 	}
-	if attr := attrs["ui_dir"]; attr != nil && d.str(attr, &a.UIDir) && a.UIDir == "" {
-		d.attrError(attr, "Invalid ui_dir", "ui_dir must name a folder holding the Admin UI's index.html.")
+	if attr := attrs["ui_dir"]; attr != nil && d.str(attr, &a.UIDir) {
+		if a.UIDir != "" && !filepath.IsAbs(a.UIDir) {
+			a.UIDir = filepath.Join(configDir(b.DefRange.Filename), a.UIDir) // as plugin commands: the config's folder
+		}
+		if _, err := os.Stat(filepath.Join(a.UIDir, "index.html")); a.UIDir == "" || err != nil {
+			d.attrError(attr, "Invalid ui_dir", "ui_dir must name a folder holding the Admin UI's index.html (relative to the config file's folder); %q has none.", a.UIDir)
+		}
 	}
 	user, hash := attrs["username"], attrs["password_hash"]
 	if !a.Auth {

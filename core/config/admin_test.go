@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,6 +26,18 @@ func TestAdminBlock(t *testing.T) {
 	if a := mustParse(t, "admin {\n  auth = false\n}\n").Admin; a == nil || a.Auth || a.Mode != AdminProduction {
 		t.Fatalf("auth = false: %+v", a)
 	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "ui"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ui", "index.html"), []byte("<html>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// ui_dir is relative to the config file's folder.
+	cfg, diags := Parse([]byte("admin {\n  auth = false\n  ui_dir = \"ui\"\n}\n"), filepath.Join(dir, "test.hcl"))
+	if diags.HasErrors() || cfg.Admin.UIDir != filepath.Join(dir, "ui") {
+		t.Fatalf("ui_dir: %v %+v", diags, cfg)
+	}
 }
 
 func TestAdminErrors(t *testing.T) {
@@ -39,6 +53,7 @@ func TestAdminErrors(t *testing.T) {
 		{"bad mode", "admin {\n  auth = false\n  mode = \"debug\"\n}", "Invalid attribute value", 3, 10},
 		{"creds with auth off", "admin {\n  auth = false\n  username = \"a\"\n}", "Credentials with auth = false", 3, 14},
 		{"namespace taken", "admin {\n  auth = false\n}\nnamespace \"/admin\" {\n}", "Namespace taken by the admin block", 4, 1},
+		{"ui_dir without the UI", "admin {\n  auth = false\n  ui_dir = \"no-such-folder\"\n}", "Invalid ui_dir", 3, 12},
 		{"two blocks", "admin {\n  auth = false\n}\nadmin {\n  auth = false\n}", "Duplicate admin block", 4, 1},
 	}
 	for _, c := range cases {
