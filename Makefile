@@ -4,12 +4,26 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CHROMIUM_PATH ?= /usr/bin/chromium
 
-.PHONY: all build plugins proto run test test-go test-e2e e2e-deps fuzz bench bench-go bench-fleet soak vet fmt clean
+.PHONY: all build ui plugins proto run test test-go test-e2e e2e-deps fuzz bench bench-go bench-fleet soak vet fmt clean
 
 all: build
 
-build: plugins
+build: plugins ui
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/socket-server ./cmd/socket-server
+
+## ui: the Socket.IO Admin UI's compiled files (npm @socket.io/admin-ui, and
+## the icon font it loads, @mdi/font, from the lockfile) into
+## core/admin/ui/www/dist, which the build embeds
+UI_INSTALLED := core/admin/ui/node_modules/.package-lock.json
+ui: core/admin/ui/www/dist/index.html $(UI_INSTALLED)
+$(UI_INSTALLED): core/admin/ui/package-lock.json
+	cd core/admin/ui && npm ci --no-audit --no-fund --loglevel=error
+core/admin/ui/www/dist/index.html: $(UI_INSTALLED)
+	rm -rf core/admin/ui/www/dist && cp -r core/admin/ui/node_modules/@socket.io/admin-ui/ui/dist core/admin/ui/www/dist && rm -f core/admin/ui/www/dist/js/*.map
+	mkdir -p core/admin/ui/www/dist/mdi/css core/admin/ui/www/dist/mdi/fonts
+	cp core/admin/ui/node_modules/@mdi/font/css/materialdesignicons.min.css core/admin/ui/www/dist/mdi/css/
+	cp core/admin/ui/node_modules/@mdi/font/fonts/materialdesignicons-webfont.woff* core/admin/ui/www/dist/mdi/fonts/
+	touch $@
 
 ## plugins: every plugins/<kind>-<name> into bin/plugins/<kind>-<name>
 PLUGINS := $(patsubst plugins/%/main.go,%,$(wildcard plugins/*/main.go))

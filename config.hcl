@@ -460,3 +460,16 @@ namespace "/" {
 # connections are refused with "authentication unavailable" (connected
 # sockets stay). The plugin's user id and data are `user` and `data` in
 # RUNTIME expressions.
+
+# The Socket.IO Admin UI (off without this block): the /admin namespace the
+# official UI (@socket.io/admin-ui 0.5) speaks, fleet-wide through the
+# adapter, and the UI itself at /admin/ (README, "The Admin UI").
+# admin {
+#   username      = "admin"
+#   password_hash = env("ADMIN_PASSWORD_HASH") # bcrypt, cost >= 10; never the password itself
+#   read_only     = false          # true: the UI sees, and emit/join/leave/disconnect are refused
+#   mode          = "production"   # or "development": every socket, room and event reported
+#   ui            = true           # serve the UI's files at /admin/ (embedded by `make ui`)
+#   # ui_dir      = "admin-ui"     # ...or from this folder
+#   # auth        = false          # instead of username/password_hash: no login at all
+# }

@@ -45,6 +45,7 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "sharding", LabelNames: []string{"name"}},
 		{Type: "metrics", LabelNames: []string{"name"}},
 		{Type: "log_sink", LabelNames: []string{"name"}},
+		{Type: "admin"},
 	},
 }
 
@@ -53,6 +54,7 @@ func (d *decoder) root(body hcl.Body, filename string) *Config {
 	c := d.content(body, rootSchema)
 	d.server(d.single(c.Blocks, "server", "the config file"), &cfg.Server)
 	d.plugins(c.Blocks, cfg)
+	cfg.Admin = d.admin(d.single(c.Blocks, "admin", "the config file"))
 
 	seen := map[string]*Namespace{}
 	for _, b := range c.Blocks {
@@ -70,6 +72,10 @@ func (d *decoder) root(body hcl.Body, filename string) *Config {
 		}
 		seen[ns.Name] = ns
 		cfg.Namespaces = append(cfg.Namespaces, ns)
+	}
+	if ns := seen[AdminNamespace]; ns != nil && cfg.Admin != nil {
+		d.errorf(ns.DeclRange.Ptr(), nil, "Namespace taken by the admin block",
+			"The admin block serves the namespace %q; rename this one.", AdminNamespace)
 	}
 	if seen["/"] == nil {
 		cfg.Namespaces = append(cfg.Namespaces, &Namespace{Name: "/", UnknownEvents: "drop", Events: map[string]*EventRule{},

@@ -18,6 +18,7 @@ type Config struct {
 	Server     Server
 	Namespaces []*Namespace   // in file order; "/" is always present (added if not declared)
 	Plugins    []*PluginBlock // auth, adapter, sharding, metrics, log_sink blocks in file order
+	Admin      *Admin         // the Admin UI's namespace; nil = off
 }
 
 // Namespace returns the declared namespace with that name, or nil.

@@ -93,6 +93,7 @@ func (s *Server) snapshot() *sdk.MetricsSnapshot {
 		counter("socket_handshake_failures_total", hf, float64(l.overConnections.Load()+l.overRate.Load()+l.tableFull.Load()), "reason", "per_ip_limit")
 	}
 	counter("load_shedding_rejections_total", "Handshakes refused under memory pressure.", float64(s.Memory.Rejected.Load()))
+	s.adminMetrics(counter)
 	for _, ns := range s.SocketIO.Namespaces() {
 		n, name := &ns.Stats, ns.Name()
 		counter("socket_messages_received_total", "Events received, by namespace.", float64(n.EventsIn.Load()), "namespace", name)

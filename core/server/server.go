@@ -18,6 +18,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/socketfleet/socketfleet/core/admin"
 	"github.com/socketfleet/socketfleet/core/config"
 	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/lifecycle"
@@ -62,6 +63,8 @@ type Server struct {
 	limits  Limits
 	ipLimit *ipLimiter // nil: no per-IP limit
 	certs   *certStore // nil: plain HTTP (tls.go)
+
+	admin *admin.Admin // nil without an admin block (admin.go)
 }
 
 // Limits bound what one client can make the instance hold or do
@@ -161,8 +164,10 @@ func newServerLimits(cfg *config.Config, log *logrus.Entry, version string, plug
 		j.Store = memoryStore{s.recoveryMem, s.SocketIO}
 		s.SocketIO.SetRecovery(j)
 	}
+	s.newAdmin()
 	for _, ns := range cfg.Namespaces {
-		s.SocketIO.AddNamespace(ns.Name, routing.New(ns, plugins, &s.Routing, log.WithField("namespace", ns.Name)), nil)
+		h, idx := s.namespace(ns.Name, routing.New(ns, plugins, &s.Routing, log.WithField("namespace", ns.Name)))
+		s.SocketIO.AddNamespace(ns.Name, h, idx)
 	}
 	s.Memory = lifecycle.NewMemory(sc.LoadShedding, log)
 	opts := engineOptions(sc, log)
@@ -186,6 +191,7 @@ func newServerLimits(cfg *config.Config, log *logrus.Entry, version string, plug
 		mux.HandleFunc("/metrics", s.serveMetrics)
 	}
 	mux.HandleFunc("/ready", s.serveReady)
+	s.attachAdmin(mux)
 	if sc.API != nil {
 		s.api = newAPI(s, sc.API, log.WithField("component", "api"))
 		mux.Handle(apiPrefix, s.api)
@@ -274,6 +280,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	mctx, stopMemory := context.WithCancel(context.Background())
 	defer stopMemory()
 	go s.Memory.Run(mctx, s.cfg.Server.MemoryReportInterval)
+	s.runAdmin(mctx)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)

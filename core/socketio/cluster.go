@@ -57,6 +57,9 @@ type AckReach struct {
 // nullJSON is the ack of a client or server that acknowledged without an argument.
 var nullJSON = []byte("null")
 
+// emptyObject is the data of a socket without any, as other servers get it.
+var emptyObject = []byte("{}")
+
 // maxClusterBackground bounds the cluster requests that event rules fire
 // without waiting (server-side emits); beyond it they are dropped and counted.
 const maxClusterBackground = 256
@@ -261,7 +264,16 @@ func (srv *Server) ServeRequest(in sdk.IncomingRequest) {
 	opts := rooms.Options{Rooms: in.Rooms, Except: in.Except}
 	switch in.Type {
 	case sdk.RequestFetchSockets:
-		respond(sdk.ClusterResponse{Sockets: ns.FetchLocal(opts, 0)})
+		socks := ns.FetchLocal(opts, 0)
+		for i := range socks {
+			// Node's socket.data is {} unless set, and Node code reading a
+			// remote socket's data (the admin-ui package's, for one) counts on
+			// an object.
+			if string(socks[i].Data) == "null" {
+				socks[i].Data = emptyObject
+			}
+		}
+		respond(sdk.ClusterResponse{Sockets: socks})
 	case sdk.RequestAllRooms:
 		respond(sdk.ClusterResponse{Rooms: ns.LocalRooms(true)})
 	case sdk.RequestSocketsJoin:

@@ -161,6 +161,10 @@ func (s *Socket) Auth() []byte { return s.auth }
 // Handshake returns the Engine.IO handshake of the socket's client.
 func (s *Socket) Handshake() *engineio.Handshake { return s.client.sess.Handshake() }
 
+// ClientID returns the id of the socket's Engine.IO connection (one per
+// client, shared by its namespaces' sockets).
+func (s *Socket) ClientID() string { return s.client.sess.ID() }
+
 // Transport names the client's current transport.
 func (s *Socket) Transport() string { return s.client.sess.Transport() }
 

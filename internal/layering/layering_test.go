@@ -40,6 +40,7 @@ var allowed = map[string][]string{
 	"core/config":                {"core/pluginhost", "core/protocol/siowire", "sdk"},
 	"core/routing":               {"core/config", "core/socketio", "core/rooms", "core/engineio", "core/protocol/", "sdk"},
 	"core/pluginhost":            {"sdk"},
+	"core/admin":                 {"core/config", "core/engineio", "core/rooms", "core/socketio", "core/protocol/siowire", "sdk"},
 	"core/lifecycle":             {"core/config"},
 	"core/server":                {"core/", "sdk"},
 
