@@ -47,7 +47,9 @@ type Server struct {
 	draining atomic.Bool
 	accept   acceptHealth
 	api      *api     // nil without an api block
-	plugins  *plugins // nil without plugin blocks
+	plugins  atomic.Pointer[plugins] // nil without plugin blocks; replaced by a reload
+	reload   reloader                // reload.go: the config generation serving
+	cluster  ClusterLink             // nil on a single instance
 	// recoveryMem holds a single instance's saved sessions (nil when
 	// recovery is off or the adapter plugin keeps them).
 	recoveryMem *recovery.Memory
@@ -160,8 +162,10 @@ func newServerLimits(cfg *config.Config, log *logrus.Entry, version string, plug
 		j.Store = memoryStore{s.recoveryMem, s.SocketIO}
 		s.SocketIO.SetRecovery(j)
 	}
+	s.reload.start(&config.Loaded{Config: cfg})
 	for _, ns := range cfg.Namespaces {
-		s.SocketIO.AddNamespace(ns.Name, routing.New(ns, plugins, &s.Routing, log.WithField("namespace", ns.Name)), nil)
+		r := routing.New(ns, plugins, &s.Routing, log.WithField("namespace", ns.Name))
+		s.SocketIO.AddNamespace(ns.Name, s.reload.router(ns.Name, r), nil)
 	}
 	s.Memory = lifecycle.NewMemory(sc.LoadShedding, log)
 	opts := engineOptions(sc, log)
@@ -288,7 +292,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 // Drain runs the drain sequence; it returns when every connection is
 // closed, at the latest after the drain window (or when ctx ends).
 func (s *Server) Drain(ctx context.Context) {
-	dr := s.cfg.Server.Drain
+	dr := s.reload.config().Server.Drain
 	s.draining.Store(true)
 	s.Engine.StopAccepting()
 	if s.echo != nil {
@@ -320,17 +324,51 @@ func (s *Server) Drain(ctx context.Context) {
 // until ctx is done; then it drains, flushes the log sinks and stops the
 // plugins.
 func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version string) error {
+	return RunWith(ctx, &config.Loaded{Config: cfg}, log, version, RunOptions{})
+}
+
+// RunWith is Run for a config file loaded with config.LoadFile, which the
+// instance can reload (Server.Reload): on opts.Reload, or POST
+// /api/v1/reload.
+func RunWith(ctx context.Context, file *config.Loaded, log *logrus.Logger, version string, opts RunOptions) error {
+	cfg := file.Config
 	entry := log.WithFields(logrus.Fields{"service": "socket-server", "instance_id": cfg.Server.InstanceID})
-	ps, diags := launchPlugins(ctx, cfg, pluginhost.Options{Log: entry})
+	popts := pluginhost.Options{Log: entry}
+	var keys []string
+	if file.Source != nil {
+		keys = pluginKeys(file)
+	}
+	ps, diags := launchKeeping(ctx, cfg, keys, popts, nil)
 	if diags.HasErrors() {
 		return fmt.Errorf("plugins: %w", diags)
 	}
-	defer ps.close(context.Background())
-	if len(ps.logs) > 0 {
-		log.AddHook(logHook{ps.logs})
+	s := newServer(cfg, entry, version, routingPlugins(cfg, ps))
+	s.reload.start(file)
+	s.reload.logger, s.reload.opts = log, popts
+	log.AddHook(configHook{&s.reload})
+	s.plugins.Store(ps)
+	// The plugins serving at exit, which a reload may have replaced.
+	defer func() { s.plugins.Load().close(context.Background()) }()
+	if len(ps.logs) > 0 || opts.Reload != nil {
+		log.AddHook(logHook{func() []*pluginhost.LogBuffer {
+			if p := s.plugins.Load(); p != nil {
+				return p.logs
+			}
+			return nil
+		}})
 	}
-	s := newServer(cfg, entry, version, ps.routing)
-	s.plugins = ps
+	if opts.Reload != nil {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-opts.Reload:
+					_, _ = s.Reload(ctx) // logged, counted and shown in /health
+				}
+			}
+		}()
+	}
 	if ps.link != nil {
 		if cfg.Server.Recovery != nil {
 			s.recoverThrough(ps.link)
@@ -374,6 +412,7 @@ func (s *Server) AttachCluster(l ClusterLink) { s.attachCluster(l) }
 // both ways, requests from them, and the rooms this instance holds (for
 // adapters that subscribe per room). Call before serving.
 func (s *Server) attachCluster(l ClusterLink) {
+	s.cluster = l
 	s.SocketIO.SetCluster(l)
 	l.SetRoomSnapshot(s.roomSnapshot)
 	names := make([]string, 0, len(s.SocketIO.Namespaces()))
@@ -459,6 +498,7 @@ type health struct {
 	AcceptErrs  uint64           `json:"accept_errors"`
 	LimitsHit   map[string]int64 `json:"limits_hit"`
 	Plugins     []pluginHealth   `json:"plugins,omitempty"`
+	Config      *configHealth    `json:"config,omitempty"`
 }
 
 type pluginHealth struct {
@@ -488,10 +528,11 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		Sys:         ms.Sys,
 		AcceptErrs:  s.accept.errors.Load(),
 		LimitsHit:   s.limitsHit(),
+		Config:      s.configHealth(),
 	}
 	detailed := s.api != nil && r.Header.Get("Authorization") != "" && s.api.tokenMatches(r)
-	if s.plugins != nil {
-		for _, st := range s.plugins.host.States() {
+	if ps := s.plugins.Load(); ps != nil {
+		for _, st := range ps.states() {
 			ph := pluginHealth{Kind: st.Kind, Name: st.Name, Up: st.Up, Restarts: st.Restarts}
 			if detailed {
 				ph.PID, ph.LastError = st.PID, st.LastError
@@ -538,7 +579,7 @@ func (s *Server) Ready() (bool, string) {
 	if why := s.accept.failing(); why != "" {
 		return false, why
 	}
-	if why := s.plugins.down(); why != "" {
+	if why := s.plugins.Load().down(); why != "" {
 		return false, why
 	}
 	return true, ""
