@@ -35,7 +35,7 @@ type pluginEntry struct {
 	kind sdk.Kind
 	host *pluginhost.Host
 	p    *pluginhost.Plugin
-	link *pluginhost.Link       // adapter
+	link *pluginhost.Link      // adapter
 	logs *pluginhost.LogBuffer // log_sink
 }
 

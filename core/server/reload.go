@@ -33,7 +33,7 @@ type reloader struct {
 	cur      atomic.Pointer[generation]
 	handlers map[string]*liveRouter // by namespace
 
-	logger *logrus.Logger      // whose level a reload sets; nil: left alone
+	logger *logrus.Logger     // whose level a reload sets; nil: left alone
 	opts   pluginhost.Options // for the plugins a reload launches
 
 	ok, failed atomic.Int64
@@ -55,7 +55,9 @@ type reloadFailure struct {
 // liveRouter is a namespace's socketio.Handler: the router of the
 // generation serving. A reload stores the new router; the next packet
 // read uses it.
-type liveRouter struct{ r atomic.Pointer[routing.Router] }
+type liveRouter struct {
+	r atomic.Pointer[routing.Router]
+}
 
 var (
 	_ socketio.Handler            = (*liveRouter)(nil)

@@ -46,7 +46,7 @@ type Server struct {
 	handler  http.Handler
 	draining atomic.Bool
 	accept   acceptHealth
-	api      *api     // nil without an api block
+	api      *api                    // nil without an api block
 	plugins  atomic.Pointer[plugins] // nil without plugin blocks; replaced by a reload
 	reload   reloader                // reload.go: the config generation serving
 	cluster  ClusterLink             // nil on a single instance

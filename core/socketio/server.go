@@ -138,14 +138,14 @@ type NamespaceStats struct {
 
 // Server holds the namespaces and serves Engine.IO sessions.
 type Server struct {
-	opts    Options
-	log     *logrus.Entry
+	opts Options
+	log  *logrus.Entry
 	// nsps are the namespaces (namespaces.go): a table replaced whole when
 	// a reload adds or removes one, so readers take no lock.
 	nsps    atomic.Pointer[nsTable]
 	nspsMu  sync.Mutex // serializes the replacements
 	cluster Cluster    // nil on a single instance
-	rec     *Recovery             // nil: connection state recovery off
+	rec     *Recovery  // nil: connection state recovery off
 	// background bounds the cluster requests running without a waiter.
 	background chan struct{}
 	Stats      Stats
