@@ -378,6 +378,35 @@ func (h configHook) Fire(e *logrus.Entry) error {
 	return nil
 }
 
+// assemble launches the plugins of file and builds the instance, ready to
+// reload file (reload.go); log gets the config hash on every entry and
+// hands entries to the log sinks of the generation serving.
+func assemble(ctx context.Context, file *config.Loaded, log *logrus.Logger, version string) (*Server, error) {
+	cfg := file.Config
+	entry := log.WithFields(logrus.Fields{"service": "socket-server", "instance_id": cfg.Server.InstanceID})
+	popts := pluginhost.Options{Log: entry}
+	var keys []string
+	if file.Source != nil {
+		keys = pluginKeys(file)
+	}
+	ps, diags := launchKeeping(ctx, cfg, keys, popts, nil)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("plugins: %w", diags)
+	}
+	s := newServer(cfg, entry, version, routingPlugins(cfg, ps))
+	s.reload.start(file)
+	s.reload.logger, s.reload.opts = log, popts
+	s.plugins.Store(ps)
+	log.AddHook(configHook{&s.reload})
+	log.AddHook(logHook{func() []*pluginhost.LogBuffer {
+		if p := s.plugins.Load(); p != nil {
+			return p.logs
+		}
+		return nil
+	}})
+	return s, nil
+}
+
 // RunOptions are what Run may be given besides the config.
 type RunOptions struct {
 	// Reload, when it receives, reloads the config file (SIGHUP).

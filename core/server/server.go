@@ -21,7 +21,6 @@ import (
 	"github.com/socketfleet/socketfleet/core/config"
 	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/lifecycle"
-	"github.com/socketfleet/socketfleet/core/pluginhost"
 	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 	"github.com/socketfleet/socketfleet/core/protocol/siowire"
 	"github.com/socketfleet/socketfleet/core/recovery"
@@ -332,31 +331,13 @@ func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version st
 // /api/v1/reload.
 func RunWith(ctx context.Context, file *config.Loaded, log *logrus.Logger, version string, opts RunOptions) error {
 	cfg := file.Config
-	entry := log.WithFields(logrus.Fields{"service": "socket-server", "instance_id": cfg.Server.InstanceID})
-	popts := pluginhost.Options{Log: entry}
-	var keys []string
-	if file.Source != nil {
-		keys = pluginKeys(file)
+	s, err := assemble(ctx, file, log, version)
+	if err != nil {
+		return err
 	}
-	ps, diags := launchKeeping(ctx, cfg, keys, popts, nil)
-	if diags.HasErrors() {
-		return fmt.Errorf("plugins: %w", diags)
-	}
-	s := newServer(cfg, entry, version, routingPlugins(cfg, ps))
-	s.reload.start(file)
-	s.reload.logger, s.reload.opts = log, popts
-	log.AddHook(configHook{&s.reload})
-	s.plugins.Store(ps)
+	ps := s.plugins.Load()
 	// The plugins serving at exit, which a reload may have replaced.
 	defer func() { s.plugins.Load().close(context.Background()) }()
-	if len(ps.logs) > 0 || opts.Reload != nil {
-		log.AddHook(logHook{func() []*pluginhost.LogBuffer {
-			if p := s.plugins.Load(); p != nil {
-				return p.logs
-			}
-			return nil
-		}})
-	}
 	if opts.Reload != nil {
 		go func() {
 			for {
@@ -387,7 +368,7 @@ func RunWith(ctx context.Context, file *config.Loaded, log *logrus.Logger, versi
 		}
 		defer stop()
 	}
-	entry.WithFields(logrus.Fields{"addr": l.Addr().String(), "path": cfg.Server.Path, "version": version,
+	s.log.WithFields(logrus.Fields{"addr": l.Addr().String(), "path": cfg.Server.Path, "version": version,
 		"plugins": len(cfg.Plugins)}).Info("listening")
 	return s.Serve(ctx, l)
 }
