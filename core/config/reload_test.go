@@ -35,7 +35,7 @@ func TestRefusalsNameTheAttribute(t *testing.T) {
 	prev := loaded(t, reloadBase)
 	for _, c := range []struct{ from, to, want string }{
 		{`listen = "127.0.0.1:8081"`, `listen = "127.0.0.1:8082"`, "r.hcl:2:3: Cannot change server.listen at run time"},
-		{`ping_interval = "25s"`, `ping_interval = "5s"`, "r.hcl:3:3: Cannot change server.ping_interval at run time"},
+		{`ping_interval = "25s"`, `max_payload = 5`, "r.hcl:3:3: Cannot change server.max_payload at run time"},
 		{`server {`, "server {\n  path = \"/io/\"", "r.hcl:2:3: Cannot change server.path at run time"},
 		{`server {`, "server {\n  recovery {}", "r.hcl:2:3: Cannot change server.recovery at run time"},
 	} {
@@ -47,8 +47,9 @@ func TestRefusalsNameTheAttribute(t *testing.T) {
 			t.Errorf("%s: %v", c.to, d)
 		}
 	}
-	// What may change: rules, plugin blocks other than the adapter, log level.
-	next := loaded(t, strings.Replace(strings.Replace(reloadBase, `"5/s"`, `"1/s"`, 1), `secret = "x"`, `secret = "y"`, 1))
+	// What may change: rules, plugin blocks other than the adapter, ping values.
+	next := loaded(t, strings.Replace(strings.Replace(strings.Replace(reloadBase, `"5/s"`, `"1/s"`, 1), `secret = "x"`, `secret = "y"`, 1),
+		`ping_interval = "25s"`, `ping_interval = "5s"`, 1))
 	Inherit(prev, next)
 	if d := Refusals(prev, next); len(d) != 0 {
 		t.Errorf("refused: %v", d)

@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/socketfleet/socketfleet/core/config"
+	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/pluginhost"
 	"github.com/socketfleet/socketfleet/core/rooms"
 	"github.com/socketfleet/socketfleet/core/routing"
@@ -267,6 +268,13 @@ func (s *Server) reloadLocked(ctx context.Context, cur *generation, start time.T
 		s.api.setToken(sc.API.Token)
 	}
 	s.Memory.SetLoadShedding(sc.LoadShedding)
+	eo := engineOptions(sc, s.log)
+	live := engineio.Live{AllowedOrigins: eo.AllowedOrigins, Credentials: eo.Credentials, SessionCookie: eo.SessionCookie,
+		InstanceCookie: eo.InstanceCookie, PingInterval: eo.PingInterval, PingTimeout: eo.PingTimeout}
+	s.Engine.SetLive(live)
+	if s.echo != nil {
+		s.echo.SetLive(live)
+	}
 
 	// Stop what the new generation does not use, once calls already made
 	// to it have had their time (an auth call under way finishes).

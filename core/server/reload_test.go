@@ -3,11 +3,14 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/socketfleet/socketfleet/core/config"
 )
@@ -124,5 +127,42 @@ func TestReloadSwapsRulesAndNamespacesKeepingSockets(t *testing.T) {
 	}
 	if h := s.configHealth(); h.Generation != 2 || h.Reloads["failed"] != 1 || h.LastError == nil {
 		t.Fatalf("health %+v", h)
+	}
+}
+
+// Heartbeat values apply to sessions opened after the reload (a client
+// keeps those it was told); CORS and cookies to the next request.
+func TestReloadChangesHeartbeatCORSAndCookiesForNewSessions(t *testing.T) {
+	base := "server {\n  ping_interval = \"25s\"\n}\nnamespace \"/\" {}\n"
+	s, ts, write := reloadable(t, base)
+	handshake := func() (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/socket.io/?EIO=4&transport=polling", nil)
+		req.Header.Set("Origin", "https://app.example")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res, string(b)
+	}
+	if res, _ := handshake(); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-origin before: %d", res.StatusCode)
+	}
+	old := dialWS(t, ts) // told 25 s
+	write("server {\n  ping_interval = \"300ms\"\n  cors {\n    allowed_origins = [\"https://app.example\"]\n  }\n" +
+		"  session_cookie {\n    name = \"io\"\n  }\n}\nnamespace \"/\" {}\n")
+	if _, err := s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res, body := handshake()
+	if res.StatusCode != 200 || res.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		!strings.Contains(body, `"pingInterval":300,`) || !strings.HasPrefix(res.Header.Get("Set-Cookie"), "io=") {
+		t.Fatalf("after reload: %d %v %q", res.StatusCode, res.Header, body)
+	}
+	// The old session keeps the 25 s it was told: no ping within 1 s.
+	_ = old.c.SetReadDeadline(time.Now().Add(time.Second))
+	if _, b, err := old.c.ReadMessage(); err == nil {
+		t.Fatalf("the old session got %q within 1 s: pinged at the new interval", b)
 	}
 }
