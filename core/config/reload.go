@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -246,4 +247,25 @@ func settingRange(file *hcl.File, block, attr string) *hcl.Range {
 		return &r
 	}
 	return nil
+}
+
+// Reload is the server block's `reload { watch = true }`: reload when the
+// config file's contents change (checked every Interval), besides SIGHUP
+// and POST /api/v1/reload.
+type Reload struct {
+	Watch    bool
+	Interval time.Duration // default 1s
+}
+
+var reloadSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "watch"}, {Name: "interval"}}}
+
+func (d *decoder) reloadBlock(b *hcl.Block) Reload {
+	r := Reload{Interval: time.Second}
+	if b == nil {
+		return r
+	}
+	c := d.content(b.Body, reloadSchema)
+	d.boolean(c.Attributes["watch"], &r.Watch)
+	d.duration(c.Attributes["interval"], &r.Interval, true)
+	return r
 }

@@ -64,6 +64,8 @@ type Server struct {
 	Limits Limits // against hostile clients: the limits block
 
 	Recovery *Recovery // connection state recovery; nil = off
+
+	Reload Reload // the reload block: reloading on file change
 }
 
 // Limits bound what one client can make an instance hold or do (the

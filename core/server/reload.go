@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -419,4 +420,38 @@ func assemble(ctx context.Context, file *config.Loaded, log *logrus.Logger, vers
 type RunOptions struct {
 	// Reload, when it receives, reloads the config file (SIGHUP).
 	Reload <-chan struct{}
+}
+
+// watch reloads when the config file's contents change, while the serving
+// config says reload { watch = true }; each new content is tried once (a
+// broken file is refused once, not every interval).
+func (s *Server) watch(ctx context.Context) {
+	tried := ""
+	for {
+		g := s.reload.cur.Load()
+		interval := g.file.Server.Reload.Interval
+		if interval <= 0 {
+			interval = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+		g = s.reload.cur.Load()
+		if !g.file.Server.Reload.Watch || g.file.Source == nil {
+			continue
+		}
+		src, err := os.ReadFile(g.file.Filename)
+		if err != nil {
+			continue // being replaced; the next look sees it
+		}
+		h := config.Hash(src)
+		if h == g.file.Hash || h == tried {
+			continue
+		}
+		tried = h
+		s.log.WithField("file", g.file.Filename).Info("config file changed: reloading")
+		_, _ = s.Reload(ctx) // logged, counted and shown in /health
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/socketfleet/socketfleet/core/config"
+	"github.com/socketfleet/socketfleet/internal/testkit"
 )
 
 // reloadable serves the config file src (written to a temp file, which
@@ -164,5 +165,31 @@ func TestReloadChangesHeartbeatCORSAndCookiesForNewSessions(t *testing.T) {
 	_ = old.c.SetReadDeadline(time.Now().Add(time.Second))
 	if _, b, err := old.c.ReadMessage(); err == nil {
 		t.Fatalf("the old session got %q within 1 s: pinged at the new interval", b)
+	}
+}
+
+// reload { watch = true }: a changed file is reloaded; a broken one is
+// tried once and refused, and the fixed one after it loads.
+func TestReloadWatchesTheFile(t *testing.T) {
+	src := "server {\n  reload {\n    watch    = true\n    interval = \"20ms\"\n  }\n}\nnamespace \"/\" {\n  event \"which\" {\n    ack = [\"A\"]\n  }\n}\n"
+	s, ts, write := reloadable(t, src)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.watch(ctx)
+	c, _ := member(t, ts)
+	which := func() string {
+		c.send(`421["which"]`)
+		return c.read()
+	}
+	write(strings.Replace(src, `"A"`, `"B"`, 1) + "namespace {")
+	testkit.WaitFor(t, 3*time.Second, "the broken file to be refused", func() bool { return s.reload.failed.Load() == 1 })
+	time.Sleep(100 * time.Millisecond) // several intervals: not tried again
+	if n := s.reload.failed.Load(); n != 1 || which() != `431["A"]` {
+		t.Fatalf("failed %d times", n)
+	}
+	write(strings.Replace(src, `"A"`, `"B"`, 1))
+	testkit.WaitFor(t, 3*time.Second, "the fixed file to load", func() bool { return s.reload.ok.Load() == 1 })
+	if got := which(); got != `431["B"]` {
+		t.Fatalf("after the watch reloaded: %q", got)
 	}
 }

@@ -338,6 +338,7 @@ func RunWith(ctx context.Context, file *config.Loaded, log *logrus.Logger, versi
 	ps := s.plugins.Load()
 	// The plugins serving at exit, which a reload may have replaced.
 	defer func() { s.plugins.Load().close(context.Background()) }()
+	go s.watch(ctx)
 	if opts.Reload != nil {
 		go func() {
 			for {
