@@ -195,7 +195,7 @@ server {
   # /api/v1/reload) or, with watch, a change of this file's contents makes
   # the instance read it again and swap it in whole, without dropping a
   # socket; a file with an error, or changing what cannot change at run
-  # time (listen, path, limits, recovery, the adapter block, ...), is
+  # time (listen, path, limits, recovery, adding an adapter, ...), is
   # refused and the running config goes on (README: Reloading the config).
   # reload {
   #   watch    = false  # reload when the file changes

@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -240,5 +242,179 @@ func TestValidateAgainstTheRunningConfig(t *testing.T) {
 	if code := run([]string{"validate", "--config", next, "--against", running}, &out, &errb); code != 1 ||
 		!strings.Contains(errb.String(), next+":2:3: Error: Cannot change server.listen at run time") {
 		t.Fatalf("a listen change: %d %q %q", code, out.String(), errb.String())
+	}
+}
+
+func adapterReloadConfig(pluginDir, requestsTimeout string) string {
+	return `
+server {
+  listen     = env("LISTEN_ADDR")
+  plugin_dir = "` + pluginDir + `"
+  api {
+    token = "` + testAPIToken + `"
+  }
+  limits {
+    packet_rate  = 2000 # the senders send 500 a second
+    packet_burst = 2000
+  }
+}
+adapter "redis" {
+  url              = env("REDIS_URL")
+  requests_timeout = "` + requestsTimeout + `"
+}
+namespace "/" {
+  event "join" {
+    join {
+      room  = args[0]
+      allow = ["*"]
+    }
+    ack = [true]
+  }
+  event "msg" {
+    broadcast {
+      to            = "r"
+      except_sender = true
+    }
+  }
+}
+`
+}
+
+// seqReader collects the numbered messages a client receives, by sender.
+type seqReader struct {
+	mu  sync.Mutex
+	got map[string][]int
+}
+
+func readSeqs(c *websocket.Conn) *seqReader {
+	r := &seqReader{got: map[string][]int{}}
+	go func() {
+		for {
+			_, b, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			var m struct {
+				From string
+				S    int
+			}
+			if s := string(b); strings.HasPrefix(s, `42["msg",`) && json.Unmarshal([]byte(s[len(`42["msg",`):len(s)-1]), &m) == nil {
+				r.mu.Lock()
+				r.got[m.From] = append(r.got[m.From], m.S)
+				r.mu.Unlock()
+			}
+		}
+	}()
+	return r
+}
+
+// The adapter block changed under cross-instance traffic: the instance
+// hands over to a new adapter process (subscribed before the old one
+// stops) and no broadcast is lost or duplicated, either way.
+func TestReloadHandsTheAdapterOverWithoutLoss(t *testing.T) {
+	redis := testkit.StartRedis(t)
+	dir := t.TempDir()
+	buildPlugin(t, dir, "adapter-redis")
+	bin := buildBinary(t)
+	type inst struct {
+		addr, path string
+		srv        *testkit.Process
+	}
+	start := func(name string) *inst {
+		in := &inst{addr: testkit.FreeAddr(t), path: filepath.Join(t.TempDir(), name+".hcl")}
+		_ = os.WriteFile(in.path, []byte(adapterReloadConfig(dir, "5s")), 0o644)
+		in.srv = testkit.Start(t, testkit.Command(bin, []string{"LISTEN_ADDR=" + in.addr, "REDIS_URL=" + redis.URL()}, "run", "--config", in.path))
+		testkit.WaitHTTP(t, 10*time.Second, "http://"+in.addr+"/ready")
+		return in
+	}
+	a, b := start("a"), start("b")
+	defer stopServer(t, a.srv)
+	defer stopServer(t, b.srv)
+	member := func(in *inst) *websocket.Conn {
+		c, reply := connectWS(t, in.addr, `{}`)
+		if !strings.HasPrefix(reply, "40") {
+			t.Fatalf("connect: %q", reply)
+		}
+		_ = c.WriteMessage(websocket.TextMessage, []byte(`421["join","r"]`))
+		if got := read(t, c); got != `431[true]` {
+			t.Fatalf("join: %q", got)
+		}
+		return c
+	}
+	sa, sb := member(a), member(b)
+	ra, rb := readSeqs(member(a)), readSeqs(member(b))
+	time.Sleep(200 * time.Millisecond) // the room reached both adapters
+
+	var sent [2]int
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, c := range []*websocket.Conn{sa, sb} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			from := []string{"a", "b"}[i]
+			for n := 1; ; n++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+				if c.WriteMessage(websocket.TextMessage, []byte(`42["msg",{"from":"`+from+`","s":`+strconv.Itoa(n)+`}]`)) != nil {
+					return
+				}
+				sent[i] = n
+			}
+		}()
+	}
+	for i, in := range []*inst{b, a, b, a} {
+		time.Sleep(300 * time.Millisecond)
+		timeout := []string{"6s", "6s", "5s", "5s"}[i]
+		_ = os.WriteFile(in.path, []byte(adapterReloadConfig(dir, timeout)), 0o644)
+		code, body := postReload(t, in.addr)
+		if code != http.StatusOK || !strings.Contains(body, `"plugins_started":["adapter.redis"]`) {
+			t.Fatalf("reload %d: %d %s", i, code, body)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	time.Sleep(time.Second) // the last ones arrive
+
+	for _, in := range []*inst{a, b} {
+		n := 0
+		for _, l := range in.srv.Out.Lines() {
+			if strings.Contains(l, `"msg":"adapter handed over to the new plugin process"`) {
+				n++
+				t.Log(l)
+			}
+		}
+		if n != 2 {
+			t.Errorf("%s: %d handovers logged, want 2", in.addr, n)
+		}
+	}
+	for name, r := range map[string]*seqReader{"a": ra, "b": rb} {
+		r.mu.Lock()
+		for i, from := range []string{"a", "b"} {
+			got := r.got[from]
+			seen := map[int]bool{}
+			dup := 0
+			for _, s := range got {
+				if seen[s] {
+					dup++
+				}
+				seen[s] = true
+			}
+			lost := 0
+			for s := 1; s <= sent[i]; s++ {
+				if !seen[s] {
+					lost++
+				}
+			}
+			t.Logf("receiver on %s, from %s: sent %d, received %d, lost %d, duplicated %d", name, from, sent[i], len(got), lost, dup)
+			if lost != 0 || dup != 0 || sent[i] < 300 {
+				t.Errorf("receiver on %s, from %s: sent %d, lost %d, duplicated %d", name, from, sent[i], lost, dup)
+			}
+		}
+		r.mu.Unlock()
 	}
 }

@@ -190,8 +190,12 @@ func Refusals(prevFile, nextFile *Loaded) hcl.Diagnostics {
 			Subject: settingRange(file, f.block, f.attr)}
 		diags = append(diags, d)
 	}
+	// A changed adapter block is handed over to a new process (core/server's
+	// handover.go); adding or removing one, or changing it under
+	// connection state recovery (the adapter keeps the sessions and numbers
+	// the broadcasts), is not.
 	if a, b := prev.Plugin(sdk.KindAdapter), next.Plugin(sdk.KindAdapter); (a == nil) != (b == nil) ||
-		(a != nil && PluginSource(a, prevFile.Source) != PluginSource(b, src)) {
+		(a != nil && next.Server.Recovery != nil && PluginSource(a, prevFile.Source) != PluginSource(b, src)) {
 		where := (*hcl.Range)(nil)
 		if b != nil {
 			where = b.DeclRange.Ptr()
@@ -199,7 +203,7 @@ func Refusals(prevFile, nextFile *Loaded) hcl.Diagnostics {
 			where = a.DeclRange.Ptr()
 		}
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot change the adapter block at run time",
-			Detail: "The cluster adapter carries this instance's broadcasts, requests and rooms; a reload does not hand them over to another adapter process. " +
+			Detail: "A reload hands a changed adapter block over to a new process, but does not add or remove the adapter, nor change it under connection state recovery (the adapter keeps the sessions and numbers the broadcasts). " +
 				"Restart the instance (a drain) to change it; nothing of this reload was applied.", Subject: where})
 	}
 	for _, pb := range next.Plugins {

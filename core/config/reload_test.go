@@ -54,7 +54,7 @@ func TestRefusalsNameTheAttribute(t *testing.T) {
 	if d := Refusals(prev, next); len(d) != 0 {
 		t.Errorf("refused: %v", d)
 	}
-	// The adapter block: refused (no handover yet), added or changed.
+	// The adapter block: refused when added (or removed), or changed under recovery.
 	withAdapter := loaded(t, reloadBase+"adapter \"redis\" {\n  url = \"redis://a\"\n}\n")
 	Inherit(prev, withAdapter)
 	if d := Refusals(prev, withAdapter); len(d) != 1 || !strings.Contains(d[0].Summary, "adapter") {

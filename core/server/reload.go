@@ -259,6 +259,13 @@ func (s *Server) reloadLocked(ctx context.Context, cur *generation, start time.T
 		res.SocketsDisconnected += s.SocketIO.RemoveNamespace(name)
 		res.NamespacesRemoved = append(res.NamespacesRemoved, name)
 	}
+	if old != nil && old.link != nil && ps != nil && ps.link != old.link && s.clusterSw != nil {
+		names := make([]string, 0, len(next.Namespaces))
+		for _, ns := range s.SocketIO.Namespaces() {
+			names = append(names, ns.Name())
+		}
+		s.clusterSw.handover(ps.link, names, s.serveClusterRequest, s.log)
+	}
 	sc := next.Server
 	if rl.logger != nil {
 		if lvl, err := logrus.ParseLevel(sc.LogLevel); err == nil {

@@ -37,18 +37,19 @@ type Server struct {
 	version string
 	started time.Time
 
-	Engine   *engineio.Server
-	SocketIO *socketio.Server
-	Routing  routing.Stats
-	Memory   *lifecycle.Memory
-	echo     *engineio.Server
-	handler  http.Handler
-	draining atomic.Bool
-	accept   acceptHealth
-	api      *api                    // nil without an api block
-	plugins  atomic.Pointer[plugins] // nil without plugin blocks; replaced by a reload
-	reload   reloader                // reload.go: the config generation serving
-	cluster  ClusterLink             // nil on a single instance
+	Engine    *engineio.Server
+	SocketIO  *socketio.Server
+	Routing   routing.Stats
+	Memory    *lifecycle.Memory
+	echo      *engineio.Server
+	handler   http.Handler
+	draining  atomic.Bool
+	accept    acceptHealth
+	api       *api                    // nil without an api block
+	plugins   atomic.Pointer[plugins] // nil without plugin blocks; replaced by a reload
+	reload    reloader                // reload.go: the config generation serving
+	cluster   ClusterLink             // nil on a single instance
+	clusterSw *clusterSwitch          // the adapter plugin's link, behind a switch (handover.go); nil without
 	// recoveryMem holds a single instance's saved sessions (nil when
 	// recovery is off or the adapter plugin keeps them).
 	recoveryMem *recovery.Memory
@@ -355,7 +356,8 @@ func RunWith(ctx context.Context, file *config.Loaded, log *logrus.Logger, versi
 		if cfg.Server.Recovery != nil {
 			s.recoverThrough(ps.link)
 		}
-		s.attachCluster(ps.link)
+		s.clusterSw = newClusterSwitch(ps.link) // a reload may hand over to another adapter process
+		s.attachCluster(s.clusterSw)
 	}
 	l, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
