@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -109,17 +110,9 @@ func CarryRuleIndexes(prev, next *Config) {
 			}
 			fresh = append(fresh, r)
 		}
-		sortRules(fresh)
+		slices.SortFunc(fresh, func(a, b *EventRule) int { return a.Index - b.Index })
 		for i, r := range fresh {
 			r.Index = top + i
-		}
-	}
-}
-
-func sortRules(rs []*EventRule) {
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0 && rs[j].Index < rs[j-1].Index; j-- {
-			rs[j], rs[j-1] = rs[j-1], rs[j]
 		}
 	}
 }
