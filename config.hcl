@@ -191,6 +191,17 @@ server {
     # buffer_entries = 100000  # go first when full (counted), even if younger than max_disconnection
   }
 
+  # Reload: SIGHUP, `socket-server reload --config FILE` (POST
+  # /api/v1/reload) or, with watch, a change of this file's contents makes
+  # the instance read it again and swap it in whole, without dropping a
+  # socket; a file with an error, or changing what cannot change at run
+  # time (listen, path, limits, recovery, adding an adapter, ...), is
+  # refused and the running config goes on (README: Reloading the config).
+  # reload {
+  #   watch    = false  # reload when the file changes
+  #   interval = "1s"   # how often it is looked at
+  # }
+
   # Optional memory-based load shedding: above a threshold new handshakes
   # get HTTP 503 with Retry-After (and /ready says 503) while connected
   # sockets keep working. Thresholds are sizes ("2GB") or a percentage of

@@ -28,7 +28,12 @@ const usage = `socket-server: a Socket.IO server whose behaviour is declared in 
 
 Usage:
   socket-server run      [--config FILE]   start the server (FILE defaults to ./config.hcl)
-  socket-server validate [--config FILE]   check the config, plugin blocks included, and exit
+  socket-server validate [--config FILE] [--against RUNNING_FILE]
+                                           check the config, plugin blocks included, and exit; with
+                                           --against, also what an instance running RUNNING_FILE
+                                           would refuse to reload
+  socket-server reload   [--config FILE]   make the instance running FILE read it again (POST
+                                           /api/v1/reload with the api token; or send it SIGHUP)
   socket-server version                    print the server's version and the plugin protocol version
   socket-server help                       print this text (also -h, --help)
 
@@ -68,7 +73,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		return serve(path, stderr)
+	case "reload":
+		return reloadCommand(args, stdout, stderr)
 	case "validate":
+		if hasAgainst(args) {
+			return validateAgainst(args, stdout, stderr)
+		}
 		path, ok := configFlag("validate", args, stdout, stderr)
 		if !ok {
 			return 2
@@ -128,11 +138,12 @@ func configFlag(name string, args []string, stdout, stderr io.Writer) (string, b
 }
 
 func serve(path string, stderr io.Writer) int {
-	cfg, diags := config.Load(path)
+	file, diags := config.LoadFile(path)
 	if diags.HasErrors() {
 		_ = config.WriteDiagnostics(stderr, nil, diags)
 		return 1
 	}
+	cfg := file.Config
 	log := newLogger(cfg, stderr)
 	for _, d := range diags { // warnings only at this point
 		log.WithField("config", rangeOf(d)).Warnf("%s: %s", d.Summary, d.Detail)
@@ -152,8 +163,10 @@ func serve(path string, stderr io.Writer) int {
 		log.WithField("signal", sig.String()).Warn("second signal: exiting without finishing the drain")
 		os.Exit(1)
 	}()
-	log.WithFields(logrus.Fields{"version": version, "config": path, "listen": cfg.Server.Listen}).Info("starting")
-	if err := server.Run(ctx, cfg, log, version); err != nil && !errors.Is(err, context.Canceled) {
+	hup := reloadSignal()
+	defer signal.Stop(hup)
+	log.WithFields(logrus.Fields{"version": version, "config": path, "listen": cfg.Server.Listen, "config_hash": file.Hash}).Info("starting")
+	if err := server.RunWith(ctx, file, log, version, server.RunOptions{Reload: hupToReload(hup)}); err != nil && !errors.Is(err, context.Canceled) {
 		var diags hcl.Diagnostics
 		if errors.As(err, &diags) {
 			_ = config.WriteDiagnostics(stderr, nil, diags)

@@ -139,7 +139,7 @@ var serverSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "cors"}, {Type: "session_cookie"}, {Type: "instance_cookie"},
 		{Type: "drain"}, {Type: "load_shedding"}, {Type: "api"}, {Type: "limits"},
-		{Type: "recovery"}, {Type: "tls"},
+		{Type: "recovery"}, {Type: "tls"}, {Type: "reload"},
 	},
 }
 
@@ -246,6 +246,7 @@ func (d *decoder) server(b *hcl.Block, s *Server) {
 	d.drain(d.single(blocks, "drain", "the server block"), &s.Drain)
 	d.limits(d.single(blocks, "limits", "the server block"), &s.Limits)
 	s.Recovery = d.recovery(d.single(blocks, "recovery", "the server block"))
+	s.Reload = d.reloadBlock(d.single(blocks, "reload", "the server block"))
 	s.LoadShedding = d.shedding(d.single(blocks, "load_shedding", "the server block"))
 	d.duration(a["memory_report_interval"], &s.MemoryReportInterval, false)
 	s.API = d.api(d.single(blocks, "api", "the server block"))

@@ -66,7 +66,8 @@ type Server struct {
 
 	Recovery *Recovery // connection state recovery; nil = off
 
-	TLS *TLS // HTTPS and WebSocket over TLS on the listeners; nil = plain HTTP
+	TLS    *TLS   // HTTPS and WebSocket over TLS on the listeners; nil = plain HTTP
+	Reload Reload // the reload block: reloading on file change
 }
 
 // Limits bound what one client can make an instance hold or do (the

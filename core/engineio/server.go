@@ -101,7 +101,7 @@ type Server struct {
 	pollOnce   sync.Once
 	poller     *poller[*wsTransport] // parks idle WebSocket readers; nil: not available
 	pollTokens atomic.Uint64
-	openJSON   []byte // the open packet after the sid, identical for every session
+	hot        atomic.Pointer[live] // what a reload may change (live.go)
 
 	mu       sync.RWMutex
 	sessions map[string]*Session
@@ -187,9 +187,8 @@ func NewServer(opts Options, h Handler) *Server {
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked in ServeHTTP
 	}
 	s.writers.New = newWSWriter
-	s.openJSON = []byte(`,"pingInterval":` + strconv.FormatInt(opts.PingInterval.Milliseconds(), 10) +
-		`,"pingTimeout":` + strconv.FormatInt(opts.PingTimeout.Milliseconds(), 10) +
-		`,"maxPayload":` + strconv.FormatInt(opts.MaxPayload, 10) + `}`)
+	s.SetLive(Live{AllowedOrigins: opts.AllowedOrigins, Credentials: opts.Credentials, SessionCookie: opts.SessionCookie,
+		InstanceCookie: opts.InstanceCookie, PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout})
 	return s
 }
 
@@ -249,14 +248,15 @@ func isWebSocket(r *http.Request) bool {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	origin := r.Header.Get("Origin")
 	if origin != "" {
-		if !s.originAllowed(origin, r.Host) {
+		hot := s.hot.Load()
+		if !originAllowed(hot.AllowedOrigins, origin, r.Host) {
 			s.writeError(w, r, errForbidden)
 			return
 		}
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Add("Vary", "Origin")
-		if s.opts.Credentials {
+		if hot.Credentials {
 			h.Set("Access-Control-Allow-Credentials", "true")
 		}
 	}
@@ -319,13 +319,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) originAllowed(origin, host string) bool {
-	for _, o := range s.opts.AllowedOrigins {
+func originAllowed(allowed []string, origin, host string) bool {
+	for _, o := range allowed {
 		if o == "*" || strings.EqualFold(o, origin) {
 			return true
 		}
 	}
-	if len(s.opts.AllowedOrigins) == 0 {
+	if len(allowed) == 0 {
 		// Same-origin only.
 		if u, err := url.Parse(origin); err == nil && strings.EqualFold(u.Host, host) {
 			return true
@@ -417,12 +417,12 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 	if isWS || !s.opts.AllowWebSocket {
 		upgrades = `[]`
 	}
-	open := make([]byte, Headroom, Headroom+64+len(s.openJSON))
+	open := make([]byte, Headroom, Headroom+64+len(sess.hot.openJSON))
 	open = append(open, `0{"sid":"`...)
 	open = append(open, sess.id...)
 	open = append(open, `","upgrades":`...)
 	open = append(open, upgrades...)
-	open = append(open, s.openJSON...)
+	open = append(open, sess.hot.openJSON...)
 
 	if isWS {
 		sess.startWebSocket(ws, rd, NewFramed(open, false)) // returns when the connection ends
@@ -434,10 +434,11 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 }
 
 func (s *Server) setCookies(h http.Header, sid string) {
-	if c := s.opts.SessionCookie; c != nil {
+	hot := s.hot.Load()
+	if c := hot.SessionCookie; c != nil {
 		h.Add("Set-Cookie", cookieString(c, sid))
 	}
-	if c := s.opts.InstanceCookie; c != nil {
+	if c := hot.InstanceCookie; c != nil {
 		h.Add("Set-Cookie", cookieString(c, s.opts.InstanceID))
 	}
 }

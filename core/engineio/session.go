@@ -81,6 +81,7 @@ type Session struct {
 	id  string
 	srv *Server
 	hs  *Handshake
+	hot *live // the live options at its handshake: its heartbeat values
 
 	onMessage func(eiowire.Packet)
 	onClose   func(reason string)
@@ -184,6 +185,7 @@ func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
 	s := &Session{
 		id:  id,
 		srv: srv,
+		hot: srv.hot.Load(),
 		hs: &Handshake{
 			Time:    time.Now(),
 			Address: addr,
@@ -249,7 +251,7 @@ func (s *Session) startWebSocket(ws *websocket.Conn, rd *bufio.Reader, open *Mes
 
 func (s *Session) startHeartbeat() {
 	s.mu.Lock() // the timer may fire before the assignment is visible otherwise
-	s.heartbeat = time.AfterFunc(s.srv.opts.PingInterval, s.onHeartbeat)
+	s.heartbeat = time.AfterFunc(s.hot.PingInterval, s.onHeartbeat)
 	s.mu.Unlock()
 }
 
@@ -267,7 +269,7 @@ func (s *Session) onHeartbeat() {
 		return
 	}
 	s.awaitPong = true
-	s.heartbeat.Reset(s.srv.opts.PingTimeout)
+	s.heartbeat.Reset(s.hot.PingTimeout)
 	s.mu.Unlock()
 	s.Send(msgPing)
 }
@@ -363,7 +365,7 @@ func (s *Session) Close(reason string) {
 	s.finish(reason)
 	if !ws {
 		// A polling client that never comes back for its close packet.
-		time.AfterFunc(s.srv.opts.PingTimeout, func() { s.closeNow(reason) })
+		time.AfterFunc(s.hot.PingTimeout, func() { s.closeNow(reason) })
 	}
 }
 
@@ -436,7 +438,7 @@ func (s *Session) receive(p eiowire.Packet) bool {
 		s.mu.Lock()
 		if s.awaitPong && !s.closed {
 			s.awaitPong = false
-			s.heartbeat.Reset(s.srv.opts.PingInterval)
+			s.heartbeat.Reset(s.hot.PingInterval)
 		}
 		s.mu.Unlock()
 	case eiowire.Close:

@@ -36,32 +36,48 @@ type MemoryStats struct {
 // uses runtime/metrics and /proc, which do not stop the world, so a short
 // interval is cheap.
 type Memory struct {
-	cfg  *config.LoadShedding // nil = never shed
+	cfg  atomic.Pointer[config.LoadShedding] // nil = never shed; a reload replaces it
 	log  *logrus.Entry
 	last atomic.Pointer[MemoryStats]
 
 	shedding  atomic.Bool
 	Crossings atomic.Int64 // times the threshold was crossed upwards
 	Rejected  atomic.Int64 // handshakes refused while shedding
-	limit     uint64
+	limit     atomic.Uint64
+	changed   chan struct{} // SetLoadShedding tells Run
 	samples   []metrics.Sample
 }
 
 // NewMemory returns a monitor; cfg may be nil (report only).
 func NewMemory(cfg *config.LoadShedding, log *logrus.Entry) *Memory {
-	m := &Memory{cfg: cfg, log: log, samples: []metrics.Sample{
+	m := &Memory{log: log, changed: make(chan struct{}, 1), samples: []metrics.Sample{
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/memory/classes/heap/unused:bytes"},
 		{Name: "/memory/classes/heap/free:bytes"},
 		{Name: "/gc/heap/live:bytes"},
 	}}
-	if cfg != nil && cfg.Limit > 0 {
-		m.limit = uint64(cfg.Limit)
-	} else {
-		m.limit = memoryLimit()
-	}
+	m.setConfig(cfg)
 	m.Sample()
 	return m
+}
+
+func (m *Memory) setConfig(cfg *config.LoadShedding) {
+	m.cfg.Store(cfg)
+	if cfg != nil && cfg.Limit > 0 {
+		m.limit.Store(uint64(cfg.Limit))
+	} else {
+		m.limit.Store(memoryLimit())
+	}
+}
+
+// SetLoadShedding replaces the thresholds (a config reload): the next
+// sample is judged by them, and Run checks at the new interval.
+func (m *Memory) SetLoadShedding(cfg *config.LoadShedding) {
+	m.setConfig(cfg)
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
 }
 
 // Shedding reports whether new handshakes are being refused.
@@ -79,11 +95,11 @@ func (m *Memory) Sample() MemoryStats {
 		HeapLive:  m.samples[3].Value.Uint64(),
 		HeapTotal: objects + m.samples[1].Value.Uint64() + m.samples[2].Value.Uint64(),
 		RSS:       readRSS(),
-		Limit:     m.limit,
+		Limit:     m.limit.Load(),
 	}
 	m.last.Store(&st)
-	if m.cfg.Enabled() {
-		over, why := m.over(st)
+	if c := m.cfg.Load(); c.Enabled() {
+		over, why := m.over(c, st)
 		if over != m.shedding.Load() {
 			m.shedding.Store(over)
 			f := logrus.Fields{"rss": st.RSS, "heap_live": st.HeapLive, "heap_used": st.HeapUsed, "heap_total": st.HeapTotal, "limit": st.Limit}
@@ -98,8 +114,7 @@ func (m *Memory) Sample() MemoryStats {
 	return st
 }
 
-func (m *Memory) over(st MemoryStats) (bool, string) {
-	c := m.cfg
+func (m *Memory) over(c *config.LoadShedding, st MemoryStats) (bool, string) {
 	pct := func(p float64) uint64 { return uint64(p / 100 * float64(st.Limit)) }
 	switch {
 	case c.MaxHeap > 0 && st.HeapLive > uint64(c.MaxHeap):
@@ -116,37 +131,49 @@ func (m *Memory) over(st MemoryStats) (bool, string) {
 
 // RetryAfter is the Retry-After sent with a shed handshake, in seconds.
 func (m *Memory) RetryAfter() int {
-	if m.cfg == nil {
+	c := m.cfg.Load()
+	if c == nil {
 		return 0
 	}
-	return int((m.cfg.RetryAfter + time.Second - 1) / time.Second)
+	return int((c.RetryAfter + time.Second - 1) / time.Second)
 }
 
 // Run samples every check interval and logs a memory report every report
 // interval (0 = no report) until ctx is done.
 func (m *Memory) Run(ctx context.Context, report time.Duration) {
-	check := time.Duration(0)
-	if m.cfg.Enabled() {
-		check = m.cfg.CheckInterval
-	}
 	var checkC, reportC <-chan time.Time
-	if check > 0 {
-		t := time.NewTicker(check)
-		defer t.Stop()
-		checkC = t.C
+	var checkT *time.Ticker
+	setCheck := func() {
+		check := time.Duration(0)
+		if c := m.cfg.Load(); c.Enabled() {
+			check = c.CheckInterval
+		}
+		if checkT != nil {
+			checkT.Stop()
+			checkT, checkC = nil, nil
+		}
+		if check > 0 {
+			checkT = time.NewTicker(check)
+			checkC = checkT.C
+		}
 	}
+	setCheck()
+	defer func() {
+		if checkT != nil {
+			checkT.Stop()
+		}
+	}()
 	if report > 0 {
 		t := time.NewTicker(report)
 		defer t.Stop()
 		reportC = t.C
 	}
-	if checkC == nil && reportC == nil {
-		return
-	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-m.changed:
+			setCheck()
 		case <-checkC:
 			m.Sample()
 		case <-reportC:
@@ -200,7 +227,7 @@ func memoryLimit() uint64 {
 
 // SetThresholdsForTest replaces the heap threshold (tests only).
 func (m *Memory) SetThresholdsForTest(maxHeap int64) {
-	c := *m.cfg
+	c := *m.cfg.Load()
 	c.MaxHeap = maxHeap
-	m.cfg = &c
+	m.cfg.Store(&c)
 }

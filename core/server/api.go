@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -41,7 +42,7 @@ const (
 
 type api struct {
 	s        *Server
-	tokenSum [sha256.Size]byte
+	tokenSum atomic.Pointer[[sha256.Size]byte] // a reload may change the token
 	log      *logrus.Entry
 	routes   map[string]apiRoute
 }
@@ -70,7 +71,8 @@ func badRequest(format string, args ...any) *apiError {
 }
 
 func newAPI(s *Server, cfg *config.API, log *logrus.Entry) *api {
-	a := &api{s: s, tokenSum: sha256.Sum256([]byte(cfg.Token)), log: log}
+	a := &api{s: s, log: log}
+	a.setToken(cfg.Token)
 	a.routes = map[string]apiRoute{
 		"emit":        {http.MethodPost, a.emit},
 		"sockets":     {http.MethodGet, a.sockets},
@@ -79,6 +81,7 @@ func newAPI(s *Server, cfg *config.API, log *logrus.Entry) *api {
 		"leave":       {http.MethodPost, a.joinLeave(false)},
 		"disconnect":  {http.MethodPost, a.disconnect},
 		"server-emit": {http.MethodPost, a.serverEmit},
+		"reload":      {http.MethodPost, a.reload},
 	}
 	return a
 }
@@ -143,7 +146,7 @@ func (a *api) tokenMatches(r *http.Request) bool {
 		return false
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) == 1
+	return subtle.ConstantTimeCompare(sum[:], a.tokenSum.Load()[:]) == 1
 }
 
 var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}

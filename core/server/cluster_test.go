@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketfleet/socketfleet/core/pluginhost"
 	"github.com/socketfleet/socketfleet/core/socketio/localcluster"
 	"github.com/socketfleet/socketfleet/internal/testkit"
 	"github.com/socketfleet/socketfleet/sdk"
@@ -267,12 +266,13 @@ func (d degraded) Degraded() string { return string(d) }
 
 func TestReadyReportsTheAdapterDegraded(t *testing.T) {
 	srv, ts := newTestInstance(t, testConfig)
-	srv.plugins = &plugins{host: pluginhost.New(pluginhost.Options{}), adapter: degraded("redis: connection refused")}
+	ps := &plugins{adapter: degraded("redis: connection refused")}
+	srv.plugins.Store(ps)
 	code, body, _ := getJSON(t, ts.URL+"/ready")
 	if code != 503 || body["reason"] != "cluster adapter degraded: redis: connection refused" {
 		t.Fatalf("%d %v", code, body)
 	}
-	srv.plugins.adapter = degraded("")
+	ps.adapter = degraded("")
 	if code, body, _ := getJSON(t, ts.URL+"/ready"); code != 200 || body["ready"] != true {
 		t.Fatalf("%d %v", code, body)
 	}

@@ -20,11 +20,12 @@ import (
 
 // serveMetrics renders the core's counters through the metrics plugin.
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	if s.plugins == nil || s.plugins.metrics == nil {
+	ps := s.plugins.Load()
+	if ps == nil || ps.metrics == nil {
 		http.Error(w, "no metrics plugin configured", http.StatusNotFound)
 		return
 	}
-	ct, body, err := s.plugins.metrics.Render(r.Context(), s.snapshot())
+	ct, body, err := ps.metrics.Render(r.Context(), s.snapshot())
 	if err != nil {
 		status := http.StatusInternalServerError
 		if errors.Is(err, pluginhost.ErrUnavailable) {
@@ -131,11 +132,12 @@ func (s *Server) snapshot() *sdk.MetricsSnapshot {
 	counter("cluster_requests_received_total", cs, float64(st.ClusterRequestsIgnored.Load()), "result", "ignored")
 	counter("cluster_requests_received_total", cs, float64(s.RequestsRefused.Load()), "result", "refused")
 
-	ps := s.plugins
+	s.reloadMetrics(counter)
+	ps := s.plugins.Load()
 	if ps == nil {
 		return snap
 	}
-	for _, p := range ps.host.Stats() {
+	for _, p := range ps.stats() {
 		plugin := p.Kind + "." + p.Name
 		counter("plugin_restarts_total", "Plugin restarts.", float64(p.Restarts), "plugin", plugin)
 		counter("plugin_call_errors_total", "Plugin calls that failed, timed out or found the plugin down.",
@@ -161,14 +163,14 @@ func (s *Server) snapshot() *sdk.MetricsSnapshot {
 	// Last, so that the core's own series win a clash. The plugins are
 	// asked at once, under one deadline: a hung plugin costs a scrape 1 s,
 	// not 1 s each. Merged in a fixed order, so the exposition is stable.
-	extras := make([]*sdk.MetricsSnapshot, len(ps.all))
+	extras := make([]*sdk.MetricsSnapshot, len(ps.entries))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	var wg sync.WaitGroup
-	for i, p := range ps.all {
+	for i, e := range ps.entries {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			extras[i] = p.PluginMetrics(ctx)
+			extras[i] = e.p.PluginMetrics(ctx)
 		}()
 	}
 	wg.Wait()

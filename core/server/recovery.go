@@ -101,7 +101,7 @@ func (s *Server) recoveryMetrics(gauge, counter func(name, help string, v float6
 		gauge("socket_recovery_sessions_saved", "Disconnected sessions kept in memory.", float64(m.Len()))
 		counter("socket_recovery_sessions_refused_total", "Sessions not kept: the in-memory store was full.", float64(m.Refused.Load()))
 	}
-	if ps := s.plugins; ps != nil && ps.link != nil {
+	if ps := s.plugins.Load(); ps != nil && ps.link != nil {
 		st := ps.link.SessionStats()
 		counter("socket_recovery_session_writes_total", "Session changes handed to the adapter plugin.", float64(st.Saved))
 		counter("socket_recovery_session_writes_dropped_total", "Session changes dropped (queue full, or the plugin failed them 3 times).", float64(st.Dropped))

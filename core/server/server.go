@@ -22,7 +22,6 @@ import (
 	"github.com/socketfleet/socketfleet/core/config"
 	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/lifecycle"
-	"github.com/socketfleet/socketfleet/core/pluginhost"
 	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 	"github.com/socketfleet/socketfleet/core/protocol/siowire"
 	"github.com/socketfleet/socketfleet/core/recovery"
@@ -39,16 +38,19 @@ type Server struct {
 	version string
 	started time.Time
 
-	Engine   *engineio.Server
-	SocketIO *socketio.Server
-	Routing  routing.Stats
-	Memory   *lifecycle.Memory
-	echo     *engineio.Server
-	handler  http.Handler
-	draining atomic.Bool
-	accept   acceptHealth
-	api      *api     // nil without an api block
-	plugins  *plugins // nil without plugin blocks
+	Engine    *engineio.Server
+	SocketIO  *socketio.Server
+	Routing   routing.Stats
+	Memory    *lifecycle.Memory
+	echo      *engineio.Server
+	handler   http.Handler
+	draining  atomic.Bool
+	accept    acceptHealth
+	api       *api                    // nil without an api block
+	plugins   atomic.Pointer[plugins] // nil without plugin blocks; replaced by a reload
+	reload    reloader                // reload.go: the config generation serving
+	cluster   ClusterLink             // nil on a single instance
+	clusterSw *clusterSwitch          // the adapter plugin's link, behind a switch (handover.go); nil without
 	// recoveryMem holds a single instance's saved sessions (nil when
 	// recovery is off or the adapter plugin keeps them).
 	recoveryMem *recovery.Memory
@@ -165,8 +167,10 @@ func newServerLimits(cfg *config.Config, log *logrus.Entry, version string, plug
 		s.SocketIO.SetRecovery(j)
 	}
 	s.newAdmin()
+	s.reload.start(&config.Loaded{Config: cfg})
 	for _, ns := range cfg.Namespaces {
-		h, idx := s.namespace(ns.Name, routing.New(ns, plugins, &s.Routing, log.WithField("namespace", ns.Name)))
+		r := routing.New(ns, plugins, &s.Routing, log.WithField("namespace", ns.Name))
+		h, idx := s.namespace(ns.Name, s.reload.router(ns.Name, r))
 		s.SocketIO.AddNamespace(ns.Name, h, idx)
 	}
 	s.Memory = lifecycle.NewMemory(sc.LoadShedding, log)
@@ -298,7 +302,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 // Drain runs the drain sequence; it returns when every connection is
 // closed, at the latest after the drain window (or when ctx ends).
 func (s *Server) Drain(ctx context.Context) {
-	dr := s.cfg.Server.Drain
+	dr := s.reload.config().Server.Drain
 	s.draining.Store(true)
 	s.Engine.StopAccepting()
 	if s.echo != nil {
@@ -330,22 +334,40 @@ func (s *Server) Drain(ctx context.Context) {
 // until ctx is done; then it drains, flushes the log sinks and stops the
 // plugins.
 func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version string) error {
-	entry := log.WithFields(logrus.Fields{"service": "socket-server", "instance_id": cfg.Server.InstanceID})
-	ps, diags := launchPlugins(ctx, cfg, pluginhost.Options{Log: entry})
-	if diags.HasErrors() {
-		return fmt.Errorf("plugins: %w", diags)
+	return RunWith(ctx, &config.Loaded{Config: cfg}, log, version, RunOptions{})
+}
+
+// RunWith is Run for a config file loaded with config.LoadFile, which the
+// instance can reload (Server.Reload): on opts.Reload, or POST
+// /api/v1/reload.
+func RunWith(ctx context.Context, file *config.Loaded, log *logrus.Logger, version string, opts RunOptions) error {
+	cfg := file.Config
+	s, err := assemble(ctx, file, log, version)
+	if err != nil {
+		return err
 	}
-	defer ps.close(context.Background())
-	if len(ps.logs) > 0 {
-		log.AddHook(logHook{ps.logs})
+	ps := s.plugins.Load()
+	// The plugins serving at exit, which a reload may have replaced.
+	defer func() { s.plugins.Load().close(context.Background()) }()
+	go s.watch(ctx)
+	if opts.Reload != nil {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-opts.Reload:
+					_, _ = s.Reload(ctx) // logged, counted and shown in /health
+				}
+			}
+		}()
 	}
-	s := newServer(cfg, entry, version, ps.routing)
-	s.plugins = ps
 	if ps.link != nil {
 		if cfg.Server.Recovery != nil {
 			s.recoverThrough(ps.link)
 		}
-		s.attachCluster(ps.link)
+		s.clusterSw = newClusterSwitch(ps.link) // a reload may hand over to another adapter process
+		s.attachCluster(s.clusterSw)
 	}
 	if err := s.startTLS(ctx); err != nil {
 		return err
@@ -363,7 +385,7 @@ func Run(ctx context.Context, cfg *config.Config, log *logrus.Logger, version st
 		}
 		defer stop()
 	}
-	entry.WithFields(logrus.Fields{"addr": l.Addr().String(), "path": cfg.Server.Path, "version": version,
+	s.log.WithFields(logrus.Fields{"addr": l.Addr().String(), "path": cfg.Server.Path, "version": version,
 		"plugins": len(cfg.Plugins), "tls": s.certs != nil}).Info("listening")
 	return s.Serve(ctx, l)
 }
@@ -388,6 +410,7 @@ func (s *Server) AttachCluster(l ClusterLink) { s.attachCluster(l) }
 // both ways, requests from them, and the rooms this instance holds (for
 // adapters that subscribe per room). Call before serving.
 func (s *Server) attachCluster(l ClusterLink) {
+	s.cluster = l
 	s.SocketIO.SetCluster(l)
 	l.SetRoomSnapshot(s.roomSnapshot)
 	names := make([]string, 0, len(s.SocketIO.Namespaces()))
@@ -473,6 +496,7 @@ type health struct {
 	AcceptErrs  uint64           `json:"accept_errors"`
 	LimitsHit   map[string]int64 `json:"limits_hit"`
 	Plugins     []pluginHealth   `json:"plugins,omitempty"`
+	Config      *configHealth    `json:"config,omitempty"`
 }
 
 type pluginHealth struct {
@@ -502,10 +526,11 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		Sys:         ms.Sys,
 		AcceptErrs:  s.accept.errors.Load(),
 		LimitsHit:   s.limitsHit(),
+		Config:      s.configHealth(),
 	}
 	detailed := s.api != nil && r.Header.Get("Authorization") != "" && s.api.tokenMatches(r)
-	if s.plugins != nil {
-		for _, st := range s.plugins.host.States() {
+	if ps := s.plugins.Load(); ps != nil {
+		for _, st := range ps.states() {
 			ph := pluginHealth{Kind: st.Kind, Name: st.Name, Up: st.Up, Restarts: st.Restarts}
 			if detailed {
 				ph.PID, ph.LastError = st.PID, st.LastError
@@ -552,7 +577,7 @@ func (s *Server) Ready() (bool, string) {
 	if why := s.accept.failing(); why != "" {
 		return false, why
 	}
-	if why := s.plugins.down(); why != "" {
+	if why := s.plugins.Load().down(); why != "" {
 		return false, why
 	}
 	return true, ""

@@ -249,7 +249,7 @@ func (srv *Server) ServeRequest(in sdk.IncomingRequest) {
 	if respond == nil {
 		respond = func(sdk.ClusterResponse) {}
 	}
-	ns := srv.nsps[in.Namespace]
+	ns := srv.Namespace(in.Namespace)
 	if ns == nil {
 		srv.Stats.ClusterRequestsIgnored.Add(1)
 		switch in.Type { // answer what expects answers: an empty one is the truth

@@ -70,7 +70,7 @@ func (srv *Server) SetRecovery(r *Recovery) {
 		r.RestoreTimeout = 2 * time.Second
 	}
 	srv.rec = r
-	for _, n := range srv.order {
+	for _, n := range srv.Namespaces() {
 		n.journal = recovery.NewJournal(r.JournalAge, r.JournalEntries, r.JournalBytes)
 	}
 }

@@ -138,12 +138,14 @@ type NamespaceStats struct {
 
 // Server holds the namespaces and serves Engine.IO sessions.
 type Server struct {
-	opts    Options
-	log     *logrus.Entry
-	nsps    map[string]*Namespace // fixed after start: read without locks
-	order   []*Namespace          // in declaration order
-	cluster Cluster               // nil on a single instance
-	rec     *Recovery             // nil: connection state recovery off
+	opts Options
+	log  *logrus.Entry
+	// nsps are the namespaces (namespaces.go): a table replaced whole when
+	// a reload adds or removes one, so readers take no lock.
+	nsps    atomic.Pointer[nsTable]
+	nspsMu  sync.Mutex // serializes the replacements
+	cluster Cluster    // nil on a single instance
+	rec     *Recovery  // nil: connection state recovery off
 	// background bounds the cluster requests running without a waiter.
 	background chan struct{}
 	Stats      Stats
@@ -173,11 +175,13 @@ func NewServer(opts Options) *Server {
 	if opts.Log == nil {
 		opts.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	return &Server{opts: opts, log: opts.Log, nsps: make(map[string]*Namespace),
-		background: make(chan struct{}, maxClusterBackground)}
+	srv := &Server{opts: opts, log: opts.Log, background: make(chan struct{}, maxClusterBackground)}
+	srv.nsps.Store(&nsTable{byName: map[string]*Namespace{}})
+	return srv
 }
 
-// AddNamespace declares a namespace before the server starts serving.
+// AddNamespace declares a namespace: before the server starts serving, or
+// while it serves (a reload); clients may connect to it at once.
 func (srv *Server) AddNamespace(name string, h Handler, a rooms.Index) *Namespace {
 	if a == nil {
 		m := rooms.NewMemory()
@@ -188,16 +192,15 @@ func (srv *Server) AddNamespace(name string, h Handler, a rooms.Index) *Namespac
 	if r := srv.rec; r != nil {
 		n.journal = recovery.NewJournal(r.JournalAge, r.JournalEntries, r.JournalBytes)
 	}
-	srv.nsps[name] = n
-	srv.order = append(srv.order, n)
+	srv.replaceNamespaces(func(t *nsTable) { t.add(n) })
 	return n
 }
 
 // Namespace returns a declared namespace or nil.
-func (srv *Server) Namespace(name string) *Namespace { return srv.nsps[name] }
+func (srv *Server) Namespace(name string) *Namespace { return srv.nsps.Load().byName[name] }
 
-// Namespaces returns all namespaces in declaration order.
-func (srv *Server) Namespaces() []*Namespace { return srv.order }
+// Namespaces returns all namespaces in declaration order (do not modify).
+func (srv *Server) Namespaces() []*Namespace { return srv.nsps.Load().order }
 
 // Open implements engineio.Handler: a new client.
 func (srv *Server) Open(sess *engineio.Session) {
@@ -345,7 +348,7 @@ func (c *client) dispatch(p *siowire.Packet) {
 }
 
 func (c *client) connect(p *siowire.Packet) {
-	ns := c.srv.nsps[p.Namespace]
+	ns := c.srv.Namespace(p.Namespace)
 	if ns == nil {
 		c.srv.Stats.InvalidNamespace.Add(1)
 		c.send(encode(&siowire.Packet{Type: siowire.ConnectError, Namespace: p.Namespace, Data: []byte(`{"message":"Invalid namespace"}`)}))
@@ -433,6 +436,9 @@ func (c *client) connect(p *siowire.Packet) {
 		c.send(encode(&siowire.Packet{Type: siowire.Connect, Namespace: ns.name, Data: reply}))
 	}
 	ns.handler.Connected(s)
+	if ns.removed.Load() { // withdrawn by a reload while this CONNECT ran (RemoveNamespace)
+		s.Disconnect(false)
+	}
 }
 
 func (c *client) send(msgs []*engineio.Message) bool {

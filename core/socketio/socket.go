@@ -390,6 +390,7 @@ type Namespace struct {
 	handler Handler
 	index   rooms.Index
 	Stats   NamespaceStats
+	removed atomic.Bool // RemoveNamespace
 
 	// With recovery: recent broadcasts with their offsets, and the lock
 	// that numbers and queues them in one order.
