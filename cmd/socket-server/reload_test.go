@@ -378,7 +378,21 @@ func TestReloadHandsTheAdapterOverWithoutLoss(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()
-	time.Sleep(time.Second) // the last ones arrive
+	// The last ones arrive: wait until every receiver has as many as were
+	// sent (a loss still shows after the wait), at most 10 s on a busy machine.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		caught := true
+		for _, r := range []*seqReader{ra, rb} {
+			r.mu.Lock()
+			for i, from := range []string{"a", "b"} {
+				caught = caught && len(r.got[from]) >= sent[i]
+			}
+			r.mu.Unlock()
+		}
+		if caught {
+			break
+		}
+	}
 
 	for _, in := range []*inst{a, b} {
 		n := 0
