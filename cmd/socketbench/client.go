@@ -75,6 +75,10 @@ type dialOptions struct {
 	path      string // "/socket.io/"
 	transport string // "websocket" or "polling"
 	auth      []byte // CONNECT payload (a JSON object) or nil
+	// local is the source address (e.g. 127.0.0.2) of WebSocket
+	// connections; nil: the system's choice. Each loopback source
+	// address has its own ~28,000 ephemeral ports (socketbench scale).
+	local net.IP
 }
 
 // dial opens an Engine.IO session and connects to namespace "/": it returns
@@ -85,7 +89,13 @@ func dial(ctx context.Context, o dialOptions) (*client, error) {
 	switch o.transport {
 	case "websocket":
 		u := "ws" + strings.TrimPrefix(o.baseURL, "http") + o.path + q
-		ws, resp, err := wsDialer.DialContext(ctx, u, nil)
+		d := wsDialer
+		if o.local != nil {
+			dc := *wsDialer
+			dc.NetDialContext = (&net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: o.local}}).DialContext
+			d = &dc
+		}
+		ws, resp, err := d.DialContext(ctx, u, nil)
 		if resp != nil && resp.Body != nil {
 			resp.Body.Close()
 		}
