@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -118,9 +119,12 @@ func parseSizes(spec string, limit int) ([]int, error) {
 	return slices.Compact(out), nil
 }
 
-// sourceAddr is worker i's loopback source address: 127.0.0.2, .3, ...
-func sourceAddr(i int) string {
-	return fmt.Sprintf("127.%d.%d.%d", (i+2)>>16&255, (i+2)>>8&255, (i+2)&255)
+// sourceAddr is worker i's loopback source address: 127.net.0.2, .3, ...
+// A run picks net at random: the connections of a run that just ended
+// wait out TIME_WAIT (60 s) on their ports, which the next run from the
+// same address could not take.
+func sourceAddr(net, i int) string {
+	return fmt.Sprintf("127.%d.%d.%d", net&255, (i+2)>>8&255, (i+2)&255)
 }
 
 func numCPU() int { return runtime.NumCPU() }
@@ -235,7 +239,7 @@ func scaleMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	defer logf.Close()
-	s := &scaleRun{c: c, log: io.MultiWriter(stderr, logf), perWorker: perWorker}
+	s := &scaleRun{c: c, log: io.MultiWriter(stderr, logf), perWorker: perWorker, srcNet: rand.IntN(250)}
 	res := scaleResult{
 		Time: time.Now().UTC().Format(time.RFC3339), Machine: machine(), CPUs: numCPU(),
 		NoFile: limit, PortRange: readTrim("/proc/sys/net/ipv4/ip_local_port_range"),
@@ -299,6 +303,7 @@ type scaleRun struct {
 	c         scaleConfig
 	log       io.Writer
 	perWorker int
+	srcNet    int // second octet of the source addresses
 	nextSrc   int
 }
 
@@ -322,7 +327,7 @@ func (s *scaleRun) startWorker(inst, n int) (*scaleWorkerProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &scaleWorkerProc{inst: inst, n: n, src: sourceAddr(s.nextSrc), done: make(chan struct{})}
+	w := &scaleWorkerProc{inst: inst, n: n, src: sourceAddr(s.srcNet, s.nextSrc), done: make(chan struct{})}
 	s.nextSrc++
 	w.cmd = exec.Command(self, "scale-worker")
 	w.cmd.Stderr = s.log

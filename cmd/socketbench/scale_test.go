@@ -61,10 +61,10 @@ func TestParseSizes(t *testing.T) {
 }
 
 func TestSourceAddr(t *testing.T) {
-	if a, b := sourceAddr(0), sourceAddr(1); a != "127.0.0.2" || b != "127.0.0.3" {
+	if a, b := sourceAddr(0, 0), sourceAddr(0, 1); a != "127.0.0.2" || b != "127.0.0.3" {
 		t.Fatalf("sourceAddr: %s, %s", a, b)
 	}
-	if a := sourceAddr(300); a != "127.0.1.46" {
-		t.Fatalf("sourceAddr(300) = %s", a)
+	if a := sourceAddr(7, 300); a != "127.7.1.46" {
+		t.Fatalf("sourceAddr(7, 300) = %s", a)
 	}
 }
