@@ -22,8 +22,25 @@ type Handshake struct {
 	Time    time.Time
 	Address string
 	URL     string // request URI of the handshake, query included
-	Headers http.Header
 	Secure  bool
+	// headers are the kept headers, "Name\x00value\x00" for each value
+	// (HTTP refuses NUL in names and values). One string, not a map:
+	// an http.Header of even one entry costs a connection ~400 B for its
+	// whole life, and most connections never read it again.
+	headers string
+}
+
+// Header returns the kept handshake headers (canonical names), parsed on
+// demand; the caller may keep or change the map.
+func (h *Handshake) Header() http.Header {
+	out := http.Header{}
+	for s := h.headers; s != ""; {
+		k, rest, _ := strings.Cut(s, "\x00")
+		v, rest2, _ := strings.Cut(rest, "\x00")
+		out[k] = append(out[k], v)
+		s = rest2
+	}
+	return out
 }
 
 // droppedHeaders are handshake headers only the transport or the browser's
@@ -120,14 +137,15 @@ type Session struct {
 	ws wsTransport
 }
 
-// keepHeaders copies what a session keeps of its handshake's headers, at
-// most budget bytes (names and values), and says how many it dropped.
+// keepHeaders encodes what a session keeps of its handshake's headers
+// (see Handshake.headers), at most budget bytes (names and values), and
+// says how many it dropped.
 // A byte cap rather than an allow-list: auth plugins and event rules may
 // read any header (cookie, authorization, x-api-key, ...) and
 // /api/v1/sockets shows them all as Node does; an allow-list would break
 // them. Over the cap the largest headers go, whole (a truncated token is
 // worse than none), so the small ones every client sends stay.
-func keepHeaders(src http.Header, budget int) (http.Header, int) {
+func keepHeaders(src http.Header, budget int) (string, int) {
 	size := func(k string, v []string) int {
 		n := len(k)
 		for _, x := range v {
@@ -135,21 +153,31 @@ func keepHeaders(src http.Header, budget int) (http.Header, int) {
 		}
 		return n
 	}
-	total, kept := 0, 0
+	total, kept, enc := 0, 0, 0
 	for k, v := range src {
 		if !droppedHeaders[k] {
 			total += size(k, v)
+			enc += (len(k) + 2) * len(v)
 			kept++
 		}
 	}
-	h := make(http.Header, kept)
+	var b strings.Builder
+	add := func(k string, v []string) {
+		for _, x := range v {
+			b.WriteString(k)
+			b.WriteByte(0)
+			b.WriteString(x)
+			b.WriteByte(0)
+		}
+	}
 	if total <= budget {
+		b.Grow(total + enc)
 		for k, v := range src {
 			if !droppedHeaders[k] {
-				h[k] = v
+				add(k, v)
 			}
 		}
-		return h, 0
+		return b.String(), 0
 	}
 	names := make([]string, 0, kept)
 	for k := range src {
@@ -160,15 +188,17 @@ func keepHeaders(src http.Header, budget int) (http.Header, int) {
 	slices.SortFunc(names, func(a, b string) int {
 		return cmp.Or(cmp.Compare(size(a, src[a]), size(b, src[b])), strings.Compare(a, b))
 	})
+	n := 0
 	for _, k := range names {
-		n := size(k, src[k])
-		if n > budget {
+		sz := size(k, src[k])
+		if sz > budget {
 			break
 		}
-		budget -= n
-		h[k] = src[k]
+		budget -= sz
+		add(k, src[k])
+		n++
 	}
-	return h, len(names) - len(h)
+	return b.String(), len(names) - n
 }
 
 func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
@@ -188,7 +218,7 @@ func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
 			Time:    time.Now(),
 			Address: addr,
 			URL:     uri,
-			Headers: h,
+			headers: h,
 			Secure:  r.TLS != nil,
 		},
 		onMessage: func(eiowire.Packet) {},
