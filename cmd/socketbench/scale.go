@@ -172,6 +172,10 @@ type scaleRunResult struct {
 	ChurnCPUS   float64 `json:"churn_cpu_s,omitempty"`
 	ChurnUsOp   float64 `json:"churn_cpu_us_per_op,omitempty"`
 	ChurnErrors string  `json:"churn_errors,omitempty"`
+	// The kernel's slab (/proc/meminfo Slab) grown while connecting, per
+	// connection: both ends of a loopback connection (client and
+	// server socket, their files and epoll entries) are in it.
+	SlabPerConn float64 `json:"kernel_slab_per_conn_bytes"`
 }
 
 type scaleResult struct {
@@ -182,6 +186,7 @@ type scaleResult struct {
 	PortRange   string           `json:"ip_local_port_range"`
 	PerWorker   int              `json:"conns_per_worker_max"`
 	PerInstance int              `json:"conns_per_instance_max"`
+	ChurnRooms  int              `json:"churn_rooms"`
 	Runs        []scaleRunResult `json:"runs"`
 }
 
@@ -243,7 +248,7 @@ func scaleMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	res := scaleResult{
 		Time: time.Now().UTC().Format(time.RFC3339), Machine: machine(), CPUs: numCPU(),
 		NoFile: limit, PortRange: readTrim("/proc/sys/net/ipv4/ip_local_port_range"),
-		PerWorker: perWorker, PerInstance: perInst,
+		PerWorker: perWorker, PerInstance: perInst, ChurnRooms: c.churnRooms,
 	}
 	s.logf("descriptor limit %d: %d connections per worker, %d per instance; sizes %v, fleet %d over %d",
 		limit, perWorker, perInst, sizes, c.fleetConns, c.instances)
@@ -471,6 +476,7 @@ func (s *scaleRun) run(ctx context.Context, name string, perInst []int, churn bo
 		r.GoroutinesStart = h.Goroutines
 	}
 
+	slab0 := meminfo("Slab")
 	s.logf("%s: %d connections over %d instance(s) from %d worker(s)", name, sum(perInst), len(perInst), len(workers))
 	replies, err := callAll(workers, func(w *scaleWorkerProc) workerCmd {
 		return workerCmd{Cmd: "connect", URL: fr.insts[w.inst].url, N: w.n, Src: w.src, InFlight: s.c.inFlight}
@@ -488,6 +494,12 @@ func (s *scaleRun) run(ctx context.Context, name string, perInst []int, churn bo
 		}
 	}
 	time.Sleep(3 * time.Second)
+	connected := 0
+	for _, in := range res.Instances {
+		connected += in.Conns - in.Failed
+	}
+	res.SlabPerConn = round(float64(meminfo("Slab")-slab0)/float64(max(1, connected)), 0)
+	s.logf("  kernel slab %+.0f B per connection (both ends)", res.SlabPerConn)
 	for i, in := range fr.insts {
 		r := &res.Instances[i]
 		r.RSSAfter, _ = procRSS(pids[i])
@@ -676,6 +688,21 @@ func (s *scaleRun) churnRun(ctx context.Context, pids []int, workers []*scaleWor
 	return ctx.Err()
 }
 
+// meminfo returns a /proc/meminfo field in bytes (0 when missing).
+func meminfo(field string) int64 {
+	b, _ := os.ReadFile("/proc/meminfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
 func sum(v []int) int {
 	t := 0
 	for _, x := range v {
@@ -738,10 +765,14 @@ func scaleTable(res *scaleResult) string {
 				r.Name, conns, failed, rssAfter/float64(max(1, conns-failed)), perUnit(cpu+r.RedisCPUS, uint64(deliv)), r.RedisCPUS, lost, dups)
 		}
 	}
+	b.WriteString("\n| run | kernel slab per connection (both ends) |\n|---|---:|\n")
+	for _, r := range res.Runs {
+		fmt.Fprintf(&b, "| %s | %.0f B |\n", r.Name, r.SlabPerConn)
+	}
 	b.WriteString("\n| run | joins/leaves per s | operations | rooms | server CPU per operation (beyond rest) |\n|---|---:|---:|---:|---:|\n")
 	for _, r := range res.Runs {
 		if r.ChurnOps > 0 {
-			fmt.Fprintf(&b, "| %s | %.0f | %d | 1000 | %.2f µs |\n", r.Name, r.ChurnRate, r.ChurnOps, r.ChurnUsOp)
+			fmt.Fprintf(&b, "| %s | %.0f | %d | %d | %.2f µs |\n", r.Name, r.ChurnRate, r.ChurnOps, res.ChurnRooms, r.ChurnUsOp)
 		}
 	}
 	b.WriteString("\nCPU is the server's (its plugins included), from /proc; CPU per delivery is the broadcast window's CPU (rest included) over the deliveries. RSS per connection: (RSS − RSS before connecting) / connections, after connecting and after the rest.\n")
