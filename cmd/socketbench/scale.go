@@ -564,6 +564,9 @@ func (s *scaleRun) run(ctx context.Context, name string, perInst []int, churn bo
 
 func (s *scaleRun) broadcast(ctx context.Context, fr *fleetRun, pids []int, workers []*scaleWorkerProc, res *scaleRunResult) error {
 	pub := newFleetPublisher(fr.insts, fr.token, 1)
+	// The emit answers once the local sockets have it queued: seconds for
+	// ~20,000 on a busy machine, more than the fleet publisher's 2 s.
+	pub.http.Timeout = 15 * time.Second
 	meters := make([]*cpuMeter, len(pids))
 	for i, p := range pids {
 		meters[i] = startCPU(withDescendants([]int{p}))
@@ -763,6 +766,11 @@ func scaleTable(res *scaleResult) string {
 			}
 			fmt.Fprintf(&b, "| %s | all + Redis | %d | %d | | | %.0f B | | | | %.2f µs (Redis %.3f s) | | %d | %d |\n",
 				r.Name, conns, failed, rssAfter/float64(max(1, conns-failed)), perUnit(cpu+r.RedisCPUS, uint64(deliv)), r.RedisCPUS, lost, dups)
+		}
+	}
+	for _, r := range res.Runs {
+		if r.PublishErr != "" {
+			fmt.Fprintf(&b, "\n%s: publishing stopped after %d broadcasts: %s\n", r.Name, r.Published, r.PublishErr)
 		}
 	}
 	b.WriteString("\n| run | kernel slab per connection (both ends) |\n|---|---:|\n")
