@@ -172,6 +172,8 @@ type scaleRunResult struct {
 	ChurnCPUS   float64 `json:"churn_cpu_s,omitempty"`
 	ChurnUsOp   float64 `json:"churn_cpu_us_per_op,omitempty"`
 	ChurnErrors string  `json:"churn_errors,omitempty"`
+	// Rooms with a member after the churn (GET /api/v1/rooms).
+	ChurnRoomsSeen int `json:"churn_rooms_seen,omitempty"`
 	// The kernel's slab (/proc/meminfo Slab) grown while connecting, per
 	// connection: both ends of a loopback connection (client and
 	// server socket, their files and epoll entries) are in it.
@@ -558,6 +560,11 @@ func (s *scaleRun) run(ctx context.Context, name string, perInst []int, churn bo
 		if err := s.churnRun(ctx, pids, workers, res); err != nil {
 			return nil, err
 		}
+		// The joins took effect: the rooms with a member, as the API sees them.
+		if res.ChurnRoomsSeen, err = apiRoomCount(fr.insts[0].url, fr.token); err != nil {
+			return nil, fmt.Errorf("rooms after the churn: %w", err)
+		}
+		s.logf("  rooms with a member after the churn: %d", res.ChurnRoomsSeen)
 	}
 	return res, nil
 }
@@ -691,6 +698,28 @@ func (s *scaleRun) churnRun(ctx context.Context, pids []int, workers []*scaleWor
 	return ctx.Err()
 }
 
+// apiRoomCount is the number of rooms GET /api/v1/rooms lists.
+func apiRoomCount(base, token string) (int, error) {
+	req, _ := http.NewRequest("GET", base+"/api/v1/rooms", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	cl := http.Client{Timeout: 10 * time.Second}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /api/v1/rooms: %s", resp.Status)
+	}
+	var body struct {
+		Rooms []string `json:"rooms"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return 0, err
+	}
+	return len(body.Rooms), nil
+}
+
 // meminfo returns a /proc/meminfo field in bytes (0 when missing).
 func meminfo(field string) int64 {
 	b, _ := os.ReadFile("/proc/meminfo")
@@ -777,10 +806,10 @@ func scaleTable(res *scaleResult) string {
 	for _, r := range res.Runs {
 		fmt.Fprintf(&b, "| %s | %.0f B |\n", r.Name, r.SlabPerConn)
 	}
-	b.WriteString("\n| run | joins/leaves per s | operations | rooms | server CPU per operation (beyond rest) |\n|---|---:|---:|---:|---:|\n")
+	b.WriteString("\n| run | joins/leaves per s | operations | rooms | rooms with a member after | server CPU per operation (beyond rest) |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range res.Runs {
 		if r.ChurnOps > 0 {
-			fmt.Fprintf(&b, "| %s | %.0f | %d | %d | %.2f µs |\n", r.Name, r.ChurnRate, r.ChurnOps, res.ChurnRooms, r.ChurnUsOp)
+			fmt.Fprintf(&b, "| %s | %.0f | %d | %d | %d | %.2f µs |\n", r.Name, r.ChurnRate, r.ChurnOps, res.ChurnRooms, r.ChurnRoomsSeen, r.ChurnUsOp)
 		}
 	}
 	b.WriteString("\nCPU is the server's (its plugins included), from /proc; CPU per delivery is the broadcast window's CPU (rest included) over the deliveries. RSS per connection: (RSS − RSS before connecting) / connections, after connecting and after the rest.\n")
