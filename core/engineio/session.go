@@ -93,6 +93,7 @@ const (
 //   - mu guards the fields from queue to postActive, and ws.writing.
 //   - closeOnce: itself (finish runs once).
 //   - tat: whoever is receiving (one packet of a session at a time).
+//   - hb: the heartbeat wheel's lock (heartbeat.go).
 //   - ws: see wsTransport.
 type Session struct {
 	id  string
@@ -103,10 +104,9 @@ type Session struct {
 	onClose   func(reason string)
 
 	mu        sync.Mutex
-	queue     []*Message  // waiting for the transport
-	spare     []*Message  // the previous batch's backing array, reused
-	reason    string      // why the session closed
-	heartbeat *time.Timer // ping timer; assigned and reset under mu
+	queue     []*Message // waiting for the transport
+	spare     []*Message // the previous batch's backing array, reused
+	reason    string     // why the session closed
 	transport uint8
 	closed    bool // no more packets are accepted
 	closing   bool // closed by the server: the transport flushes, then ends
@@ -131,6 +131,10 @@ type Session struct {
 	tat int64
 
 	wake chan struct{} // polling: releases a waiting GET (buffered, 1); nil for WebSocket sessions
+
+	// hb is the session's place on the server's heartbeat wheel
+	// (heartbeat.go), guarded by the wheel's lock.
+	hb hbState
 
 	// ws is the WebSocket transport, zero until attached (websocket.go);
 	// held by value: one allocation per session.
@@ -278,13 +282,15 @@ func (s *Session) startWebSocket(ws *websocket.Conn, rd *bufio.Reader, open *Mes
 }
 
 func (s *Session) startHeartbeat() {
-	s.mu.Lock() // the timer may fire before the assignment is visible otherwise
-	s.heartbeat = time.AfterFunc(s.srv.opts.PingInterval, s.onHeartbeat)
+	s.mu.Lock()
+	if !s.closed {
+		s.srv.heartbeatsFor().schedule(s, s.srv.opts.PingInterval)
+	}
 	s.mu.Unlock()
 }
 
 // onHeartbeat alternates between sending a ping and checking that its pong
-// arrived, on one timer per session.
+// arrived, on one deadline per session (heartbeat.go).
 func (s *Session) onHeartbeat() {
 	s.mu.Lock()
 	if s.closed {
@@ -297,7 +303,7 @@ func (s *Session) onHeartbeat() {
 		return
 	}
 	s.awaitPong = true
-	s.heartbeat.Reset(s.srv.opts.PingTimeout)
+	s.srv.heartbeatsFor().schedule(s, s.srv.opts.PingTimeout)
 	s.mu.Unlock()
 	s.Send(msgPing)
 }
@@ -439,12 +445,7 @@ func (s *Session) closeCode(reason string, code int) {
 // finish runs once per session: unregisters it and tells the handler.
 func (s *Session) finish(reason string) {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		hb := s.heartbeat
-		s.mu.Unlock()
-		if hb != nil {
-			hb.Stop()
-		}
+		s.srv.heartbeatsFor().cancel(s)
 		s.srv.remove(s)
 		s.srv.leave(s.client)
 		s.onClose(reason)
@@ -466,7 +467,7 @@ func (s *Session) receive(p eiowire.Packet) bool {
 		s.mu.Lock()
 		if s.awaitPong && !s.closed {
 			s.awaitPong = false
-			s.heartbeat.Reset(s.srv.opts.PingInterval)
+			s.srv.heartbeatsFor().schedule(s, s.srv.opts.PingInterval)
 		}
 		s.mu.Unlock()
 	case eiowire.Close:
