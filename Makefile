@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CHROMIUM_PATH ?= /usr/bin/chromium
 
-.PHONY: all build ui plugins proto run test test-go test-e2e e2e-deps fuzz bench bench-go bench-fleet soak vet fmt clean
+.PHONY: all build ui plugins proto run test test-go test-e2e e2e-deps fuzz bench bench-go bench-fleet bench-scale soak vet fmt clean
 
 all: build
 
@@ -113,6 +113,21 @@ bench-fleet: build
 	$(GO) build -o bin/socketbench ./cmd/socketbench
 	@command -v redis-server >/dev/null || { echo "bench-fleet needs redis-server (apt-get install redis-server)"; exit 1; }
 	bin/socketbench fleet -config $(FLEET_CONFIG) -change $(FLEET_CHANGE) -instances $(FLEET_INSTANCES) $(FLEET_ARGS)
+
+## bench-scale: idle WebSocket connections at 2k, 10k and up to the
+## descriptor limit on one instance, then SCALE_FLEET connections over
+## SCALE_INSTANCES instances on a fresh Redis: RSS per connection,
+## goroutines, connect time, CPU at rest, numbered broadcasts to all (lost
+## and duplicated counted), room churn at the smallest and largest size
+## (bench/README.md, "Scale"); bench/results/scale-<UTC time>/. ~8 minutes.
+## SCALE_ARGS: more socketbench scale flags.
+SCALE_FLEET     ?= 55000
+SCALE_INSTANCES ?= 3
+SCALE_ARGS      ?=
+bench-scale: build
+	$(GO) build -o bin/socketbench ./cmd/socketbench
+	@command -v redis-server >/dev/null || { echo "bench-scale needs redis-server (apt-get install redis-server)"; exit 1; }
+	bin/socketbench scale -fleet $(SCALE_FLEET) -instances $(SCALE_INSTANCES) $(SCALE_ARGS)
 
 ## bench-go: Go benchmarks (codecs, broadcast, memory per connection, plugin
 ## boundary, handshakes with and without the JWT plugin)

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -75,6 +76,10 @@ type dialOptions struct {
 	path      string // "/socket.io/"
 	transport string // "websocket" or "polling"
 	auth      []byte // CONNECT payload (a JSON object) or nil
+	// local is the source address (e.g. 127.0.0.2) of WebSocket
+	// connections; nil: the system's choice. Each loopback source
+	// address has its own ~28,000 ephemeral ports (socketbench scale).
+	local net.IP
 }
 
 // dial opens an Engine.IO session and connects to namespace "/": it returns
@@ -85,7 +90,14 @@ func dial(ctx context.Context, o dialOptions) (*client, error) {
 	switch o.transport {
 	case "websocket":
 		u := "ws" + strings.TrimPrefix(o.baseURL, "http") + o.path + q
-		ws, resp, err := wsDialer.DialContext(ctx, u, nil)
+		d := wsDialer
+		if o.local != nil {
+			dc := *wsDialer
+			dc.NetDialContext = (&net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: o.local},
+				Control: bindNoPort}).DialContext
+			d = &dc
+		}
+		ws, resp, err := d.DialContext(ctx, u, nil)
 		if resp != nil && resp.Body != nil {
 			resp.Body.Close()
 		}
@@ -350,3 +362,24 @@ func quote(s string) string {
 	b.WriteByte('"')
 	return b.String()
 }
+
+// bindNoPort sets IP_BIND_ADDRESS_NO_PORT on a socket bound to a source
+// address before it connects: the port is then chosen at connect, unique
+// per destination, instead of at bind, where the kernel searches the
+// whole range for a port free of every bound socket (slower and slower
+// past ~15,000 connections from one address).
+func bindNoPort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT (linux/in.h); only
+// source-addressed connections (socketbench scale, Linux: it reads /proc)
+// set it.
+const ipBindAddressNoPort = 24

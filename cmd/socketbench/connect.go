@@ -38,7 +38,7 @@ func connectAll(ctx context.Context, c *config, n int, urlOf func(int) string, a
 				}
 				t0 := time.Now()
 				dctx, cancel := context.WithTimeout(ctx, c.timeout)
-				cl, err := dial(dctx, dialOptions{baseURL: urlOf(i), path: c.path, transport: c.transport, auth: auth.next()})
+				cl, err := dial(dctx, dialOptions{baseURL: urlOf(i), path: c.path, transport: c.transport, auth: auth.next(), local: c.local})
 				if err == nil && h != nil {
 					h.record(time.Since(t0))
 				}

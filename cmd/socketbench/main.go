@@ -8,6 +8,7 @@
 //	socketbench fanout    -n 1000 --rate 30 --duration 15s --server-pid PID
 //	socketbench cluster   --url http://127.0.0.1:8081,http://127.0.0.1:8082 -n 1000 --rate 30
 //	socketbench handshake -c 200 --duration 10s --jwt-secret s3cr3t
+//	socketbench scale     -sizes 2000,10000,max -fleet 55000 -instances 3
 //	socketbench table     bench/results/2026-01-01T12-00/*.jsonl
 //
 // Each run prints a human summary on stderr and one JSON line on stdout.
@@ -20,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -50,6 +52,10 @@ scenarios:
              through the backend API, and a fleet change (-change rolling,
              kill, redis-stop): lost, duplicated, out of order, reconnects
              recovered (socketbench fleet -h)
+  scale      idle connections up to the descriptor limit on one instance,
+             and on N instances on one Redis: RSS per connection, CPU at
+             rest, numbered broadcasts to all, room churn; worker processes
+             from several loopback addresses (socketbench scale -h)
   table      medians of JSON result lines, ours vs node (see bench/README.md)
 
 Output: a human summary on stderr, one JSON line on stdout.
@@ -76,6 +82,12 @@ func main() {
 	defer stop()
 	if scenario == "soak" {
 		os.Exit(soakMain(ctx, args, os.Stdout, os.Stderr))
+	}
+	if scenario == "scale" {
+		os.Exit(scaleMain(ctx, args, os.Stdout, os.Stderr))
+	}
+	if scenario == "scale-worker" {
+		os.Exit(scaleWorkerMain(ctx, os.Stdin, os.Stdout))
 	}
 	if scenario == "fleet" {
 		os.Exit(fleetMain(ctx, args, os.Stdout, os.Stderr))
@@ -108,6 +120,7 @@ type config struct {
 	name       string
 	cpuProfile string
 	tlsCA      string
+	local      net.IP // source address of the connections (socketbench scale's workers)
 }
 
 func newFlags(c *config) *flag.FlagSet {

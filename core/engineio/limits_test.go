@@ -17,16 +17,40 @@ func TestKeepHeaders(t *testing.T) {
 		"X-Bigger":   {strings.Repeat("c", 200)},
 		"Upgrade":    {"websocket"}, // dropped regardless
 	}
-	h, dropped := keepHeaders(src, 1000)
-	if dropped != 0 || len(h) != 4 || h.Get("Upgrade") != "" {
+	kept := func(budget int) (http.Header, int) {
+		enc, dropped := keepHeaders(src, budget)
+		return (&Handshake{headers: enc}).Header(), dropped
+	}
+	h, dropped := kept(1000)
+	if dropped != 0 || len(h) != 4 || h.Get("Upgrade") != "" || h.Get("X-Bigger") != strings.Repeat("c", 200) {
 		t.Fatalf("under the budget: %v, %d dropped", h, dropped)
 	}
-	h, dropped = keepHeaders(src, 150)
+	h, dropped = kept(150)
 	if dropped != 1 || h.Get("X-Bigger") != "" || h.Get("X-Big") == "" || h.Get("Cookie") != "a=1" {
 		t.Fatalf("over the budget: %v, %d dropped", h, dropped)
 	}
-	if h, dropped = keepHeaders(src, 0); dropped != 4 || len(h) != 0 {
+	if h, dropped = kept(0); dropped != 4 || len(h) != 0 {
 		t.Fatalf("no budget: %v, %d dropped", h, dropped)
+	}
+}
+
+// TestHandshakeHeaderValues: repeated values and empty ones survive the
+// encoding, in order.
+func TestHandshakeHeaderValues(t *testing.T) {
+	src := http.Header{"X-Many": {"a", "", "c"}, "Empty": {""}, "Cookie": {"k=v; w=x"}}
+	enc, _ := keepHeaders(src, 1000)
+	h := (&Handshake{headers: enc}).Header()
+	if got := h["X-Many"]; len(got) != 3 || got[0] != "a" || got[1] != "" || got[2] != "c" {
+		t.Fatalf("X-Many: %q", got)
+	}
+	if got, ok := h["Empty"]; !ok || len(got) != 1 || got[0] != "" {
+		t.Fatalf("Empty: %q, %v", got, ok)
+	}
+	if h.Get("Cookie") != "k=v; w=x" || len(h) != 3 {
+		t.Fatalf("headers %v", h)
+	}
+	if h := (&Handshake{}).Header(); h == nil || len(h) != 0 {
+		t.Fatalf("no headers: %v", h)
 	}
 }
 

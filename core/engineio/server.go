@@ -100,6 +100,8 @@ type Server struct {
 
 	pollOnce   sync.Once
 	poller     *poller[*wsTransport] // parks idle WebSocket readers; nil: not available
+	beatOnce   sync.Once
+	beats      *heartbeats // every session's heartbeat deadline (heartbeat.go)
 	pollTokens atomic.Uint64
 	hot        atomic.Pointer[live] // what a reload may change (live.go)
 
@@ -497,6 +499,18 @@ func (s *Server) Close(reason string) {
 	if s.poller != nil {
 		s.poller.close()
 	}
+	s.beatOnce.Do(func() {}) // no wheel after this
+	if s.beats != nil {
+		s.beats.close()
+	}
+}
+
+// heartbeatsFor returns the heartbeat wheel, started on first use; nil
+// once the server is closed (no session is scheduled then: Close closed
+// them all).
+func (s *Server) heartbeatsFor() *heartbeats {
+	s.beatOnce.Do(func() { s.beats = newHeartbeats(s.opts.PingInterval, s.opts.PingTimeout) })
+	return s.beats
 }
 
 // pollerFor returns the server's poller, started on first use.

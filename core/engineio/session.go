@@ -22,8 +22,25 @@ type Handshake struct {
 	Time    time.Time
 	Address string
 	URL     string // request URI of the handshake, query included
-	Headers http.Header
 	Secure  bool
+	// headers are the kept headers, "Name\x00value\x00" for each value
+	// (HTTP refuses NUL in names and values). One string, not a map:
+	// an http.Header of even one entry costs a connection ~400 B for its
+	// whole life, and most connections never read it again.
+	headers string
+}
+
+// Header returns the kept handshake headers (canonical names), parsed on
+// demand; the caller may keep or change the map.
+func (h *Handshake) Header() http.Header {
+	out := http.Header{}
+	for s := h.headers; s != ""; {
+		k, rest, _ := strings.Cut(s, "\x00")
+		v, rest2, _ := strings.Cut(rest, "\x00")
+		out[k] = append(out[k], v)
+		s = rest2
+	}
+	return out
 }
 
 // droppedHeaders are handshake headers only the transport or the browser's
@@ -76,6 +93,7 @@ const (
 //   - mu guards the fields from queue to postActive, and ws.writing.
 //   - closeOnce: itself (finish runs once).
 //   - tat: whoever is receiving (one packet of a session at a time).
+//   - hb: the heartbeat wheel's lock (heartbeat.go).
 //   - ws: see wsTransport.
 type Session struct {
 	id  string
@@ -87,10 +105,9 @@ type Session struct {
 	onClose   func(reason string)
 
 	mu        sync.Mutex
-	queue     []*Message  // waiting for the transport
-	spare     []*Message  // the previous batch's backing array, reused
-	reason    string      // why the session closed
-	heartbeat *time.Timer // ping timer; assigned and reset under mu
+	queue     []*Message // waiting for the transport
+	spare     []*Message // the previous batch's backing array, reused
+	reason    string     // why the session closed
 	transport uint8
 	closed    bool // no more packets are accepted
 	closing   bool // closed by the server: the transport flushes, then ends
@@ -116,19 +133,24 @@ type Session struct {
 
 	wake chan struct{} // polling: releases a waiting GET (buffered, 1); nil for WebSocket sessions
 
+	// hb is the session's place on the server's heartbeat wheel
+	// (heartbeat.go), guarded by the wheel's lock.
+	hb hbState
+
 	// ws is the WebSocket transport, zero until attached (websocket.go);
 	// held by value: one allocation per session.
 	ws wsTransport
 }
 
-// keepHeaders copies what a session keeps of its handshake's headers, at
-// most budget bytes (names and values), and says how many it dropped.
+// keepHeaders encodes what a session keeps of its handshake's headers
+// (see Handshake.headers), at most budget bytes (names and values), and
+// says how many it dropped.
 // A byte cap rather than an allow-list: auth plugins and event rules may
 // read any header (cookie, authorization, x-api-key, ...) and
 // /api/v1/sockets shows them all as Node does; an allow-list would break
 // them. Over the cap the largest headers go, whole (a truncated token is
 // worse than none), so the small ones every client sends stay.
-func keepHeaders(src http.Header, budget int) (http.Header, int) {
+func keepHeaders(src http.Header, budget int) (string, int) {
 	size := func(k string, v []string) int {
 		n := len(k)
 		for _, x := range v {
@@ -136,21 +158,31 @@ func keepHeaders(src http.Header, budget int) (http.Header, int) {
 		}
 		return n
 	}
-	total, kept := 0, 0
+	total, kept, enc := 0, 0, 0
 	for k, v := range src {
 		if !droppedHeaders[k] {
 			total += size(k, v)
+			enc += (len(k) + 2) * len(v)
 			kept++
 		}
 	}
-	h := make(http.Header, kept)
+	var b strings.Builder
+	add := func(k string, v []string) {
+		for _, x := range v {
+			b.WriteString(k)
+			b.WriteByte(0)
+			b.WriteString(x)
+			b.WriteByte(0)
+		}
+	}
 	if total <= budget {
+		b.Grow(total + enc)
 		for k, v := range src {
 			if !droppedHeaders[k] {
-				h[k] = v
+				add(k, v)
 			}
 		}
-		return h, 0
+		return b.String(), 0
 	}
 	names := make([]string, 0, kept)
 	for k := range src {
@@ -161,15 +193,17 @@ func keepHeaders(src http.Header, budget int) (http.Header, int) {
 	slices.SortFunc(names, func(a, b string) int {
 		return cmp.Or(cmp.Compare(size(a, src[a]), size(b, src[b])), strings.Compare(a, b))
 	})
+	n := 0
 	for _, k := range names {
-		n := size(k, src[k])
-		if n > budget {
+		sz := size(k, src[k])
+		if sz > budget {
 			break
 		}
-		budget -= n
-		h[k] = src[k]
+		budget -= sz
+		add(k, src[k])
+		n++
 	}
-	return h, len(names) - len(h)
+	return b.String(), len(names) - n
 }
 
 func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
@@ -190,7 +224,7 @@ func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
 			Time:    time.Now(),
 			Address: addr,
 			URL:     uri,
-			Headers: h,
+			headers: h,
 			Secure:  r.TLS != nil,
 		},
 		onMessage: func(eiowire.Packet) {},
@@ -250,13 +284,15 @@ func (s *Session) startWebSocket(ws *websocket.Conn, rd *bufio.Reader, open *Mes
 }
 
 func (s *Session) startHeartbeat() {
-	s.mu.Lock() // the timer may fire before the assignment is visible otherwise
-	s.heartbeat = time.AfterFunc(s.hot.PingInterval, s.onHeartbeat)
+	s.mu.Lock()
+	if !s.closed {
+		s.srv.heartbeatsFor().schedule(s, s.hot.PingInterval)
+	}
 	s.mu.Unlock()
 }
 
 // onHeartbeat alternates between sending a ping and checking that its pong
-// arrived, on one timer per session.
+// arrived, on one deadline per session (heartbeat.go).
 func (s *Session) onHeartbeat() {
 	s.mu.Lock()
 	if s.closed {
@@ -269,7 +305,7 @@ func (s *Session) onHeartbeat() {
 		return
 	}
 	s.awaitPong = true
-	s.heartbeat.Reset(s.hot.PingTimeout)
+	s.srv.heartbeatsFor().schedule(s, s.hot.PingTimeout)
 	s.mu.Unlock()
 	s.Send(msgPing)
 }
@@ -411,12 +447,7 @@ func (s *Session) closeCode(reason string, code int) {
 // finish runs once per session: unregisters it and tells the handler.
 func (s *Session) finish(reason string) {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		hb := s.heartbeat
-		s.mu.Unlock()
-		if hb != nil {
-			hb.Stop()
-		}
+		s.srv.heartbeatsFor().cancel(s)
 		s.srv.remove(s)
 		s.srv.leave(s.client)
 		s.onClose(reason)
@@ -438,7 +469,7 @@ func (s *Session) receive(p eiowire.Packet) bool {
 		s.mu.Lock()
 		if s.awaitPong && !s.closed {
 			s.awaitPong = false
-			s.heartbeat.Reset(s.hot.PingInterval)
+			s.srv.heartbeatsFor().schedule(s, s.hot.PingInterval)
 		}
 		s.mu.Unlock()
 	case eiowire.Close:

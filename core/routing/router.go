@@ -108,7 +108,7 @@ func (r *Router) Connect(s *socketio.Socket) error {
 	req := &sdk.AuthRequest{
 		Namespace:  s.Namespace().Name(),
 		Auth:       s.Auth(),
-		Headers:    firstValues(hs.Headers, true),
+		Headers:    firstValues(hs.Header(), true),
 		Query:      firstValues(hs.Query(), false),
 		RemoteAddr: hs.Address,
 	}

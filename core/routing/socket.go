@@ -66,5 +66,5 @@ func (k *sioSocket) Scope() (config.Scope, error) {
 	hs := k.s.Handshake()
 	return config.Scope{Auth: auth, SocketID: k.s.ID(), Namespace: k.s.Namespace().Name(),
 		User: k.s.User(), Data: data,
-		Query: firstValues(hs.Query(), false), Headers: firstValues(hs.Headers, true)}, nil
+		Query: firstValues(hs.Query(), false), Headers: firstValues(hs.Header(), true)}, nil
 }

@@ -344,10 +344,10 @@ func TestRequestHeadLimits(t *testing.T) {
 		}
 		hs := sess.Handshake()
 		kept = len(hs.URL)
-		for k, v := range hs.Headers {
+		for k, v := range hs.Header() {
 			kept += len(k) + len(strings.Join(v, ""))
 		}
-		cookie = hs.Headers.Get("Cookie")
+		cookie = hs.Header().Get("Cookie")
 	}
 	if kept == 0 || kept > 8<<10 {
 		t.Fatalf("the session keeps %d bytes of its handshake, want at most 8 KiB", kept)

@@ -188,8 +188,9 @@ func (n *Namespace) ServerEventLocal(data []byte, attachments [][]byte, ack func
 // {headers, time, address, xdomain, secure, issued, url, query, auth}.
 func (s *Socket) HandshakeJSON() []byte {
 	hs := s.Handshake()
-	headers := make(map[string]string, len(hs.Headers))
-	for k, v := range hs.Headers {
+	hdr := hs.Header()
+	headers := make(map[string]string, len(hdr))
+	for k, v := range hdr {
 		headers[strings.ToLower(k)] = strings.Join(v, ", ") // Node joins repeated headers the same way
 	}
 	query := map[string]any{}
@@ -221,7 +222,7 @@ func (s *Socket) HandshakeJSON() []byte {
 		URL     string            `json:"url"`
 		Query   map[string]any    `json:"query"`
 		Auth    json.RawMessage   `json:"auth"`
-	}{headers, jsDate(hs.Time), hs.Address, hs.Headers.Get("Origin") != "", hs.Secure,
+	}{headers, jsDate(hs.Time), hs.Address, hdr.Get("Origin") != "", hs.Secure,
 		hs.Time.UnixMilli(), hs.URL, query, auth})
 	if err != nil { // only strings, bools, numbers and validated JSON: cannot happen
 		return []byte("{}")
