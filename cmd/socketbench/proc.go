@@ -148,3 +148,20 @@ func selfCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// openResults makes the results folder of a long run (out, or
+// bench/results/<kind>-<UTC time> when empty) and creates its <kind>.log
+// there; it returns the folder and the open log.
+func openResults(out, kind string) (string, *os.File, error) {
+	if out == "" {
+		out = filepath.Join("bench", "results", kind+"-"+time.Now().UTC().Format("2006-01-02T15-04"))
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", nil, err
+	}
+	logf, err := os.Create(filepath.Join(out, kind+".log"))
+	if err != nil {
+		return "", nil, err
+	}
+	return out, logf, nil
+}

@@ -233,18 +233,12 @@ func scaleMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "-fleet %d: %d instances hold %d at most here\n", c.fleetConns, c.instances, c.instances*perInst)
 		return 2
 	}
-	if c.out == "" {
-		c.out = filepath.Join("bench", "results", "scale-"+time.Now().UTC().Format("2006-01-02T15-04"))
-	}
-	if err := os.MkdirAll(c.out, 0o755); err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	logf, err := os.Create(filepath.Join(c.out, "scale.log"))
+	out, logf, err := openResults(c.out, "scale")
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	c.out = out
 	defer logf.Close()
 	s := &scaleRun{c: c, log: io.MultiWriter(stderr, logf), perWorker: perWorker, srcNet: rand.IntN(250)}
 	res := scaleResult{

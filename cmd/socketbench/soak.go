@@ -109,18 +109,12 @@ func soakMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if c.out == "" {
-		c.out = filepath.Join("bench", "results", "soak-"+time.Now().UTC().Format("2006-01-02T15-04"))
-	}
-	if err := os.MkdirAll(c.out, 0o755); err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	logf, err := os.Create(filepath.Join(c.out, "soak.log"))
+	out, logf, err := openResults(c.out, "soak")
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	c.out = out
 	defer logf.Close()
 	r := &soakRun{c: c, out: c.out, log: io.MultiWriter(stderr, logf), hostile: map[string]*hostileCount{}, lostSeqs: map[int]bool{}}
 	ok, err := r.run(ctx)

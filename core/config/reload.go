@@ -141,37 +141,23 @@ var fixedSettings = []fixed{
 	{"server", "send_queue", func(c *Config) any { return c.Server.SendQueue }, "the Engine.IO layer is built with it"},
 	{"server", "memory_report_interval", func(c *Config) any { return c.Server.MemoryReportInterval }, "the memory monitor is started with it"},
 	{"limits", "", func(c *Config) any { return c.Server.Limits }, "connections hold their limiters"},
-	{"recovery", "", func(c *Config) any { return recoveryKey(c.Server.Recovery) }, "sessions and the replay buffer are kept by it"},
+	{"recovery", "", func(c *Config) any { return blockKey(c.Server.Recovery, func(r *Recovery) *hcl.Range { return &r.Range }) }, "sessions and the replay buffer are kept by it"},
 	{"api", "", func(c *Config) any { return c.Server.API != nil }, "the API endpoints are mounted at start (its token and redact_auth may change)"},
-	{"tls", "", func(c *Config) any { return tlsKey(c.Server.TLS) }, "the listeners were wrapped at start (the certificate files' contents are reloaded whenever they change)"},
+	{"tls", "", func(c *Config) any { return blockKey(c.Server.TLS, func(t *TLS) *hcl.Range { return &t.DeclRange }) }, "the listeners were wrapped at start (the certificate files' contents are reloaded whenever they change)"},
 }
 
-func tlsKey(t *TLS) any {
-	if t == nil {
+// blockKey is a block's settings without where they are written (a
+// moved block is the same block); nil when the block is absent.
+func blockKey[T any](b *T, where func(*T) *hcl.Range) any {
+	if b == nil {
 		return nil
 	}
-	k := *t
-	k.DeclRange = hcl.Range{}
+	k := *b
+	*where(&k) = hcl.Range{}
 	return k
 }
 
-func adminKey(a *Admin) any {
-	if a == nil {
-		return nil
-	}
-	k := *a
-	k.DeclRange = hcl.Range{}
-	return k
-}
-
-func recoveryKey(r *Recovery) any {
-	if r == nil {
-		return nil
-	}
-	k := *r
-	k.Range = hcl.Range{}
-	return k
-}
+func adminRange(a *Admin) *hcl.Range { return &a.DeclRange }
 
 // Refusals lists what a running instance started from prev would refuse
 // in next: settings that cannot change while it serves, each an error at
@@ -219,7 +205,7 @@ func Refusals(prevFile, nextFile *Loaded) hcl.Diagnostics {
 				"Restart the instance (a drain) to change it; nothing of this reload was applied.", Subject: where})
 	}
 	// The admin namespace and its sessions are set up at start.
-	if !reflect.DeepEqual(adminKey(prev.Admin), adminKey(next.Admin)) {
+	if !reflect.DeepEqual(blockKey(prev.Admin, adminRange), blockKey(next.Admin, adminRange)) {
 		where := (*hcl.Range)(nil)
 		if next.Admin != nil {
 			where = next.Admin.DeclRange.Ptr()
