@@ -141,7 +141,9 @@ var fixedSettings = []fixed{
 	{"server", "send_queue", func(c *Config) any { return c.Server.SendQueue }, "the Engine.IO layer is built with it"},
 	{"server", "memory_report_interval", func(c *Config) any { return c.Server.MemoryReportInterval }, "the memory monitor is started with it"},
 	{"limits", "", func(c *Config) any { return c.Server.Limits }, "connections hold their limiters"},
-	{"recovery", "", func(c *Config) any { return blockKey(c.Server.Recovery, func(r *Recovery) *hcl.Range { return &r.Range }) }, "sessions and the replay buffer are kept by it"},
+	{"recovery", "", func(c *Config) any {
+		return blockKey(c.Server.Recovery, func(r *Recovery) *hcl.Range { return &r.Range })
+	}, "sessions and the replay buffer are kept by it"},
 	{"api", "", func(c *Config) any { return c.Server.API != nil }, "the API endpoints are mounted at start (its token and redact_auth may change)"},
 	{"tls", "", func(c *Config) any { return blockKey(c.Server.TLS, func(t *TLS) *hcl.Range { return &t.DeclRange }) }, "the listeners were wrapped at start (the certificate files' contents are reloaded whenever they change)"},
 }
