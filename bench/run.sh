@@ -15,6 +15,8 @@
 #   BENCH_SCENARIOS="fanout-1k idle-10k"   run only these (names below)
 #   BENCH_SERVER_CPU=0 BENCH_GEN_CPU=1     the cores
 #   BENCH_OUT=DIR        where results go (default bench/results/<UTC time>)
+#   BENCH_OURS_BIN=PATH  our server's binary (default bin/socket-server; e.g.
+#                        one built from an older commit, for a before/after)
 #   BENCH_PORT=N         the servers' ports: N and N+1, Redis on N-2 (default
 #                        18181; another port when someone else benches here)
 #
@@ -36,6 +38,7 @@ ALL="fanout-1k fanout-5k idle-10k handshake handshake-jwt cluster-30 cluster-max
 SCENARIOS=${BENCH_SCENARIOS:-$ALL}
 STAMP=$(date -u +%Y-%m-%dT%H-%M)
 OUT=${BENCH_OUT:-bench/results/$STAMP$(if [ "$QUICK" = 1 ]; then echo -quick; fi)}
+OURS_BIN=${BENCH_OURS_BIN:-bin/socket-server}
 JWT_SECRET_BENCH=socketbench-secret
 PORT_A=${BENCH_PORT:-18181}
 PORT_B=$((PORT_A + 1)) REDIS_PORT=$((PORT_A - 2))
@@ -57,6 +60,7 @@ mkdir -p "$OUT"
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' (work tree has changes)')"
+  echo "ours: $OURS_BIN ($("$OURS_BIN" version 2>/dev/null || echo "version unknown"))"
   echo "uptime: $(uptime)"
   echo "go: $(go version 2>/dev/null) node: $(node --version) redis: $(redis-server --version | awk '{print $3}')"
   echo "socket.io: $(node -p 'require("./bench/node/node_modules/socket.io/package.json").version')"
@@ -93,7 +97,7 @@ start_server() {
   port_free "$port" || { echo "port $port still taken before starting $label" >&2; return 1; }
   if [ "$label" = ours ]; then
     env LISTEN_ADDR=127.0.0.1:$port "$@" \
-      taskset -c "$SERVER_CPU" bin/socket-server run --config "bench/socketfleet$config.hcl" >>"$OUT/server-$label.log" 2>&1 &
+      taskset -c "$SERVER_CPU" "$OURS_BIN" run --config "bench/socketfleet$config.hcl" >>"$OUT/server-$label.log" 2>&1 &
   elif [ "$label" = floor ]; then
     taskset -c "$SERVER_CPU" bin/floor -addr "127.0.0.1:$port" >>"$OUT/server-$label.log" 2>&1 &
   else
