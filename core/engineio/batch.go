@@ -3,6 +3,7 @@ package engineio
 import (
 	"runtime"
 	"sync"
+	"unsafe"
 )
 
 // Batch holds back the writes of many Sends so that each WebSocket gets
@@ -16,12 +17,20 @@ type Batch struct {
 }
 
 // Send queues msgs on s as Session.Send does; an idle WebSocket session is
-// written at Flush.
+// written at Flush. Through a nil *Batch it is Session.Send: written now.
 func (b *Batch) Send(s *Session, msgs []*Message) bool { return s.send(msgs, b) }
 
 // flushChunk is the fewest sessions worth a goroutine of their own during
 // Flush: a write costs a few µs, a goroutine about one.
 const flushChunk = 256
+
+// SplitPays reports whether a broadcast to n WebSocket sessions is worth
+// holding in a Batch so that Flush splits its writes over the cores. When
+// it is not, the caller writes to each recipient as it goes (Send through a
+// nil *Batch): one walk over the recipients instead of two.
+func SplitPays(n int) bool {
+	return n >= 2*flushChunk && runtime.GOMAXPROCS(0) > 1
+}
 
 // Flush writes what the held sessions queued. Large batches are split over
 // the available cores; Flush returns when all are written (or handed to
@@ -56,3 +65,31 @@ func (b *Batch) Flush() {
 
 // Len returns how many sessions wait for Flush.
 func (b *Batch) Len() int { return len(b.held) }
+
+// Prefetch starts loading, without waiting, the session's cache lines that
+// a Send touches: stage 0 the session itself, stage 1 its connection's
+// syscall.RawConn, stage 2 the net.netFD behind it, whose reference count
+// the write takes (each stage follows pointers only into lines an earlier
+// one loaded). A broadcast to a big room calls it for recipients a few
+// places ahead of the one it writes to: each write is a system call of
+// several µs whose kernel work evicts the recipients' lines, so without it
+// every recipient costs a row of cache misses, one after another
+// (bench/README.md, "The big-room path").
+func (s *Session) Prefetch(stage int) {
+	p := unsafe.Pointer(s)
+	switch stage {
+	case 0:
+		for off := uintptr(0); off < unsafe.Sizeof(*s); off += 64 {
+			prefetch(unsafe.Add(p, off))
+		}
+	case 1, 2:
+		// The interface's data word: the *net.rawConn, whose first word
+		// is its *net.netFD (a wrong guess costs a useless hint).
+		data := unsafe.Add(p, unsafe.Offsetof(s.ws)+unsafe.Offsetof(s.ws.raw)+unsafe.Sizeof(uintptr(0)))
+		prefetchAt(data, stage)
+	}
+}
+
+// Prefetch is prefetch for the structures in front of a session on the
+// same path (the socket and client of core/socketio).
+func Prefetch(p unsafe.Pointer) { prefetch(p) }

@@ -6,8 +6,11 @@
 package rooms
 
 import (
+	"cmp"
 	"errors"
+	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/socketfleet/socketfleet/core/engineio"
 )
@@ -18,6 +21,12 @@ type Member interface {
 	// Deliver queues already encoded messages (a packet and its binary
 	// attachments) for the socket's client, to be written at b's Flush.
 	Deliver(msgs []*engineio.Message, b *engineio.Batch)
+	// Prefetch starts loading, without waiting, what Deliver will read:
+	// stage 0 the member itself, each next stage what the lines loaded by
+	// the earlier ones point to, up to prefetchStages-1 (a stage reads only
+	// lines an earlier one loaded). A broadcast calls it for the members a
+	// few places ahead of the one it delivers to (Memory.Broadcast).
+	Prefetch(stage int)
 }
 
 // Options selects the recipients of a broadcast. Rooms empty means every
@@ -90,7 +99,7 @@ type Memory struct {
 	sockets map[string]*entry
 	rooms   map[string]map[string]*entry
 	onRoom  func(room string, created bool) // nil = nobody watches
-	targets sync.Pool                       // *[]Member, Broadcast's recipient lists
+	targets sync.Pool                       // *[]target, Broadcast's recipient lists
 	batches sync.Pool                       // *engineio.Batch
 	// MaxRooms bounds the rooms one socket is in (its own id aside); a
 	// room per join would otherwise let one client grow the index, and
@@ -239,23 +248,45 @@ func (a *Memory) Rooms(id string) []string {
 // The recipients are collected under the lock and written to after it:
 // writing is a system call per socket, and joins must not wait for it.
 func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options, b *engineio.Batch) int {
-	tp, _ := a.targets.Get().(*[]Member)
+	tp, _ := a.targets.Get().(*[]target)
 	if tp == nil {
-		tp = new([]Member)
+		tp = new([]target)
 	}
 	to := (*tp)[:0]
 	a.mu.RLock()
-	a.eachSelectedLocked(opts, func(e *entry) { to = append(to, e.m) })
+	a.eachSelectedLocked(opts, func(e *entry) { to = append(to, target{e.m, uintptr(unsafe.Pointer(e))}) })
 	a.mu.RUnlock()
-	own := b == nil
+	// In the order of the entries' addresses, which is about the order the
+	// sockets connected in: a socket, its session and its connection were
+	// allocated about then, so neighbours in this order share memory pages
+	// and the walk misses the TLB about once a page rather than a few
+	// times a recipient, as in the map's random order (bench/README.md,
+	// "The big-room path").
+	if len(to) >= sortMin {
+		slices.SortFunc(to, func(x, y target) int { return cmp.Compare(x.at, y.at) })
+	}
+	// A broadcast of its own is written as it goes, one pass over the
+	// recipients, unless splitting its writes over the cores pays
+	// (engineio.SplitPays): holding every recipient for a Flush walks them
+	// twice, and a big room no longer fits the caches between the walks.
+	own := b == nil && engineio.SplitPays(len(to))
 	if own {
 		b, _ = a.batches.Get().(*engineio.Batch)
 		if b == nil {
 			b = new(engineio.Batch)
 		}
 	}
-	for _, m := range to {
-		m.Deliver(msgs, b)
+	// Each delivery is a system call whose kernel work evicts what the
+	// next recipient needs from the caches; the prefetches run ahead in a
+	// pipeline, one stage a delivery, so that its lines arrive during the
+	// writes before it instead of one miss after another.
+	for i, e := range to {
+		for st := range prefetchStages {
+			if j := i + prefetchStages - st; j < len(to) {
+				to[j].m.Prefetch(st)
+			}
+		}
+		e.m.Deliver(msgs, b)
 	}
 	if own {
 		b.Flush()
@@ -270,7 +301,21 @@ func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options, b *engineio.B
 	return n
 }
 
-// maxPooledTargets bounds the recipient lists kept for reuse (16 B each).
+// target is a recipient of a broadcast and where its entry lives.
+type target struct {
+	m  Member
+	at uintptr
+}
+
+// prefetchStages is how many stages Member.Prefetch has, and so how many
+// recipients ahead of the delivery a broadcast starts prefetching: stage
+// st is prefetched for the recipient prefetchStages-st places ahead.
+const prefetchStages = 5
+
+// sortMin is the fewest recipients a broadcast puts in address order.
+const sortMin = 64
+
+// maxPooledTargets bounds the recipient lists kept for reuse (24 B each).
 const maxPooledTargets = 1 << 16
 
 // eachSelectedLocked visits every socket matching opts exactly once: in

@@ -16,6 +16,7 @@ type member struct {
 
 func (m *member) ID() string                                   { return m.id }
 func (m *member) Deliver([]*engineio.Message, *engineio.Batch) { m.got++ }
+func (m *member) Prefetch(int)                                 {}
 
 func setup() (*Memory, map[string]*member) {
 	a := NewMemory()
@@ -158,7 +159,9 @@ type orderMember struct {
 	got []*engineio.Message
 }
 
-func (m *orderMember) ID() string { return m.id }
+func (m *orderMember) ID() string   { return m.id }
+func (m *orderMember) Prefetch(int) {}
+
 func (m *orderMember) Deliver(msgs []*engineio.Message, _ *engineio.Batch) {
 	m.got = append(m.got, msgs...)
 }
