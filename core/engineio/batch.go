@@ -24,37 +24,53 @@ func (b *Batch) Send(s *Session, msgs []*Message) bool { return s.send(msgs, b) 
 // Flush: a write costs a few µs, a goroutine about one.
 const flushChunk = 256
 
+// splitMinProcs is the fewest cores (GOMAXPROCS) on which a large batch
+// is split. Measured on 2 cores, with the load generator on the other one
+// (bench/README.md, "The big-room path"): splitting a broadcast to 5,000
+// cost as much CPU per delivery and multiplied its latency (p50 190 ms to
+// 1.3 s against 48–250 ms in one pass), since the other core was never
+// free; with 4 or more there is a core to spare more often than not.
+const splitMinProcs = 4
+
+// flushProcs is how many goroutines Flush would split n held sessions
+// over (1: not split).
+func flushProcs(n int) int {
+	if n < 2*flushChunk {
+		return 1
+	}
+	if p := runtime.GOMAXPROCS(0); p >= splitMinProcs {
+		return min(p, n/flushChunk)
+	}
+	return 1
+}
+
 // SplitPays reports whether a broadcast to n WebSocket sessions is worth
 // holding in a Batch so that Flush splits its writes over the cores. When
 // it is not, the caller writes to each recipient as it goes (Send through a
 // nil *Batch): one walk over the recipients instead of two.
-func SplitPays(n int) bool {
-	return n >= 2*flushChunk && runtime.GOMAXPROCS(0) > 1
-}
+func SplitPays(n int) bool { return flushProcs(n) > 1 }
 
 // Flush writes what the held sessions queued. Large batches are split over
-// the available cores; Flush returns when all are written (or handed to
+// the cores when there are enough of them (flushProcs); Flush returns when all are written (or handed to
 // their writer goroutine), so successive batches stay in order.
 func (b *Batch) Flush() {
 	held := b.held
-	if len(held) >= 2*flushChunk {
-		if p := min(runtime.GOMAXPROCS(0), len(held)/flushChunk); p > 1 {
-			size := (len(held) + p - 1) / p
-			var wg sync.WaitGroup
-			for i := size; i < len(held); i += size {
-				part := held[i:min(i+size, len(held))]
-				wg.Go(func() {
-					for _, s := range part {
-						s.flushHeld()
-					}
-				})
-			}
-			for _, s := range held[:size] {
-				s.flushHeld()
-			}
-			wg.Wait()
-			held = nil
+	if p := flushProcs(len(held)); p > 1 {
+		size := (len(held) + p - 1) / p
+		var wg sync.WaitGroup
+		for i := size; i < len(held); i += size {
+			part := held[i:min(i+size, len(held))]
+			wg.Go(func() {
+				for _, s := range part {
+					s.flushHeld()
+				}
+			})
 		}
+		for _, s := range held[:size] {
+			s.flushHeld()
+		}
+		wg.Wait()
+		held = nil
 	}
 	for _, s := range held {
 		s.flushHeld()

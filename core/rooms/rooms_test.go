@@ -153,14 +153,21 @@ func TestRoomWatcherFiresOnCreateAndDeleteOnly(t *testing.T) {
 	}
 }
 
-// orderMember records what it was given, in order.
+// orderMember records what it was given, in order, and the prefetch
+// stages asked of it before its first delivery.
 type orderMember struct {
-	id  string
-	got []*engineio.Message
+	id     string
+	got    []*engineio.Message
+	stages []int
 }
 
-func (m *orderMember) ID() string   { return m.id }
-func (m *orderMember) Prefetch(int) {}
+func (m *orderMember) ID() string { return m.id }
+
+func (m *orderMember) Prefetch(stage int) {
+	if len(m.got) == 0 {
+		m.stages = append(m.stages, stage)
+	}
+}
 
 func (m *orderMember) Deliver(msgs []*engineio.Message, _ *engineio.Batch) {
 	m.got = append(m.got, msgs...)
@@ -199,6 +206,31 @@ func TestLargeBroadcastInOrder(t *testing.T) {
 		if len(m.got) != 0 {
 			t.Fatalf("%s outside the room got %d", m.id, len(m.got))
 		}
+	}
+	// Before its first delivery every recipient was prefetched stage by
+	// stage, in order, up to the last; only the first few of the walk,
+	// with nobody before them, miss the early stages (the first all).
+	partial := 0
+	for _, m := range in {
+		st := m.stages
+		if len(st) == 0 { // the first of the walk
+			partial++
+			continue
+		}
+		if st[len(st)-1] != prefetchStages-1 {
+			t.Fatalf("%s prefetched %v before its delivery, want stages ending with %d", m.id, st, prefetchStages-1)
+		}
+		for i := 1; i < len(st); i++ {
+			if st[i] != st[i-1]+1 {
+				t.Fatalf("%s prefetched %v, want consecutive stages", m.id, st)
+			}
+		}
+		if st[0] != 0 {
+			partial++
+		}
+	}
+	if partial > prefetchStages {
+		t.Errorf("%d recipients missed early prefetch stages, want at most %d", partial, prefetchStages)
 	}
 }
 
