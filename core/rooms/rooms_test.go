@@ -307,3 +307,38 @@ func TestJoinSocketRooms(t *testing.T) {
 		t.Fatalf("after x left y: %d recipients, x %d", n, x.got)
 	}
 }
+
+// A big room's walk is kept between broadcasts, and a join, a leave, a
+// removal or a socket of the room's id arriving changes who gets the next.
+func TestStoredWalkFollowsMembership(t *testing.T) {
+	a := NewMemory()
+	ms := map[string]*member{}
+	for i := 0; i < 2*sortMin; i++ {
+		id := fmt.Sprint("s", i)
+		ms[id] = &member{id: id}
+		a.Add(ms[id])
+		a.Join(id, "big")
+	}
+	msg := []*engineio.Message{engineio.NewText(eiowire.Message, []byte("x"))}
+	send := func() int { return a.Broadcast(msg, Options{Rooms: []string{"big"}}, nil) }
+	if n := send(); n != 2*sortMin {
+		t.Fatalf("first broadcast reached %d, want %d", n, 2*sortMin)
+	}
+	a.Leave("s0", "big")
+	a.Remove("s1")
+	late := &member{id: "late"}
+	a.Add(late)
+	a.Join("late", "big")
+	owner := &member{id: "big"} // a socket whose id is the room's name
+	a.Add(owner)
+	if n := send(); n != 2*sortMin {
+		t.Fatalf("second broadcast reached %d, want %d (-2 gone, +1 joined, +1 owner)", n, 2*sortMin)
+	}
+	if ms["s0"].got != 1 || ms["s1"].got != 1 || late.got != 1 || owner.got != 1 || ms["s2"].got != 2 {
+		t.Fatalf("got s0 %d, s1 %d, late %d, owner %d, s2 %d; want 1, 1, 1, 1, 2",
+			ms["s0"].got, ms["s1"].got, late.got, owner.got, ms["s2"].got)
+	}
+	if n := send(); n != 2*sortMin || late.got != 2 || ms["s0"].got != 1 {
+		t.Fatalf("third broadcast reached %d (late %d, s0 %d)", n, late.got, ms["s0"].got)
+	}
+}
