@@ -83,10 +83,10 @@ func (b *Batch) Flush() {
 func (b *Batch) Len() int { return len(b.held) }
 
 // Prefetch starts loading, without waiting, the session's cache lines that
-// a Send touches: stage 0 the session itself, stage 1 its connection's
-// syscall.RawConn, stage 2 the net.netFD behind it, whose reference count
-// the write takes (each stage follows pointers only into lines an earlier
-// one loaded). A broadcast to a big room calls it for recipients a few
+// a Send touches: stage 0 the session itself, stage 1 its send queue's
+// array and its connection's syscall.RawConn, stage 2 the net.netFD behind
+// that, whose reference count the write takes (each stage follows pointers
+// only into lines an earlier one loaded). A broadcast to a big room calls it for recipients a few
 // places ahead of the one it writes to: each write is a system call of
 // several µs whose kernel work evicts the recipients' lines, so without it
 // every recipient costs a row of cache misses, one after another
@@ -99,6 +99,9 @@ func (s *Session) Prefetch(stage int) {
 			prefetch(unsafe.Add(p, off))
 		}
 	case 1, 2:
+		if stage == 1 {
+			prefetchAt(unsafe.Add(p, unsafe.Offsetof(s.queue)), 1)
+		}
 		// The interface's data word: the *net.rawConn, whose first word
 		// is its *net.netFD (a wrong guess costs a useless hint).
 		data := unsafe.Add(p, unsafe.Offsetof(s.ws)+unsafe.Offsetof(s.ws.raw)+unsafe.Sizeof(uintptr(0)))
