@@ -153,7 +153,7 @@ stop() {
 # line goes to NAME.jsonl, the summary to NAME.log and the terminal.
 gen() {
   local name=$1 label=$2 scenario=$3; shift 3
-  echo "--- $name $label (round $round)" | tee -a "$OUT/$name.log"
+  echo "--- $name $label (round $round), load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/$name.log"
   pin "$GEN_CPU" bin/socketbench "$scenario" --name "$name" --label "$label" "$@" \
     >>"$OUT/$name.jsonl" 2> >(tee -a "$OUT/$name.log" >&2) || echo "socketbench $name $label failed" | tee -a "$OUT/$name.log"
   sleep 0.2 # let the stderr tee finish
@@ -227,6 +227,7 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
+echo "uptime at the end: $(uptime)" >> "$OUT/machine.txt"
 echo
 bin/socketbench table --c floor --targets bench/targets.txt $(for n in $SCENARIOS; do echo "$OUT/$n.jsonl"; done) | tee "$OUT/table.md"
 echo
