@@ -38,6 +38,7 @@ var figures = map[string][]figure{
 		{"lat_p99_ms", "latency p99", "ms"},
 		{"delivered_per_s", "deliveries/s", ""},
 		{"lost", "lost", ""},
+		{"server_runq_wait_s", "server's wait for a CPU", "s"},
 	},
 	"cluster": {
 		{"server_cpu_us_per_msg", "server CPU per delivery (both instances)", "µs"},
