@@ -80,10 +80,12 @@ fuzz:
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done; done
 
-## bench: socketbench against this server and Node's socket.io, alternating,
-## 3 rounds; a table of medians (bench/README.md). BENCH_QUICK=1: a minute.
+## bench: socketbench against this server, Node's socket.io and (fanout) the
+## floor server bench/floor, alternating, 3 rounds; a table of medians with
+## ours/node and ours/floor (bench/README.md). BENCH_QUICK=1: a minute.
 bench: build
 	$(GO) build -o bin/socketbench ./cmd/socketbench
+	$(GO) build -o bin/floor ./bench/floor
 	cd bench/node && npm ci --no-audit --no-fund --loglevel=error
 	bench/run.sh
 

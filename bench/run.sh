@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: the standard scenarios against socketfleet ("ours") and the
 # Node socket.io reference ("node") in the same run, alternating, ROUNDS
-# rounds each; then the table of medians with the ratio ours/node.
+# rounds each; the fanout scenarios also against the floor server
+# (bench/floor, "floor"); then the table of medians with the ratios
+# ours/node and ours/floor.
 #
 # Every run gets fresh server processes. Cores (bench/README.md): servers
 # (and Redis) on core $SERVER_CPU, the load generator on core $GEN_CPU.
@@ -13,8 +15,12 @@
 #   BENCH_SCENARIOS="fanout-1k idle-10k"   run only these (names below)
 #   BENCH_SERVER_CPU=0 BENCH_GEN_CPU=1     the cores
 #   BENCH_OUT=DIR        where results go (default bench/results/<UTC time>)
+#   BENCH_OURS_BIN=PATH  our server's binary (default bin/socket-server; e.g.
+#                        one built from an older commit, for a before/after)
+#   BENCH_PORT=N         the servers' ports: N and N+1, Redis on N-2 (default
+#                        18181; another port when someone else benches here)
 #
-# Needs bin/socket-server, bin/plugins, bin/socketbench and
+# Needs bin/socket-server, bin/plugins, bin/socketbench, bin/floor and
 # bench/node/node_modules: `make bench` builds and installs them first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,14 +33,17 @@ ALL="fanout-1k fanout-5k idle-10k handshake handshake-jwt cluster-30 cluster-max
 # Not in ALL: fanout-1k-recovery (fanout-1k with connection state recovery
 # on both sides: bench/socketfleet-recovery.hcl, Node's RECOVERY=1), and
 # cluster-30-streams (cluster-30 over Redis streams with recovery on both
-# sides: bench/socketfleet-streams.hcl, Node's streams adapter).
+# sides: bench/socketfleet-streams.hcl, Node's streams adapter), and
+# fanout-10k (10,000 subscribers at 3 msg/s: the same 30,000 deliveries/s).
 SCENARIOS=${BENCH_SCENARIOS:-$ALL}
 STAMP=$(date -u +%Y-%m-%dT%H-%M)
 OUT=${BENCH_OUT:-bench/results/$STAMP$(if [ "$QUICK" = 1 ]; then echo -quick; fi)}
+OURS_BIN=${BENCH_OURS_BIN:-bin/socket-server}
 JWT_SECRET_BENCH=socketbench-secret
-PORT_A=18181 PORT_B=18182 REDIS_PORT=18179
+PORT_A=${BENCH_PORT:-18181}
+PORT_B=$((PORT_A + 1)) REDIS_PORT=$((PORT_A - 2))
 
-for f in bin/socket-server bin/plugins/auth-jwt bin/plugins/adapter-redis bin/socketbench bench/node/node_modules; do
+for f in bin/socket-server bin/plugins/auth-jwt bin/plugins/adapter-redis bin/socketbench bin/floor bench/node/node_modules; do
   [ -e "$f" ] || { echo "missing $f: run make bench" >&2; exit 1; }
 done
 
@@ -51,6 +60,7 @@ mkdir -p "$OUT"
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' (work tree has changes)')"
+  echo "ours: $OURS_BIN ($("$OURS_BIN" version 2>/dev/null || echo "version unknown"))"
   echo "uptime: $(uptime)"
   echo "go: $(go version 2>/dev/null) node: $(node --version) redis: $(redis-server --version | awk '{print $3}')"
   echo "socket.io: $(node -p 'require("./bench/node/node_modules/socket.io/package.json").version')"
@@ -87,7 +97,9 @@ start_server() {
   port_free "$port" || { echo "port $port still taken before starting $label" >&2; return 1; }
   if [ "$label" = ours ]; then
     env LISTEN_ADDR=127.0.0.1:$port "$@" \
-      taskset -c "$SERVER_CPU" bin/socket-server run --config "bench/socketfleet$config.hcl" >>"$OUT/server-$label.log" 2>&1 &
+      taskset -c "$SERVER_CPU" "$OURS_BIN" run --config "bench/socketfleet$config.hcl" >>"$OUT/server-$label.log" 2>&1 &
+  elif [ "$label" = floor ]; then
+    taskset -c "$SERVER_CPU" bin/floor -addr "127.0.0.1:$port" >>"$OUT/server-$label.log" 2>&1 &
   else
     (cd bench/node && exec env PORT="$port" "$@" taskset -c "$SERVER_CPU" node server.js) >>"$OUT/server-$label.log" 2>&1 &
   fi
@@ -141,7 +153,7 @@ stop() {
 # line goes to NAME.jsonl, the summary to NAME.log and the terminal.
 gen() {
   local name=$1 label=$2 scenario=$3; shift 3
-  echo "--- $name $label (round $round)" | tee -a "$OUT/$name.log"
+  echo "--- $name $label (round $round), load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/$name.log"
   pin "$GEN_CPU" bin/socketbench "$scenario" --name "$name" --label "$label" "$@" \
     >>"$OUT/$name.jsonl" 2> >(tee -a "$OUT/$name.log" >&2) || echo "socketbench $name $label failed" | tee -a "$OUT/$name.log"
   sleep 0.2 # let the stderr tee finish
@@ -159,9 +171,10 @@ run_one() {
   local name=$1 label=$2 a b r url
   url=http://127.0.0.1:$PORT_A
   case $name in
-    fanout-1k|fanout-5k|fanout-1k-recovery)
+    fanout-1k|fanout-5k|fanout-10k|fanout-1k-recovery)
       local n=$N1K rate=30 variant="" env=RECOVERY=
       [ "$name" = fanout-5k ] && n=$N5K rate=6
+      [ "$name" = fanout-10k ] && n=$N10K rate=3
       [ "$name" = fanout-1k-recovery ] && variant=-recovery env=RECOVERY=1
       a=$(start_server "$label" "$variant" "$PORT_A" "$env")
       gen "$name" "$label" fanout --url "$url" -n "$n" --rate "$rate" --warmup "$WARM" --duration "$DUR" --server-pid "$a"
@@ -196,15 +209,26 @@ run_one() {
   esac
 }
 
-# Rounds alternate which server goes first, so drift over the run hits both.
+# Rounds rotate which server goes first, so drift over the run hits all.
+# The floor implements the fanout contract only (bench/floor has no
+# recovery), so it runs in the plain fanout scenarios.
 for round in $(seq 1 "$ROUNDS"); do
   for name in $SCENARIOS; do
-    if [ $((round % 2)) = 1 ]; then order="ours node"; else order="node ours"; fi
+    case $name in
+      fanout-1k|fanout-5k|fanout-10k)
+        case $((round % 3)) in
+          1) order="ours node floor" ;;
+          2) order="node floor ours" ;;
+          0) order="floor ours node" ;;
+        esac ;;
+      *) if [ $((round % 2)) = 1 ]; then order="ours node"; else order="node ours"; fi ;;
+    esac
     for label in $order; do run_one "$name" "$label"; done
   done
 done
 
+echo "uptime at the end: $(uptime)" >> "$OUT/machine.txt"
 echo
-bin/socketbench table --targets bench/targets.txt $(for n in $SCENARIOS; do echo "$OUT/$n.jsonl"; done) | tee "$OUT/table.md"
+bin/socketbench table --c floor --targets bench/targets.txt $(for n in $SCENARIOS; do echo "$OUT/$n.jsonl"; done) | tee "$OUT/table.md"
 echo
 echo "results: $OUT"

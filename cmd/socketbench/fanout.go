@@ -430,6 +430,7 @@ func runFanout(ctx context.Context, c *config, cluster bool) (any, string, error
 	}
 	if len(c.serverPIDs) > 0 {
 		fmt.Fprintf(&b, "  server CPU  %.2f s (%.0f%% of a core) = %.2f µs per delivery\n", r.ServerCPUS, r.ServerCPUPct, r.ServerCPUUsPerMsg)
+		fmt.Fprintf(&b, "  server wait %.2f s for a CPU (other processes on its core)\n", r.ServerRunqWaitS)
 	}
 	if len(c.redisPIDs) > 0 {
 		fmt.Fprintf(&b, "  redis CPU   %.2f s\n", r.RedisCPUS)

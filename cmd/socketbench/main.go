@@ -243,6 +243,9 @@ type common struct {
 	ServerCPUS   float64 `json:"server_cpu_s"`
 	ServerCPUPct float64 `json:"server_cpu_pct"` // of one core
 	RedisCPUS    float64 `json:"redis_cpu_s"`
+	// Time the server's threads waited for a CPU in the window (others
+	// on its core): a starved server's latency is the machine's.
+	ServerRunqWaitS float64 `json:"server_runq_wait_s"`
 	// The generator's own CPU time in the window.
 	GenCPUS   float64 `json:"gen_cpu_s"`
 	GenCPUPct float64 `json:"gen_cpu_pct"` // of one core
@@ -263,6 +266,7 @@ type meters struct {
 	server *cpuMeter
 	redis  *cpuMeter
 	gen0   time.Duration
+	wait0  time.Duration // the server's run-queue wait at t0
 }
 
 func startMeters(c *config) *meters {
@@ -271,6 +275,7 @@ func startMeters(c *config) *meters {
 		server: startCPU(withDescendants(c.serverPIDs)),
 		redis:  startCPU(c.redisPIDs),
 		gen0:   selfCPU(),
+		wait0:  runqWait(withDescendants(c.serverPIDs)),
 	}
 }
 
@@ -282,6 +287,13 @@ func (m *meters) stop(r *common) {
 		r.ServerPIDs = append(r.ServerPIDs, p)
 	}
 	srv := m.server.used().Seconds()
+	var pids []int
+	for p := range m.server.start {
+		pids = append(pids, p)
+	}
+	if w := runqWait(pids) - m.wait0; w > 0 {
+		r.ServerRunqWaitS = round(w.Seconds(), 3)
+	}
 	gen := (selfCPU() - m.gen0).Seconds()
 	r.ServerCPUS = round(srv, 3)
 	r.RedisCPUS = round(m.redis.used().Seconds(), 3)

@@ -140,6 +140,30 @@ func (m *cpuMeter) used() time.Duration {
 	return total
 }
 
+// runqWait is the time the processes' threads have waited on a run queue
+// for a CPU so far (the second field of /proc/<pid>/task/<tid>/schedstat,
+// ns; 0 where the kernel has no schedstats). A server that waited much
+// was starved by other processes on its core, and its latency says so.
+// Threads that ended in between are not counted.
+func runqWait(pids []int) time.Duration {
+	var total time.Duration
+	for _, p := range pids {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", p))
+		for _, t := range tasks {
+			b, err := os.ReadFile(t)
+			if err != nil {
+				continue
+			}
+			if f := bytes.Fields(b); len(f) >= 2 {
+				if ns, err := strconv.ParseInt(string(f[1]), 10, 64); err == nil {
+					total += time.Duration(ns)
+				}
+			}
+		}
+	}
+	return total
+}
+
 // selfCPU is the generator's own CPU time (user + system) so far.
 func selfCPU() time.Duration {
 	var ru syscall.Rusage

@@ -14,15 +14,17 @@ import (
 )
 
 // socketbench table: the medians of result lines per figure name and label,
-// the ratio of the two labels, and targets on that ratio.
+// the ratios of the first label to the two others, and targets on them.
 //
-//	socketbench table [--a ours] [--b node] [--targets FILE] FILE.jsonl...
+//	socketbench table [--a ours] [--b node] [--c floor] [--targets FILE] FILE.jsonl...
 //
 // A targets file has one line per target, '#' starting a comment:
 //
-//	fanout-1k  server_cpu_us_per_msg  <=  0.20
+//	fanout-1k  server_cpu_us_per_msg  <=  1.10  floor
 //
-// (name, JSON field, <= or >=, the bound on a/b).
+// (name, JSON field, <= or >=, the bound on the ratio a/LABEL; LABEL is b
+// when left out). A figure without lines of c (only the fanout scenarios
+// have a floor server) shows "-" there.
 
 // figure is one JSON field shown for a scenario.
 type figure struct {
@@ -36,6 +38,7 @@ var figures = map[string][]figure{
 		{"lat_p99_ms", "latency p99", "ms"},
 		{"delivered_per_s", "deliveries/s", ""},
 		{"lost", "lost", ""},
+		{"server_runq_wait_s", "server's wait for a CPU", "s"},
 	},
 	"cluster": {
 		{"server_cpu_us_per_msg", "server CPU per delivery (both instances)", "µs"},
@@ -63,6 +66,7 @@ type target struct {
 	name, field, op string
 	bound           float64
 	text            string // the bound as written
+	vs              string // the ratio's denominator label; "" = b
 }
 
 func tableMain(args []string, stdout, stderr io.Writer) int {
@@ -70,6 +74,7 @@ func tableMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	a := fs.String("a", "ours", "label of the first server (the ratio's numerator)")
 	b := fs.String("b", "node", "label of the second server")
+	c := fs.String("c", "floor", "label of the third server (the floor of the fanout scenarios)")
 	targetsFile := fs.String("targets", "", "targets file (see bench/targets.txt)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -91,7 +96,7 @@ func tableMain(args []string, stdout, stderr io.Writer) int {
 		}
 		lines = append(lines, ls...)
 	}
-	writeTable(stdout, lines, *a, *b, targets)
+	writeTable(stdout, lines, *a, *b, *c, targets)
 	return 0
 }
 
@@ -132,14 +137,18 @@ func readTargets(path string) ([]target, error) {
 		if len(f) == 0 {
 			continue
 		}
-		if len(f) != 4 || (f[2] != "<=" && f[2] != ">=") {
-			return nil, fmt.Errorf("%s:%d: want NAME FIELD <=|>= BOUND", path, n+1)
+		if (len(f) != 4 && len(f) != 5) || (f[2] != "<=" && f[2] != ">=") {
+			return nil, fmt.Errorf("%s:%d: want NAME FIELD <=|>= BOUND [LABEL]", path, n+1)
 		}
 		v, err := strconv.ParseFloat(f[3], 64)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %v", path, n+1, err)
 		}
-		out = append(out, target{f[0], f[1], f[2], v, f[3]})
+		t := target{name: f[0], field: f[1], op: f[2], bound: v, text: f[3]}
+		if len(f) == 5 {
+			t.vs = f[4]
+		}
+		out = append(out, t)
 	}
 	return out, nil
 }
@@ -179,7 +188,7 @@ func spread(lines []map[string]any, field string) string {
 	return fmtNum(lo) + "–" + fmtNum(hi)
 }
 
-func writeTable(w io.Writer, lines []map[string]any, a, b string, targets []target) {
+func writeTable(w io.Writer, lines []map[string]any, a, b, c string, targets []target) {
 	// Figure names in order of first appearance.
 	var names []string
 	byName := map[string]map[string][]map[string]any{}
@@ -194,42 +203,83 @@ func writeTable(w io.Writer, lines []map[string]any, a, b string, targets []targ
 		}
 		byName[name][label] = append(byName[name][label], l)
 	}
-	fmt.Fprintf(w, "| figure | %s | %s | %s/%s | target | met | generator CPU %s / %s | rounds | range %s; %s |\n", a, b, a, b, a, b, a, b)
-	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|---|---|---|")
+	fmt.Fprintf(w, "| figure | %s | %s | %s | %s/%s | %s/%s | target | met | generator CPU %s / %s / %s | rounds | range %s; %s; %s |\n",
+		a, b, c, a, b, a, c, a, b, c, a, b, c)
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|---|---|---|---|")
 	for _, name := range names {
-		la, lb := byName[name][a], byName[name][b]
+		la, lb, lc := byName[name][a], byName[name][b], byName[name][c]
 		genA, _ := median(la, "gen_cpu_pct")
 		genB, _ := median(lb, "gen_cpu_pct")
+		genC, _ := median(lc, "gen_cpu_pct")
 		for _, fig := range figures[scenarioOf[name]] {
 			ma, na := median(la, fig.field)
 			mb, nb := median(lb, fig.field)
-			if na == 0 && nb == 0 {
+			mc, nc := median(lc, fig.field)
+			if na == 0 && nb == 0 && nc == 0 {
 				continue
 			}
-			ratio := ma / mb
-			tgt, met := "", ""
+			ratioB, ratioC := ma/mb, ma/mc
+			var tgts []string
+			met := ""
 			for _, t := range targets {
-				if t.name == name && t.field == fig.field {
-					tgt = t.op + " " + t.text
-					switch {
-					case math.IsNaN(ratio) || math.IsInf(ratio, 0):
-						met = "?"
-					case t.op == "<=" && ratio <= t.bound, t.op == ">=" && ratio >= t.bound:
-						met = "yes"
-					default:
-						met = "**no**"
-					}
+				if t.name != name || t.field != fig.field {
+					continue
+				}
+				ratio, vs := ratioB, b
+				if t.vs != "" && t.vs != b {
+					ratio, vs = ma/medianOf(byName[name][t.vs], fig.field), t.vs
+				}
+				tgts = append(tgts, fmt.Sprintf("%s/%s %s %s", a, vs, t.op, t.text))
+				ok := "yes"
+				switch {
+				case math.IsNaN(ratio) || math.IsInf(ratio, 0):
+					ok = "?"
+				case t.op == "<=" && ratio <= t.bound, t.op == ">=" && ratio >= t.bound:
+				default:
+					ok = "**no**"
+				}
+				// One miss makes the figure a miss; an unknown ratio
+				// makes it unknown unless another target missed.
+				if met == "" || ok == "**no**" || (ok == "?" && met == "yes") {
+					met = ok
 				}
 			}
 			unit := ""
 			if fig.unit != "" {
 				unit = " " + fig.unit
 			}
-			fmt.Fprintf(w, "| %s: %s | %s%s | %s%s | %s | %s | %s | %.0f%% / %.0f%% | %d / %d | %s; %s |\n",
-				name, fig.title, fmtNum(ma), unit, fmtNum(mb), unit, fmtRatio(ratio), tgt, met, genA, genB, na, nb,
-				spread(la, fig.field), spread(lb, fig.field))
+			fmt.Fprintf(w, "| %s: %s | %s | %s | %s | %s | %s | %s | %s | %s | %d / %d / %d | %s; %s; %s |\n",
+				name, fig.title, withUnit(ma, unit), withUnit(mb, unit), withUnit(mc, unit), fmtRatio(ratioB), fmtRatio(ratioC),
+				strings.Join(tgts, ", "), met, fmtPcts(genA, genB, genC), na, nb, nc,
+				spread(la, fig.field), spread(lb, fig.field), spread(lc, fig.field))
 		}
 	}
+}
+
+// medianOf is median's value alone.
+func medianOf(lines []map[string]any, field string) float64 {
+	m, _ := median(lines, field)
+	return m
+}
+
+// withUnit is fmtNum with the unit, or "-" alone when there is no value.
+func withUnit(v float64, unit string) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return fmtNum(v) + unit
+}
+
+func fmtPcts(vs ...float64) string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		if math.IsNaN(v) {
+			out[i] = "-"
+		} else {
+			out[i] = fmt.Sprintf("%.0f%%", v)
+		}
+	}
+	return strings.Join(out, " / ")
 }
 
 func fmtNum(v float64) string {

@@ -91,23 +91,26 @@ func TestTable(t *testing.T) {
 		`{"scenario":"fanout","name":"fanout-1k","label":"node","server_cpu_us_per_msg":20,"lat_p50_ms":5,"lat_p99_ms":20,"delivered_per_s":30000,"lost":0,"gen_cpu_pct":22}`,
 		`{"scenario":"fanout","name":"fanout-1k","label":"ours","server_cpu_us_per_msg":6,"lat_p50_ms":1,"lat_p99_ms":2,"delivered_per_s":30000,"lost":0,"gen_cpu_pct":20}`,
 		`{"scenario":"fanout","name":"fanout-1k","label":"ours","server_cpu_us_per_msg":100,"lat_p50_ms":1,"lat_p99_ms":2,"delivered_per_s":30000,"lost":0,"gen_cpu_pct":20}`,
+		`{"scenario":"fanout","name":"fanout-1k","label":"floor","server_cpu_us_per_msg":5,"lat_p50_ms":1,"lat_p99_ms":1.6,"delivered_per_s":30000,"lost":0,"gen_cpu_pct":19}`,
 		`{"scenario":"connect","name":"idle-10k","label":"ours","rss_per_conn_bytes":8000,"connects_per_s":6000,"lat_p50_ms":3,"failed":0,"gen_cpu_pct":50}`,
 		`{"scenario":"connect","name":"idle-10k","label":"node","rss_per_conn_bytes":16000,"connects_per_s":1500,"lat_p50_ms":9,"failed":0,"gen_cpu_pct":30}`,
 	}, "\n")
 	res := filepath.Join(dir, "r.jsonl")
 	targets := filepath.Join(dir, "targets.txt")
 	os.WriteFile(res, []byte(lines+"\n"), 0o644)
-	os.WriteFile(targets, []byte("# comment\nfanout-1k server_cpu_us_per_msg <= 0.2\nfanout-1k lat_p99_ms <= 0.2\nidle-10k connects_per_s >= 3 # issue\n"), 0o644)
+	os.WriteFile(targets, []byte("# comment\nfanout-1k server_cpu_us_per_msg <= 0.2\nfanout-1k server_cpu_us_per_msg <= 1.1 floor\nfanout-1k lat_p99_ms <= 1.1 floor\nfanout-1k lat_p99_ms <= 1 node\nidle-10k connects_per_s >= 3 # issue\n"), 0o644)
 	var out, errOut bytes.Buffer
 	if code := tableMain([]string{"--targets", targets, res}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	got := out.String()
 	for _, want := range []string{
-		"| fanout-1k: server CPU per delivery | 6.00 µs | 20.0 µs | 0.30 | <= 0.2 | **no** | 20% / 22% | 3 / 1 | 4.00–100; 20.0 |", // median of 4, 6, 100
-		"| fanout-1k: latency p99 | 2.00 ms | 20.0 ms | 0.10 | <= 0.2 | yes |",
-		"| idle-10k: connections/s | 6000 | 1500 | 4.00 | >= 3 | yes | 50% / 30% | 1 / 1 |",
-		"| idle-10k: RSS per connection | 8000 B | 16000 B | 0.50 |",
+		// median of 4, 6, 100; 6/5 = 1.2 misses the floor target
+		"| fanout-1k: server CPU per delivery | 6.00 µs | 20.0 µs | 5.00 µs | 0.30 | 1.20 | ours/node <= 0.2, ours/floor <= 1.1 | **no** | 20% / 22% / 19% | 3 / 1 / 1 | 4.00–100; 20.0; 5.00 |",
+		"| fanout-1k: latency p99 | 2.00 ms | 20.0 ms | 1.60 ms | 0.10 | 1.25 | ours/floor <= 1.1, ours/node <= 1 | **no** |",
+		"| fanout-1k: latency p50 | 1.00 ms | 5.00 ms | 1.00 ms | 0.20 | 1.00 |  |  |",
+		"| idle-10k: connections/s | 6000 | 1500 | - | 4.00 | - | ours/node >= 3 | yes | 50% / 30% / - | 1 / 1 / 0 |",
+		"| idle-10k: RSS per connection | 8000 B | 16000 B | - | 0.50 | - |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("table lacks %q:\n%s", want, got)

@@ -3,6 +3,7 @@ package engineio
 import (
 	"runtime"
 	"sync"
+	"unsafe"
 )
 
 // Batch holds back the writes of many Sends so that each WebSocket gets
@@ -16,36 +17,60 @@ type Batch struct {
 }
 
 // Send queues msgs on s as Session.Send does; an idle WebSocket session is
-// written at Flush.
+// written at Flush. Through a nil *Batch it is Session.Send: written now.
 func (b *Batch) Send(s *Session, msgs []*Message) bool { return s.send(msgs, b) }
 
 // flushChunk is the fewest sessions worth a goroutine of their own during
 // Flush: a write costs a few µs, a goroutine about one.
 const flushChunk = 256
 
+// splitMinProcs is the fewest cores (GOMAXPROCS) on which a large batch
+// is split. Measured on 2 cores, with the load generator on the other one
+// (bench/README.md, "The big-room path"): splitting a broadcast to 5,000
+// cost as much CPU per delivery and multiplied its latency (p50 190 ms to
+// 1.3 s against 48–250 ms in one pass), since the other core was never
+// free; with 4 or more there is a core to spare more often than not.
+const splitMinProcs = 4
+
+// flushProcs is how many goroutines Flush would split n held sessions
+// over (1: not split).
+func flushProcs(n int) int {
+	if n < 2*flushChunk {
+		return 1
+	}
+	if p := runtime.GOMAXPROCS(0); p >= splitMinProcs {
+		return min(p, n/flushChunk)
+	}
+	return 1
+}
+
+// SplitPays reports whether a broadcast to n WebSocket sessions is worth
+// holding in a Batch so that Flush splits its writes over the cores. When
+// it is not, the caller writes to each recipient as it goes (Send through a
+// nil *Batch): one walk over the recipients instead of two.
+func SplitPays(n int) bool { return flushProcs(n) > 1 }
+
 // Flush writes what the held sessions queued. Large batches are split over
-// the available cores; Flush returns when all are written (or handed to
+// the cores when there are enough of them (flushProcs); Flush returns when all are written (or handed to
 // their writer goroutine), so successive batches stay in order.
 func (b *Batch) Flush() {
 	held := b.held
-	if len(held) >= 2*flushChunk {
-		if p := min(runtime.GOMAXPROCS(0), len(held)/flushChunk); p > 1 {
-			size := (len(held) + p - 1) / p
-			var wg sync.WaitGroup
-			for i := size; i < len(held); i += size {
-				part := held[i:min(i+size, len(held))]
-				wg.Go(func() {
-					for _, s := range part {
-						s.flushHeld()
-					}
-				})
-			}
-			for _, s := range held[:size] {
-				s.flushHeld()
-			}
-			wg.Wait()
-			held = nil
+	if p := flushProcs(len(held)); p > 1 {
+		size := (len(held) + p - 1) / p
+		var wg sync.WaitGroup
+		for i := size; i < len(held); i += size {
+			part := held[i:min(i+size, len(held))]
+			wg.Go(func() {
+				for _, s := range part {
+					s.flushHeld()
+				}
+			})
 		}
+		for _, s := range held[:size] {
+			s.flushHeld()
+		}
+		wg.Wait()
+		held = nil
 	}
 	for _, s := range held {
 		s.flushHeld()
@@ -56,3 +81,34 @@ func (b *Batch) Flush() {
 
 // Len returns how many sessions wait for Flush.
 func (b *Batch) Len() int { return len(b.held) }
+
+// Prefetch starts loading, without waiting, the session's cache lines that
+// a Send touches: stage 0 the session itself, stage 1 its send queue's
+// array and its connection's syscall.RawConn, stage 2 the net.netFD behind
+// that, whose reference count the write takes (each stage follows pointers
+// only into lines an earlier one loaded). A broadcast to a big room calls it for recipients a few
+// places ahead of the one it writes to: each write is a system call of
+// several µs whose kernel work evicts the recipients' lines, so without it
+// every recipient costs a row of cache misses, one after another
+// (bench/README.md, "The big-room path").
+func (s *Session) Prefetch(stage int) {
+	p := unsafe.Pointer(s)
+	switch stage {
+	case 0:
+		for off := uintptr(0); off < unsafe.Sizeof(*s); off += 64 {
+			prefetch(unsafe.Add(p, off))
+		}
+	case 1, 2:
+		if stage == 1 {
+			prefetchAt(unsafe.Add(p, unsafe.Offsetof(s.queue)), 1)
+		}
+		// The interface's data word: the *net.rawConn, whose first word
+		// is its *net.netFD (a wrong guess costs a useless hint).
+		data := unsafe.Add(p, unsafe.Offsetof(s.ws)+unsafe.Offsetof(s.ws.raw)+unsafe.Sizeof(uintptr(0)))
+		prefetchAt(data, stage)
+	}
+}
+
+// Prefetch is prefetch for the structures in front of a session on the
+// same path (the socket and client of core/socketio).
+func Prefetch(p unsafe.Pointer) { prefetch(p) }

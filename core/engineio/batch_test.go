@@ -148,3 +148,24 @@ func TestBatchFlushOverCores(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A broadcast is split over the cores only with enough of them and enough
+// recipients: on 2 cores it is written in one pass (splitMinProcs).
+func TestSplitPays(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, c := range []struct {
+		procs, n int
+		want     bool
+	}{
+		{1, 10000, false},
+		{2, 10000, false},
+		{splitMinProcs, 2*flushChunk - 1, false},
+		{splitMinProcs, 2 * flushChunk, true},
+		{8, 10000, true},
+	} {
+		runtime.GOMAXPROCS(c.procs)
+		if got := SplitPays(c.n); got != c.want {
+			t.Errorf("GOMAXPROCS %d, %d recipients: SplitPays %v, want %v", c.procs, c.n, got, c.want)
+		}
+	}
+}

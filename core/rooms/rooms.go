@@ -6,8 +6,11 @@
 package rooms
 
 import (
+	"cmp"
 	"errors"
+	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/socketfleet/socketfleet/core/engineio"
 )
@@ -18,6 +21,12 @@ type Member interface {
 	// Deliver queues already encoded messages (a packet and its binary
 	// attachments) for the socket's client, to be written at b's Flush.
 	Deliver(msgs []*engineio.Message, b *engineio.Batch)
+	// Prefetch starts loading, without waiting, what Deliver will read:
+	// stage 0 the member itself, each next stage what the lines loaded by
+	// the earlier ones point to, up to prefetchStages-1 (a stage reads only
+	// lines an earlier one loaded). A broadcast calls it for the members a
+	// few places ahead of the one it delivers to (Memory.Broadcast).
+	Prefetch(stage int)
 }
 
 // Options selects the recipients of a broadcast. Rooms empty means every
@@ -90,8 +99,15 @@ type Memory struct {
 	sockets map[string]*entry
 	rooms   map[string]map[string]*entry
 	onRoom  func(room string, created bool) // nil = nobody watches
-	targets sync.Pool                       // *[]Member, Broadcast's recipient lists
+	targets sync.Pool                       // *[]target, Broadcast's recipient lists
 	batches sync.Pool                       // *engineio.Batch
+	// walks holds, per room broadcast to since its members last changed,
+	// its recipients in walking order (never modified once stored): a
+	// broadcast to a room that did not change walks no map and sorts
+	// nothing. gen counts membership changes, so that a walk built under
+	// the read lock is stored only if none happened meanwhile.
+	walks map[string][]target
+	gen   uint64
 	// MaxRooms bounds the rooms one socket is in (its own id aside); a
 	// room per join would otherwise let one client grow the index, and
 	// the cluster adapter's subscriptions, without limit. Set before use.
@@ -100,7 +116,7 @@ type Memory struct {
 
 // NewMemory returns an empty room index.
 func NewMemory() *Memory {
-	return &Memory{sockets: make(map[string]*entry), rooms: make(map[string]map[string]*entry), MaxRooms: DefaultMaxRooms}
+	return &Memory{sockets: make(map[string]*entry), rooms: make(map[string]map[string]*entry), walks: make(map[string][]target), MaxRooms: DefaultMaxRooms}
 }
 
 var (
@@ -120,6 +136,7 @@ func (a *Memory) WatchRooms(fn func(room string, created bool)) {
 func (a *Memory) Add(m Member) {
 	a.mu.Lock()
 	a.sockets[m.ID()] = &entry{m: m}
+	a.changedLocked(m.ID())
 	a.mu.Unlock()
 }
 
@@ -169,6 +186,7 @@ func (a *Memory) join(id string, socketRooms bool, rooms []string) error {
 			continue
 		}
 		e.rooms = append(e.rooms, r)
+		a.changedLocked(r)
 		set := a.rooms[r]
 		if set == nil {
 			set = make(map[string]*entry)
@@ -199,6 +217,7 @@ func (a *Memory) Leave(id string, rooms ...string) {
 }
 
 func (a *Memory) leaveLocked(id, room string) {
+	a.changedLocked(room)
 	set := a.rooms[room]
 	delete(set, id)
 	if len(set) == 0 {
@@ -221,6 +240,7 @@ func (a *Memory) Remove(id string) {
 		a.leaveLocked(id, r)
 	}
 	delete(a.sockets, id)
+	a.changedLocked(id)
 }
 
 // Rooms returns the socket's rooms, its own id first; nil if unknown.
@@ -239,30 +259,50 @@ func (a *Memory) Rooms(id string) []string {
 // The recipients are collected under the lock and written to after it:
 // writing is a system call per socket, and joins must not wait for it.
 func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options, b *engineio.Batch) int {
-	tp, _ := a.targets.Get().(*[]Member)
-	if tp == nil {
-		tp = new([]Member)
+	var to []target
+	var tp *[]target // pooled: to is a list of this broadcast's own
+	if len(opts.Rooms) == 1 && len(opts.Except) == 0 {
+		to = a.walk(opts.Rooms[0])
+	} else {
+		tp, _ = a.targets.Get().(*[]target)
+		if tp == nil {
+			tp = new([]target)
+		}
+		to = (*tp)[:0]
+		a.mu.RLock()
+		a.eachSelectedLocked(opts, func(e *entry) { to = append(to, target{e.m, uintptr(unsafe.Pointer(e))}) })
+		a.mu.RUnlock()
+		sortWalk(to)
 	}
-	to := (*tp)[:0]
-	a.mu.RLock()
-	a.eachSelectedLocked(opts, func(e *entry) { to = append(to, e.m) })
-	a.mu.RUnlock()
-	own := b == nil
+	// A broadcast of its own is written as it goes, one pass over the
+	// recipients, unless splitting its writes over the cores pays
+	// (engineio.SplitPays): holding every recipient for a Flush walks them
+	// twice, and a big room no longer fits the caches between the walks.
+	own := b == nil && engineio.SplitPays(len(to))
 	if own {
 		b, _ = a.batches.Get().(*engineio.Batch)
 		if b == nil {
 			b = new(engineio.Batch)
 		}
 	}
-	for _, m := range to {
-		m.Deliver(msgs, b)
+	// Each delivery is a system call whose kernel work evicts what the
+	// next recipient needs from the caches; the prefetches run ahead in a
+	// pipeline, one stage a delivery, so that its lines arrive during the
+	// writes before it instead of one miss after another.
+	for i, e := range to {
+		for st := range prefetchStages {
+			if j := i + prefetchStages - st; j < len(to) {
+				to[j].m.Prefetch(st)
+			}
+		}
+		e.m.Deliver(msgs, b)
 	}
 	if own {
 		b.Flush()
 		a.batches.Put(b)
 	}
 	n := len(to)
-	if cap(to) <= maxPooledTargets {
+	if tp != nil && cap(to) <= maxPooledTargets {
 		clear(to)
 		*tp = to[:0]
 		a.targets.Put(tp)
@@ -270,7 +310,71 @@ func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options, b *engineio.B
 	return n
 }
 
-// maxPooledTargets bounds the recipient lists kept for reuse (16 B each).
+// walk returns the recipients of a broadcast to room, in walking order:
+// the stored walk if its members have not changed since, or a new one,
+// stored for the next broadcast. It is shared: read-only.
+func (a *Memory) walk(room string) []target {
+	a.mu.RLock()
+	to, ok := a.walks[room]
+	gen := a.gen
+	if !ok {
+		a.eachInRoomLocked(room, func(_ string, e *entry) { to = append(to, target{e.m, uintptr(unsafe.Pointer(e))}) })
+	}
+	a.mu.RUnlock()
+	if ok {
+		return to
+	}
+	sortWalk(to)
+	if len(to) >= sortMin {
+		// Small rooms are collected each time: storing a walk per
+		// socket's own-id room would cost more memory than it saves.
+		a.mu.Lock()
+		if a.gen == gen {
+			a.walks[room] = to
+		}
+		a.mu.Unlock()
+	}
+	return to
+}
+
+// changedLocked drops the stored walk of a room whose members change.
+// Called under the write lock.
+func (a *Memory) changedLocked(room string) {
+	a.gen++
+	if len(a.walks) > 0 {
+		delete(a.walks, room)
+	}
+}
+
+// sortWalk puts recipients in the order of their entries' addresses, about
+// the order the sockets connected in: a socket, its session and its
+// connection were allocated about then, so neighbours in this order share
+// memory pages and the walk misses the TLB about once a page rather than a
+// few times a recipient, as in the map's random order (bench/README.md,
+// "The big-room path").
+func sortWalk(to []target) {
+	if len(to) >= sortMin {
+		slices.SortFunc(to, func(x, y target) int { return cmp.Compare(x.at, y.at) })
+	}
+}
+
+// target is a recipient of a broadcast and where its entry lives.
+type target struct {
+	m  Member
+	at uintptr
+}
+
+// prefetchStages is how many stages Member.Prefetch has, and so how many
+// recipients ahead of the delivery a broadcast starts prefetching: stage
+// st is prefetched for the recipient prefetchStages-st places ahead.
+const prefetchStages = 5
+
+// sortMin is the fewest recipients a broadcast puts in address order.
+const sortMin = 64
+
+// maxPooledTargets bounds the recipient lists kept for reuse (24 B each).
+// Stored walks are not bounded by it: they hold one target per membership
+// of a room broadcast to, as the room's own set does.
 const maxPooledTargets = 1 << 16
 
 // eachSelectedLocked visits every socket matching opts exactly once: in

@@ -16,6 +16,7 @@ type member struct {
 
 func (m *member) ID() string                                   { return m.id }
 func (m *member) Deliver([]*engineio.Message, *engineio.Batch) { m.got++ }
+func (m *member) Prefetch(int)                                 {}
 
 func setup() (*Memory, map[string]*member) {
 	a := NewMemory()
@@ -152,13 +153,22 @@ func TestRoomWatcherFiresOnCreateAndDeleteOnly(t *testing.T) {
 	}
 }
 
-// orderMember records what it was given, in order.
+// orderMember records what it was given, in order, and the prefetch
+// stages asked of it before its first delivery.
 type orderMember struct {
-	id  string
-	got []*engineio.Message
+	id     string
+	got    []*engineio.Message
+	stages []int
 }
 
 func (m *orderMember) ID() string { return m.id }
+
+func (m *orderMember) Prefetch(stage int) {
+	if len(m.got) == 0 {
+		m.stages = append(m.stages, stage)
+	}
+}
+
 func (m *orderMember) Deliver(msgs []*engineio.Message, _ *engineio.Batch) {
 	m.got = append(m.got, msgs...)
 }
@@ -196,6 +206,31 @@ func TestLargeBroadcastInOrder(t *testing.T) {
 		if len(m.got) != 0 {
 			t.Fatalf("%s outside the room got %d", m.id, len(m.got))
 		}
+	}
+	// Before its first delivery every recipient was prefetched stage by
+	// stage, in order, up to the last; only the first few of the walk,
+	// with nobody before them, miss the early stages (the first all).
+	partial := 0
+	for _, m := range in {
+		st := m.stages
+		if len(st) == 0 { // the first of the walk
+			partial++
+			continue
+		}
+		if st[len(st)-1] != prefetchStages-1 {
+			t.Fatalf("%s prefetched %v before its delivery, want stages ending with %d", m.id, st, prefetchStages-1)
+		}
+		for i := 1; i < len(st); i++ {
+			if st[i] != st[i-1]+1 {
+				t.Fatalf("%s prefetched %v, want consecutive stages", m.id, st)
+			}
+		}
+		if st[0] != 0 {
+			partial++
+		}
+	}
+	if partial > prefetchStages {
+		t.Errorf("%d recipients missed early prefetch stages, want at most %d", partial, prefetchStages)
 	}
 }
 
@@ -270,5 +305,40 @@ func TestJoinSocketRooms(t *testing.T) {
 	x.got, y.got = 0, 0
 	if n := a.Broadcast(nil, Options{Rooms: []string{"y"}}, nil); n != 1 || x.got != 0 || y.got != 1 {
 		t.Fatalf("after x left y: %d recipients, x %d", n, x.got)
+	}
+}
+
+// A big room's walk is kept between broadcasts, and a join, a leave, a
+// removal or a socket of the room's id arriving changes who gets the next.
+func TestStoredWalkFollowsMembership(t *testing.T) {
+	a := NewMemory()
+	ms := map[string]*member{}
+	for i := 0; i < 2*sortMin; i++ {
+		id := fmt.Sprint("s", i)
+		ms[id] = &member{id: id}
+		a.Add(ms[id])
+		a.Join(id, "big")
+	}
+	msg := []*engineio.Message{engineio.NewText(eiowire.Message, []byte("x"))}
+	send := func() int { return a.Broadcast(msg, Options{Rooms: []string{"big"}}, nil) }
+	if n := send(); n != 2*sortMin {
+		t.Fatalf("first broadcast reached %d, want %d", n, 2*sortMin)
+	}
+	a.Leave("s0", "big")
+	a.Remove("s1")
+	late := &member{id: "late"}
+	a.Add(late)
+	a.Join("late", "big")
+	owner := &member{id: "big"} // a socket whose id is the room's name
+	a.Add(owner)
+	if n := send(); n != 2*sortMin {
+		t.Fatalf("second broadcast reached %d, want %d (-2 gone, +1 joined, +1 owner)", n, 2*sortMin)
+	}
+	if ms["s0"].got != 1 || ms["s1"].got != 1 || late.got != 1 || owner.got != 1 || ms["s2"].got != 2 {
+		t.Fatalf("got s0 %d, s1 %d, late %d, owner %d, s2 %d; want 1, 1, 1, 1, 2",
+			ms["s0"].got, ms["s1"].got, late.got, owner.got, ms["s2"].got)
+	}
+	if n := send(); n != 2*sortMin || late.got != 2 || ms["s0"].got != 1 {
+		t.Fatalf("third broadcast reached %d (late %d, s0 %d)", n, late.got, ms["s0"].got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/socketfleet/socketfleet/core/engineio"
 	"github.com/socketfleet/socketfleet/core/protocol/siowire"
@@ -186,6 +187,21 @@ func (s *Socket) Deliver(msgs []*engineio.Message, b *engineio.Batch) {
 		}
 	}
 	b.Send(s.client.sess, msgs)
+}
+
+// Prefetch implements rooms.Member: the socket's lines, then its client's,
+// then its session's and its connection's (engineio.Session.Prefetch).
+// The pointers followed are set before the socket joins any room.
+func (s *Socket) Prefetch(stage int) {
+	switch stage {
+	case 0:
+		engineio.Prefetch(unsafe.Pointer(s))
+		engineio.Prefetch(unsafe.Pointer(&s.hold))
+	case 1:
+		engineio.Prefetch(unsafe.Pointer(s.client))
+	default:
+		s.client.sess.Prefetch(stage - 2)
+	}
 }
 
 // Join adds the socket to rooms, or to none of them when the room index

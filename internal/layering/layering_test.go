@@ -46,6 +46,7 @@ var allowed = map[string][]string{
 
 	"cmd/socket-server": {"core/config", "core/server", "sdk"},
 	"cmd/socketbench":   {},
+	"bench/floor":       {},
 	"internal/testkit":  {"sdk/plugintest", "sdk"},
 	"internal/layering": {},
 }

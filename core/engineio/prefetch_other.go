@@ -1,0 +1,11 @@
+//go:build !amd64
+
+package engineio
+
+import "unsafe"
+
+// prefetch and prefetchAt are no-ops where no prefetch instruction is
+// wired up (prefetch_amd64.s).
+func prefetch(unsafe.Pointer) {}
+
+func prefetchAt(unsafe.Pointer, int) {}
