@@ -124,7 +124,7 @@ type Server struct {
 	BodyTimeouts   atomic.Int64
 	HeadersDropped atomic.Int64
 
-	epoch time.Time                   // the rate limiter's clock starts here (monotonic)
+	epoch time.Time                    // the rate limiter's clock starts here (monotonic)
 	lim   atomic.Pointer[clientLimits] // SetLimits; read per packet and per request
 }
 
