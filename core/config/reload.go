@@ -140,7 +140,9 @@ var fixedSettings = []fixed{
 	{"server", "max_attachments", func(c *Config) any { return c.Server.MaxAttachments }, "the Socket.IO layer is built with it"},
 	{"server", "send_queue", func(c *Config) any { return c.Server.SendQueue }, "the Engine.IO layer is built with it"},
 	{"server", "memory_report_interval", func(c *Config) any { return c.Server.MemoryReportInterval }, "the memory monitor is started with it"},
-	{"limits", "", func(c *Config) any { return c.Server.Limits }, "connections hold their limiters"},
+	// The rest of the limits block applies at a reload (core/server's reload.go).
+	{"limits", "max_head_bytes", func(c *Config) any { return c.Server.Limits.MaxHeadBytes }, "the HTTP server is built with it"},
+	{"limits", "idle_timeout", func(c *Config) any { return c.Server.Limits.IdleTimeout }, "the HTTP server is built with it"},
 	{"recovery", "", func(c *Config) any {
 		return blockKey(c.Server.Recovery, func(r *Recovery) *hcl.Range { return &r.Range })
 	}, "sessions and the replay buffer are kept by it"},
@@ -179,10 +181,11 @@ func Refusals(prevFile, nextFile *Loaded) hcl.Diagnostics {
 			file, _ = hclsyntax.ParseConfig(src, next.Filename, hcl.InitialPos)
 		}
 		name := f.block
+		if f.block != "server" {
+			name = "server." + f.block
+		}
 		if f.attr != "" {
 			name += "." + f.attr
-		} else if f.block != "server" {
-			name = "server." + f.block
 		}
 		d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot change " + name + " at run time",
 			Detail: fmt.Sprintf("%s differs from the running config, and a running instance cannot change it (%s). "+
@@ -229,7 +232,8 @@ func Refusals(prevFile, nextFile *Loaded) hcl.Diagnostics {
 }
 
 // settingRange finds where a setting is written: the attribute in the
-// server block (or one of its blocks), else that block, else the server
+// server block or in one of its blocks (server.limits.idle_timeout), else
+// that block, else the server
 // block, else nil (the setting is at its default).
 func settingRange(file *hcl.File, block, attr string) *hcl.Range {
 	if file == nil {
@@ -253,6 +257,10 @@ func settingRange(file *hcl.File, block, attr string) *hcl.Range {
 		}
 		for _, inner := range b.Body.Blocks {
 			if inner.Type == block {
+				if a := inner.Body.Attributes[attr]; attr != "" && a != nil {
+					r := a.SrcRange
+					return &r
+				}
 				r := inner.DefRange()
 				return &r
 			}

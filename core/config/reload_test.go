@@ -99,3 +99,47 @@ func TestPluginSourceIsTheWholeBlock(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+// TestLimitsReload: of the limits block, only the settings net/http's
+// server is built with are refused, each named and pointed at; the others
+// (packet rate, rooms, per-IP bounds, proxies) are accepted.
+func TestLimitsReload(t *testing.T) {
+	base := strings.Replace(reloadBase, `  ping_interval = "25s"`, `  ping_interval = "25s"
+  limits {
+    packet_rate = 100
+    max_head_bytes = "16KiB"
+  }`, 1)
+	prev := loaded(t, base)
+	for _, c := range []struct{ from, to, want string }{
+		{`max_head_bytes = "16KiB"`, `max_head_bytes = "32KiB"`, "r.hcl:6:5: Cannot change server.limits.max_head_bytes at run time"},
+		{`packet_rate = 100`, "packet_rate = 100\n    idle_timeout = \"5s\"", "r.hcl:6:5: Cannot change server.limits.idle_timeout at run time"},
+	} {
+		next := loaded(t, strings.Replace(base, c.from, c.to, 1))
+		Inherit(prev, next)
+		d := Refusals(prev, next)
+		if len(d) != 1 || d[0].Subject == nil || rangeStart(*d[0].Subject)+": "+d[0].Summary != c.want ||
+			!strings.Contains(d[0].Detail, "server.limits.") {
+			t.Errorf("%s: %v", c.to, d)
+		}
+	}
+	next := loaded(t, strings.Replace(base, `packet_rate = 100`, `packet_rate = 5
+    packet_burst = 3
+    max_rooms = 2
+    attachment_timeout = "1s"
+    body_timeout = "2s"
+    max_handshake_bytes = "4KiB"
+    max_connections_per_ip = 1
+    handshake_rate_per_ip = 1
+    handshake_burst_per_ip = 1
+    per_ip_exempt = []
+    max_tracked_ips = 10
+    trusted_proxy_header = "X-Forwarded-For"
+    trusted_proxies = ["10.0.0.0/8"]`, 1))
+	Inherit(prev, next)
+	if next.Server.Limits.PacketRate != 5 || next.Server.Limits.MaxRooms != 2 {
+		t.Fatalf("not parsed: %+v", next.Server.Limits)
+	}
+	if d := Refusals(prev, next); len(d) != 0 {
+		t.Errorf("refused: %v", d)
+	}
+}

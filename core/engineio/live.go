@@ -41,3 +41,46 @@ func (s *Server) SetLive(l Live) {
 
 // Live returns the live options in force.
 func (s *Server) Live() Live { return s.hot.Load().Live }
+
+// Limits are the limits against hostile clients a config reload may
+// change while the server serves (Options has their meaning). Unlike Live
+// they apply to every session at once: a session's packet bucket (its
+// theoretical arrival time) carries over, measured from now on against
+// the new rate and burst.
+type Limits struct {
+	PacketRate        float64 // negative: off; 0: the default
+	PacketBurst       int
+	BodyTimeout       time.Duration
+	MaxHandshakeBytes int
+}
+
+// clientLimits is one version of Limits in the form the hot paths use.
+type clientLimits struct {
+	rateEvery         int64 // ns per packet at PacketRate; 0: no limit
+	rateSlack         int64 // how far ahead of now a session may be: the burst
+	bodyTimeout       time.Duration
+	maxHandshakeBytes int
+}
+
+// SetLimits replaces the limits (zero values: the defaults); the next
+// packet, request or handshake of every session is held to them.
+func (s *Server) SetLimits(l Limits) {
+	if l.PacketRate == 0 {
+		l.PacketRate = DefaultPacketRate
+	}
+	if l.PacketBurst <= 0 {
+		l.PacketBurst = DefaultPacketBurst
+	}
+	if l.BodyTimeout <= 0 {
+		l.BodyTimeout = DefaultBodyTimeout
+	}
+	if l.MaxHandshakeBytes <= 0 {
+		l.MaxHandshakeBytes = DefaultMaxHandshakeBytes
+	}
+	c := &clientLimits{bodyTimeout: l.BodyTimeout, maxHandshakeBytes: l.MaxHandshakeBytes}
+	if l.PacketRate > 0 {
+		c.rateEvery = int64(float64(time.Second) / l.PacketRate)
+		c.rateSlack = c.rateEvery * int64(l.PacketBurst-1)
+	}
+	s.lim.Store(c)
+}

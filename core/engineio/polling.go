@@ -207,7 +207,7 @@ func (s *Session) servePollPost(w http.ResponseWriter, r *http.Request) {
 	// for as long as it likes. Packets already sent in it are lost, so
 	// the session cannot go on: it closes, and the client reconnects.
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(s.srv.opts.BodyTimeout))
+	_ = rc.SetReadDeadline(time.Now().Add(s.srv.lim.Load().bodyTimeout))
 	body, err := readBody(r.Body, r.ContentLength, max)
 	_ = rc.SetReadDeadline(time.Time{})
 	switch {

@@ -124,9 +124,8 @@ type Server struct {
 	BodyTimeouts   atomic.Int64
 	HeadersDropped atomic.Int64
 
-	epoch     time.Time // the rate limiter's clock starts here (monotonic)
-	rateEvery int64     // ns per packet at PacketRate; 0: no limit
-	rateSlack int64     // how far ahead of now a session may be: the burst
+	epoch time.Time                    // the rate limiter's clock starts here (monotonic)
+	lim   atomic.Pointer[clientLimits] // SetLimits; read per packet and per request
 }
 
 // Defaults of the limits in Options.
@@ -176,10 +175,8 @@ func NewServer(opts Options, h Handler) *Server {
 		opts.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
 	s := &Server{opts: opts, handler: h, log: opts.Log, sessions: make(map[string]*Session), epoch: time.Now()}
-	if opts.PacketRate > 0 {
-		s.rateEvery = int64(float64(time.Second) / opts.PacketRate)
-		s.rateSlack = s.rateEvery * int64(opts.PacketBurst-1)
-	}
+	s.SetLimits(Limits{PacketRate: opts.PacketRate, PacketBurst: opts.PacketBurst,
+		BodyTimeout: opts.BodyTimeout, MaxHandshakeBytes: opts.MaxHandshakeBytes})
 	s.upgrader = websocket.Upgrader{
 		// The read buffer comes from the hijack (wsread.go); the write
 		// buffer only serves gorilla's control frames, pooled: an idle
@@ -374,7 +371,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 		return
 	}
 
-	if len(r.RequestURI) > s.opts.MaxHandshakeBytes {
+	if len(r.RequestURI) > s.lim.Load().maxHandshakeBytes {
 		// The session would keep it for its whole life.
 		http.Error(w, "URI Too Long", http.StatusRequestURITooLong)
 		return

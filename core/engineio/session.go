@@ -208,7 +208,7 @@ func keepHeaders(src http.Header, budget int) (string, int) {
 
 func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
 	uri := r.URL.RequestURI()
-	h, dropped := keepHeaders(r.Header, srv.opts.MaxHandshakeBytes-len(uri))
+	h, dropped := keepHeaders(r.Header, srv.lim.Load().maxHandshakeBytes-len(uri))
 	if dropped > 0 {
 		srv.HeadersDropped.Add(int64(dropped))
 	}
@@ -488,13 +488,14 @@ func (s *Session) receive(p eiowire.Packet) bool {
 // allowPacket takes a token from the session's bucket (GCRA): packets may
 // arrive PacketBurst at once, and then at PacketRate per second.
 func (s *Session) allowPacket() bool {
-	every := s.srv.rateEvery
+	lim := s.srv.lim.Load()
+	every := lim.rateEvery
 	if every == 0 {
 		return true
 	}
 	now := int64(time.Since(s.srv.epoch))
 	t := max(s.tat, now)
-	if t-now > s.srv.rateSlack {
+	if t-now > lim.rateSlack {
 		return false
 	}
 	s.tat = t + every

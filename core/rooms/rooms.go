@@ -110,8 +110,18 @@ type Memory struct {
 	gen   uint64
 	// MaxRooms bounds the rooms one socket is in (its own id aside); a
 	// room per join would otherwise let one client grow the index, and
-	// the cluster adapter's subscriptions, without limit. Set before use.
+	// the cluster adapter's subscriptions, without limit. Set before use;
+	// SetMaxRooms while in use.
 	MaxRooms int
+}
+
+// SetMaxRooms changes MaxRooms while the index is in use (a config
+// reload): the next join is held to it; a socket already above it keeps
+// its rooms.
+func (a *Memory) SetMaxRooms(n int) {
+	a.mu.Lock()
+	a.MaxRooms = n
+	a.mu.Unlock()
 }
 
 // NewMemory returns an empty room index.

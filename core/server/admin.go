@@ -28,7 +28,7 @@ func (s *Server) namespace(name string, h socketio.Handler) (socketio.Handler, r
 	if s.admin == nil {
 		return h, nil
 	}
-	return s.admin.Wrap(name, h, s.limits.MaxRooms)
+	return s.admin.Wrap(name, h, s.SocketIO.MaxRooms())
 }
 
 // attachAdmin declares /admin (after the others: it lists them) and serves

@@ -29,10 +29,7 @@ type IPLimits struct {
 // mutex taken once per handshake and once per session end; nothing per
 // message.
 type ipLimiter struct {
-	lim      IPLimits
-	header   string // canonical form of lim.ProxyHeader
-	every    int64  // ns per handshake at HandshakeRate; 0: no rate limit
-	slack    int64  // how far ahead of now a bucket may run: the burst
+	cur      atomic.Pointer[ipConfig] // set replaces it (a reload); counts stay
 	epoch    time.Time
 	now      func() int64 // ns since epoch; tests replace it
 	sweepGap int64
@@ -47,6 +44,14 @@ type ipLimiter struct {
 	tableFull       atomic.Int64
 }
 
+// ipConfig is one version of IPLimits with what is derived from it.
+type ipConfig struct {
+	lim    IPLimits
+	header string // canonical form of lim.ProxyHeader
+	every  int64  // ns per handshake at HandshakeRate; 0: no rate limit
+	slack  int64  // how far ahead of now a bucket may run: the burst
+}
+
 type ipEntry struct {
 	sessions int
 	tat      int64 // GCRA: theoretical arrival time of the next handshake (ns since epoch)
@@ -58,19 +63,30 @@ type ipEntry struct {
 const sweepEvery = 10 * time.Second
 
 func newIPLimiter(lim IPLimits) *ipLimiter {
+	l := &ipLimiter{epoch: time.Now(), table: map[netip.Addr]*ipEntry{}, sweepGap: int64(sweepEvery)}
+	l.now = func() int64 { return int64(time.Since(l.epoch)) }
+	l.set(lim)
+	return l
+}
+
+// set replaces the limits (a reload): each address's sessions and bucket
+// carry over, held to the new bounds from its next handshake on (an
+// address above a lowered MaxConnections keeps its sessions; a bucket
+// that ran ahead under a higher rate waits until it is within the new
+// burst). With every limit off, handshakes are not counted at all.
+func (l *ipLimiter) set(lim IPLimits) {
 	if lim.MaxTracked <= 0 {
 		lim.MaxTracked = 100000
 	}
-	l := &ipLimiter{lim: lim, epoch: time.Now(), table: map[netip.Addr]*ipEntry{}, sweepGap: int64(sweepEvery)}
-	l.now = func() int64 { return int64(time.Since(l.epoch)) }
+	c := &ipConfig{lim: lim}
 	if lim.ProxyHeader != "" {
-		l.header = http.CanonicalHeaderKey(lim.ProxyHeader)
+		c.header = http.CanonicalHeaderKey(lim.ProxyHeader)
 	}
 	if lim.HandshakeRate > 0 {
-		l.every = int64(float64(time.Second) / lim.HandshakeRate)
-		l.slack = int64(max(lim.HandshakeBurst, 1)) * l.every
+		c.every = int64(float64(time.Second) / lim.HandshakeRate)
+		c.slack = int64(max(lim.HandshakeBurst, 1)) * c.every
 	}
-	return l
+	l.cur.Store(c)
 }
 
 // enabled: some limit applies.
@@ -78,8 +94,12 @@ func (lim IPLimits) enabled() bool { return lim.MaxConnections > 0 || lim.Handsh
 
 // Enter counts a handshake of r's client: its key, or a refusal.
 func (l *ipLimiter) Enter(r *http.Request) (netip.Addr, int, int) {
-	addr, ok := l.clientAddr(r)
-	if !ok || l.exempt(addr) {
+	c := l.cur.Load()
+	if !c.lim.enabled() {
+		return netip.Addr{}, 0, 0
+	}
+	addr, ok := c.clientAddr(r)
+	if !ok || c.exempt(addr) {
 		return netip.Addr{}, 0, 0
 	}
 	addr = ipKey(addr)
@@ -88,10 +108,10 @@ func (l *ipLimiter) Enter(r *http.Request) (netip.Addr, int, int) {
 	defer l.mu.Unlock()
 	e := l.table[addr]
 	if e == nil {
-		if len(l.table) >= l.lim.MaxTracked && now-l.lastSweep >= l.sweepGap/10 {
+		if len(l.table) >= c.lim.MaxTracked && now-l.lastSweep >= l.sweepGap/10 {
 			l.sweepLocked(now)
 		}
-		if len(l.table) >= l.lim.MaxTracked {
+		if len(l.table) >= c.lim.MaxTracked {
 			l.tableFull.Add(1)
 			return netip.Addr{}, http.StatusServiceUnavailable, 5
 		}
@@ -101,15 +121,15 @@ func (l *ipLimiter) Enter(r *http.Request) (netip.Addr, int, int) {
 		e = &ipEntry{tat: now}
 		l.table[addr] = e
 	}
-	if l.lim.MaxConnections > 0 && e.sessions >= l.lim.MaxConnections {
+	if c.lim.MaxConnections > 0 && e.sessions >= c.lim.MaxConnections {
 		l.overConnections.Add(1)
 		return netip.Addr{}, http.StatusTooManyRequests, 5
 	}
-	if l.every > 0 {
-		tat := max(e.tat, now) + l.every
-		if tat-now > l.slack {
+	if c.every > 0 {
+		tat := max(e.tat, now) + c.every
+		if tat-now > c.slack {
 			l.overRate.Add(1)
-			wait := tat - now - l.slack
+			wait := tat - now - c.slack
 			return netip.Addr{}, http.StatusTooManyRequests, int((wait + int64(time.Second) - 1) / int64(time.Second))
 		}
 		e.tat = tat
@@ -147,8 +167,8 @@ func (l *ipLimiter) tracked() int {
 	return len(l.table)
 }
 
-func (l *ipLimiter) exempt(a netip.Addr) bool {
-	for _, p := range l.lim.Exempt {
+func (c *ipConfig) exempt(a netip.Addr) bool {
+	for _, p := range c.lim.Exempt {
 		if p.Contains(a) {
 			return true
 		}
@@ -156,8 +176,8 @@ func (l *ipLimiter) exempt(a netip.Addr) bool {
 	return false
 }
 
-func (l *ipLimiter) trusted(a netip.Addr) bool {
-	for _, p := range l.lim.Proxies {
+func (c *ipConfig) trusted(a netip.Addr) bool {
+	for _, p := range c.lim.Proxies {
 		if p.Contains(a) {
 			return true
 		}
@@ -180,16 +200,16 @@ func ipKey(a netip.Addr) netip.Addr {
 // right-most entry of the header that is not in Proxies (the left-most if
 // all are). An entry that does not parse ends the walk: the entry to its
 // right (or the peer) is the client. Never allocates.
-func (l *ipLimiter) clientAddr(r *http.Request) (netip.Addr, bool) {
+func (c *ipConfig) clientAddr(r *http.Request) (netip.Addr, bool) {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}, false
 	}
 	client := ap.Addr().Unmap().WithZone("") // a zoned address matches no prefix
-	if l.header == "" || (len(l.lim.Proxies) > 0 && !l.trusted(client)) {
+	if c.header == "" || (len(c.lim.Proxies) > 0 && !c.trusted(client)) {
 		return client, true
 	}
-	vals := r.Header[l.header]
+	vals := r.Header[c.header]
 	for i := len(vals) - 1; i >= 0; i-- {
 		v := vals[i]
 		for v != "" {
@@ -208,7 +228,7 @@ func (l *ipLimiter) clientAddr(r *http.Request) (netip.Addr, bool) {
 				return client, true
 			}
 			client = a
-			if len(l.lim.Proxies) == 0 || !l.trusted(a) {
+			if len(c.lim.Proxies) == 0 || !c.trusted(a) {
 				return client, true
 			}
 		}

@@ -258,7 +258,7 @@ func TestClientAddr(t *testing.T) {
 		{some, req("10.0.0.1:1234", "::ffff:203.0.113.1"), "203.0.113.1"},
 		{some, req("[fd00::1%eth0]:1234", "203.0.113.1"), "203.0.113.1"}, // a zoned peer is still trusted
 	} {
-		got, ok := c.l.clientAddr(c.r)
+		got, ok := c.l.cur.Load().clientAddr(c.r)
 		if !ok || got.String() != c.want {
 			t.Errorf("%s %v: %v, want %s", c.r.RemoteAddr, c.r.Header["X-Forwarded-For"], got, c.want)
 		}
@@ -267,7 +267,7 @@ func TestClientAddr(t *testing.T) {
 		t.Errorf("IPv6 key %v, want its /64", k)
 	}
 	r := req("10.0.0.1:1234", "203.0.113.1, 10.9.9.9")
-	if a := testing.AllocsPerRun(100, func() { _, _ = some.clientAddr(r) }); a != 0 {
+	if a := testing.AllocsPerRun(100, func() { _, _ = some.cur.Load().clientAddr(r) }); a != 0 {
 		t.Errorf("clientAddr allocates %v times", a)
 	}
 }
@@ -334,8 +334,8 @@ func TestIPTableBounded(t *testing.T) {
 // loopback is exempt by them (the repository's tests and benchmarks).
 func TestPerIPDefaults(t *testing.T) {
 	srv, ts := newTestInstance(t, hostileConfig)
-	l := srv.ipLimit
-	if l == nil || l.lim.MaxConnections != 256 || l.lim.HandshakeRate != 20 || l.lim.HandshakeBurst != 200 ||
+	l := srv.ipLimit.cur.Load()
+	if l.lim.MaxConnections != 256 || l.lim.HandshakeRate != 20 || l.lim.HandshakeBurst != 200 ||
 		l.lim.MaxTracked != 100000 || l.lim.ProxyHeader != "" || len(l.lim.Exempt) != 2 {
 		t.Fatalf("per-IP limits from the defaults: %+v", l)
 	}
@@ -344,7 +344,7 @@ func TestPerIPDefaults(t *testing.T) {
 			t.Fatalf("loopback handshake %d: %d", i, status)
 		}
 	}
-	if n := l.tracked(); n != 0 {
+	if n := srv.ipLimit.tracked(); n != 0 {
 		t.Fatalf("loopback tracked: %d", n)
 	}
 }

@@ -280,9 +280,18 @@ func (s *Server) reloadLocked(ctx context.Context, cur *generation, start time.T
 	live := engineio.Live{AllowedOrigins: eo.AllowedOrigins, Credentials: eo.Credentials, SessionCookie: eo.SessionCookie,
 		InstanceCookie: eo.InstanceCookie, PingInterval: eo.PingInterval, PingTimeout: eo.PingTimeout}
 	s.Engine.SetLive(live)
+	// The limits against hostile clients apply at once to every
+	// connection; their counts and buckets carry over.
+	lim := configLimits(next.Config)
+	el := engineio.Limits{PacketRate: lim.PacketRate, PacketBurst: lim.PacketBurst,
+		BodyTimeout: lim.BodyTimeout, MaxHandshakeBytes: lim.MaxHandshakeBytes}
+	s.Engine.SetLimits(el)
 	if s.echo != nil {
 		s.echo.SetLive(live)
+		s.echo.SetLimits(el)
 	}
+	s.SocketIO.SetLimits(lim.MaxRooms, lim.AttachmentTimeout)
+	s.ipLimit.set(lim.PerIP)
 
 	// Stop what the new generation does not use, once calls already made
 	// to it have had their time (an auth call under way finishes).

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/socketfleet/socketfleet/core/config"
 	"github.com/socketfleet/socketfleet/internal/testkit"
 )
@@ -191,5 +193,114 @@ func TestReloadWatchesTheFile(t *testing.T) {
 	testkit.WaitFor(t, 3*time.Second, "the fixed file to load", func() bool { return s.reload.ok.Load() == 1 })
 	if got := which(); got != `431["B"]` {
 		t.Fatalf("after the watch reloaded: %q", got)
+	}
+}
+
+// limitsConfig is a config with the limits block lim (loopback not exempt:
+// the test's clients are 127.0.0.x addresses).
+func limitsConfig(lim string) string {
+	return "server {\n  limits {\n    per_ip_exempt = []\n" + lim + "  }\n}\n" + `
+namespace "/" {
+  event "join" {
+    join {
+      room  = args[0]
+      allow = ["*"]
+    }
+    ack = [{ok = true}]
+  }
+  event "noop" {}
+  event "sync" {
+    ack = ["synced"]
+  }
+}
+`
+}
+
+// A reload changes the limits for connections already open, which the
+// reload itself leaves connected: a lowered packet rate limits the next
+// packets (the bucket carries over), a lowered max_rooms the next join (a
+// socket above it keeps its rooms), and the per-IP session bound the next
+// handshake, counting the sessions opened before it.
+func TestReloadChangesLimitsKeepingConnections(t *testing.T) {
+	s, ts, write := reloadable(t, limitsConfig("    packet_rate = 1000\n    packet_burst = 1000\n    max_rooms = 3\n    max_connections_per_ip = 3\n"))
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	c, id := member(t, ts, "r1", "r2") // from 127.0.0.1: one session there
+	for range 20 {                     // well within 1000/s
+		c.send(`42["noop"]`)
+	}
+	c.send(`424["sync"]`) // the server has read the 20 before the reload
+	if got := c.read(); got != `434["synced"]` {
+		t.Fatalf("sync: %q", got)
+	}
+	var held []*wsClient
+	for i := range 2 {
+		w, status := wsFrom(t, "127.0.0.2", addr, nil)
+		if status != http.StatusOK {
+			t.Fatalf("session %d of 127.0.0.2: %d", i, status)
+		}
+		held = append(held, w)
+	}
+
+	write(limitsConfig("    packet_rate = 2\n    packet_burst = 3\n    max_rooms = 1\n    max_connections_per_ip = 4\n"))
+	if _, err := s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Still connected, in its two rooms, but joins no more.
+	c.send(`421["join","r3"]`)
+	if got := c.read(); got == `431[{"ok":true}]` || !strings.HasPrefix(got, `431[`) {
+		t.Fatalf("join over the lowered max_rooms: %q", got)
+	}
+	if got := s.SocketIO.Namespace("/").RoomIndex().(interface{ Rooms(string) []string }).Rooms(id); len(got) != 3 { // its own room, r1, r2
+		t.Fatalf("rooms after the reload: %v", got)
+	}
+	// 127.0.0.2 holds 2 sessions: 2 more under the raised bound of 4, then 429.
+	for i := range 2 {
+		w, status := wsFrom(t, "127.0.0.2", addr, nil)
+		if status != http.StatusOK {
+			t.Fatalf("session %d of 127.0.0.2 after raising the bound: %d", 3+i, status)
+		}
+		held = append(held, w)
+	}
+	if _, status := wsFrom(t, "127.0.0.2", addr, nil); status != http.StatusTooManyRequests {
+		t.Fatalf("5th session of 127.0.0.2: %d, want 429 (the sessions before the reload counted)", status)
+	}
+	// Lowered to 1: the 4 sessions stay, a new one is refused.
+	write(limitsConfig("    packet_rate = 2\n    packet_burst = 3\n    max_rooms = 1\n    max_connections_per_ip = 1\n"))
+	if _, err := s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, status := wsFrom(t, "127.0.0.2", addr, nil); status != http.StatusTooManyRequests {
+		t.Fatalf("session of 127.0.0.2 over the lowered bound: %d, want 429", status)
+	}
+	for i, w := range held {
+		w.send("40")
+		if got := w.read(); !strings.HasPrefix(got, `40{"sid":"`) {
+			t.Fatalf("session %d of 127.0.0.2 after lowering the bound: %q", i, got)
+		}
+	}
+
+	// 2 packets a second, 3 at once: a burst of 10 closes the connection.
+	if n := s.Engine.RateLimited.Load(); n != 0 {
+		t.Fatalf("rate limited before the burst: %d", n)
+	}
+	for range 10 { // the server may close before the last ones
+		_ = c.c.WriteMessage(websocket.TextMessage, []byte(`42["noop"]`))
+	}
+	_ = c.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	for {
+		_, b, err := c.c.ReadMessage()
+		if err != nil {
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("still connected after 10 packets at 2/s, burst 3")
+			}
+			break
+		}
+		if string(b) != "2" {
+			t.Fatalf("got %q", b)
+		}
+	}
+	if n := s.Engine.RateLimited.Load(); n != 1 {
+		t.Fatalf("rate limited: %d, want 1", n)
 	}
 }

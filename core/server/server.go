@@ -63,7 +63,7 @@ type Server struct {
 	clusterOut sync.Pool // *engineio.Batch for receiveCluster
 
 	limits  Limits
-	ipLimit *ipLimiter // nil: no per-IP limit
+	ipLimit *ipLimiter // per-IP limits (possibly all off)
 	certs   *certStore // nil: plain HTTP (tls.go)
 
 	admin *admin.Admin // nil without an admin block (admin.go)
@@ -178,10 +178,10 @@ func newServerLimits(cfg *config.Config, log *logrus.Entry, version string, plug
 	opts.PacketRate, opts.PacketBurst = lim.PacketRate, lim.PacketBurst
 	opts.BodyTimeout, opts.MaxHandshakeBytes = lim.BodyTimeout, lim.MaxHandshakeBytes
 	opts.Admit = s.admit
-	if lim.PerIP.enabled() {
-		s.ipLimit = newIPLimiter(lim.PerIP)
-		opts.Clients = s.ipLimit
-	}
+	// Made even with every per-IP limit off (it then counts nothing): a
+	// reload may turn them on.
+	s.ipLimit = newIPLimiter(lim.PerIP)
+	opts.Clients = s.ipLimit
 	s.Engine = engineio.NewServer(opts, s.SocketIO)
 
 	mux := http.NewServeMux()

@@ -149,7 +149,35 @@ type Server struct {
 	// background bounds the cluster requests running without a waiter.
 	background chan struct{}
 	Stats      Stats
+	// Limits a reload may change (SetLimits): the rooms per socket of new
+	// namespaces, and the wait for attachments (ns).
+	maxRooms      atomic.Int64
+	attachTimeout atomic.Int64
 }
+
+// SetLimits replaces the bound on rooms per socket (in every namespace
+// whose index is a *rooms.Memory, and in those added later) and the wait
+// for a binary packet's attachments (from the next binary packet on);
+// zero values: the defaults. A socket already in more rooms than the new
+// bound keeps them but joins no more.
+func (srv *Server) SetLimits(maxRooms int, attachmentTimeout time.Duration) {
+	if attachmentTimeout <= 0 {
+		attachmentTimeout = DefaultAttachmentTimeout
+	}
+	if maxRooms <= 0 {
+		maxRooms = rooms.DefaultMaxRooms
+	}
+	srv.attachTimeout.Store(int64(attachmentTimeout))
+	srv.maxRooms.Store(int64(maxRooms))
+	for _, n := range srv.Namespaces() {
+		if m, ok := n.index.(interface{ SetMaxRooms(int) }); ok {
+			m.SetMaxRooms(maxRooms)
+		}
+	}
+}
+
+// MaxRooms is the bound on rooms per socket in force.
+func (srv *Server) MaxRooms() int { return int(srv.maxRooms.Load()) }
 
 // SetCluster makes broadcasts and cluster-wide operations also reach other
 // instances. Call before serving.
@@ -177,6 +205,7 @@ func NewServer(opts Options) *Server {
 	}
 	srv := &Server{opts: opts, log: opts.Log, background: make(chan struct{}, maxClusterBackground)}
 	srv.nsps.Store(&nsTable{byName: map[string]*Namespace{}})
+	srv.SetLimits(opts.MaxRooms, opts.AttachmentTimeout)
 	return srv
 }
 
@@ -185,7 +214,7 @@ func NewServer(opts Options) *Server {
 func (srv *Server) AddNamespace(name string, h Handler, a rooms.Index) *Namespace {
 	if a == nil {
 		m := rooms.NewMemory()
-		m.MaxRooms = srv.opts.MaxRooms
+		m.MaxRooms = srv.MaxRooms()
 		a = m
 	}
 	n := &Namespace{name: name, srv: srv, handler: h, index: a}
@@ -295,7 +324,7 @@ func (c *client) onMessage(p eiowire.Packet) {
 // nothing; the Reset here makes sure one fires for this packet.
 func (c *client) awaitAttachments() {
 	c.partialSince.Store(int64(time.Since(clockStart)))
-	d := c.srv.opts.AttachmentTimeout
+	d := time.Duration(c.srv.attachTimeout.Load())
 	if c.attachTimer == nil {
 		c.attachTimer = time.AfterFunc(d, c.onAttachmentTimeout)
 		return
@@ -308,7 +337,7 @@ func (c *client) onAttachmentTimeout() {
 	if since == 0 {
 		return
 	}
-	if time.Since(clockStart)-time.Duration(since) < c.srv.opts.AttachmentTimeout {
+	if time.Since(clockStart)-time.Duration(since) < time.Duration(c.srv.attachTimeout.Load()) {
 		return
 	}
 	c.srv.Stats.AttachmentTimeouts.Add(1)
