@@ -56,6 +56,7 @@ type Limits struct {
 
 // clientLimits is one version of Limits in the form the hot paths use.
 type clientLimits struct {
+	Limits                  // as set, defaults filled in
 	rateEvery         int64 // ns per packet at PacketRate; 0: no limit
 	rateSlack         int64 // how far ahead of now a session may be: the burst
 	bodyTimeout       time.Duration
@@ -77,7 +78,7 @@ func (s *Server) SetLimits(l Limits) {
 	if l.MaxHandshakeBytes <= 0 {
 		l.MaxHandshakeBytes = DefaultMaxHandshakeBytes
 	}
-	c := &clientLimits{bodyTimeout: l.BodyTimeout, maxHandshakeBytes: l.MaxHandshakeBytes}
+	c := &clientLimits{Limits: l, bodyTimeout: l.BodyTimeout, maxHandshakeBytes: l.MaxHandshakeBytes}
 	if l.PacketRate > 0 {
 		c.rateEvery = int64(float64(time.Second) / l.PacketRate)
 		c.rateSlack = c.rateEvery * int64(l.PacketBurst-1)

@@ -156,18 +156,6 @@ func NewServer(opts Options, h Handler) *Server {
 	if opts.SendQueue <= 0 {
 		opts.SendQueue = 1024
 	}
-	if opts.PacketRate == 0 {
-		opts.PacketRate = DefaultPacketRate
-	}
-	if opts.PacketBurst <= 0 {
-		opts.PacketBurst = DefaultPacketBurst
-	}
-	if opts.BodyTimeout <= 0 {
-		opts.BodyTimeout = DefaultBodyTimeout
-	}
-	if opts.MaxHandshakeBytes <= 0 {
-		opts.MaxHandshakeBytes = DefaultMaxHandshakeBytes
-	}
 	if !opts.AllowPolling && !opts.AllowWebSocket {
 		opts.AllowPolling, opts.AllowWebSocket = true, true
 	}
@@ -191,8 +179,14 @@ func NewServer(opts Options, h Handler) *Server {
 	return s
 }
 
-// Options returns the effective options (defaults filled in).
-func (s *Server) Options() Options { return s.opts }
+// Options returns the effective options (defaults filled in), with the
+// limits in force now (SetLimits).
+func (s *Server) Options() Options {
+	o := s.opts
+	l := s.lim.Load().Limits
+	o.PacketRate, o.PacketBurst, o.BodyTimeout, o.MaxHandshakeBytes = l.PacketRate, l.PacketBurst, l.BodyTimeout, l.MaxHandshakeBytes
+	return o
+}
 
 // Count returns the number of open sessions.
 func (s *Server) Count() int {

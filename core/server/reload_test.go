@@ -245,6 +245,9 @@ func TestReloadChangesLimitsKeepingConnections(t *testing.T) {
 	if _, err := s.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	if o := s.Engine.Options(); o.PacketRate != 2 || o.PacketBurst != 3 {
+		t.Errorf("engine options after the reload: rate %v, burst %d", o.PacketRate, o.PacketBurst)
+	}
 	// Still connected, in its two rooms, but joins no more.
 	c.send(`421["join","r3"]`)
 	if got := c.read(); got == `431[{"ok":true}]` || !strings.HasPrefix(got, `431[`) {
