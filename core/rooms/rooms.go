@@ -271,18 +271,26 @@ func (a *Memory) Rooms(id string) []string {
 func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options, b *engineio.Batch) int {
 	var to []target
 	var tp *[]target // pooled: to is a list of this broadcast's own
-	if len(opts.Rooms) == 1 && len(opts.Except) == 0 {
-		to = a.walk(opts.Rooms[0])
-	} else {
+	single := len(opts.Rooms) == 1 && len(opts.Except) == 0
+	a.mu.RLock()
+	if single {
+		to = a.walks[opts.Rooms[0]]
+	}
+	gen := a.gen
+	if to == nil {
 		tp, _ = a.targets.Get().(*[]target)
 		if tp == nil {
 			tp = new([]target)
 		}
 		to = (*tp)[:0]
-		a.mu.RLock()
 		a.eachSelectedLocked(opts, func(e *entry) { to = append(to, target{e.m, uintptr(unsafe.Pointer(e))}) })
-		a.mu.RUnlock()
+	}
+	a.mu.RUnlock()
+	if tp != nil {
 		sortWalk(to)
+		if single && len(to) >= sortMin {
+			a.storeWalk(opts.Rooms[0], to, gen)
+		}
 	}
 	// A broadcast of its own is written as it goes, one pass over the
 	// recipients, unless splitting its writes over the cores pays
@@ -320,31 +328,17 @@ func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options, b *engineio.B
 	return n
 }
 
-// walk returns the recipients of a broadcast to room, in walking order:
-// the stored walk if its members have not changed since, or a new one,
-// stored for the next broadcast. It is shared: read-only.
-func (a *Memory) walk(room string) []target {
-	a.mu.RLock()
-	to, ok := a.walks[room]
-	gen := a.gen
-	if !ok {
-		a.eachInRoomLocked(room, func(_ string, e *entry) { to = append(to, target{e.m, uintptr(unsafe.Pointer(e))}) })
+// storeWalk keeps a copy of a big room's walk for the next broadcasts to
+// it (shared, read-only), unless its members changed since gen. Small
+// rooms are collected each time: a stored walk per socket's own-id room
+// would cost more memory than it saves.
+func (a *Memory) storeWalk(room string, to []target, gen uint64) {
+	walk := slices.Clone(to)
+	a.mu.Lock()
+	if a.gen == gen {
+		a.walks[room] = walk
 	}
-	a.mu.RUnlock()
-	if ok {
-		return to
-	}
-	sortWalk(to)
-	if len(to) >= sortMin {
-		// Small rooms are collected each time: storing a walk per
-		// socket's own-id room would cost more memory than it saves.
-		a.mu.Lock()
-		if a.gen == gen {
-			a.walks[room] = to
-		}
-		a.mu.Unlock()
-	}
-	return to
+	a.mu.Unlock()
 }
 
 // changedLocked drops the stored walk of a room whose members change.

@@ -342,3 +342,19 @@ func TestStoredWalkFollowsMembership(t *testing.T) {
 		t.Fatalf("third broadcast reached %d (late %d, s0 %d)", n, late.got, ms["s0"].got)
 	}
 }
+
+// A broadcast to a small room (an emit to one socket's own-id room, a
+// room of a few) allocates nothing: its recipient list is pooled, and only
+// big rooms' walks are kept.
+func TestSmallRoomBroadcastAllocatesNothing(t *testing.T) {
+	if raceOn {
+		t.Skip("allocation counts mean nothing under the race detector")
+	}
+	a, _ := setup()
+	b := new(engineio.Batch)
+	for _, r := range []string{"red", "s1"} {
+		if n := testing.AllocsPerRun(200, func() { a.Broadcast(nil, Options{Rooms: []string{r}}, b) }); n != 0 {
+			t.Errorf("broadcast to %q: %v allocations", r, n)
+		}
+	}
+}
