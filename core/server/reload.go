@@ -168,11 +168,16 @@ func (e *ReloadError) Unwrap() error { return e.Diags }
 // Reload reads the config file the instance runs from again and, if all
 // of it can be applied, swaps it in; otherwise nothing changes and the
 // error (a *ReloadError) says why. When it returns nil, every event read
-// from then on runs the new rules.
+// from then on runs the new rules. The TLS certificate files are read
+// again too, whatever becomes of the config (a copy that kept the files'
+// size and times goes unseen by the poll).
 func (s *Server) Reload(ctx context.Context) (*ReloadResult, error) {
 	rl := &s.reload
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
+	if s.certs != nil {
+		s.certs.check(true)
+	}
 	start := time.Now()
 	cur := rl.cur.Load()
 	res, diags := s.reloadLocked(ctx, cur, start)

@@ -14,10 +14,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -104,8 +102,8 @@ func certFields(pair *tls.Certificate) logrus.Fields {
 }
 
 // check loads the pair when the files changed since the last attempt
-// (always, with force: SIGHUP); it reports whether the certificate was
-// replaced.
+// (always, with force: a reload, SIGHUP among them); it reports whether
+// the certificate was replaced.
 func (c *certStore) check(force bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -138,10 +136,9 @@ func (c *certStore) check(force bool) bool {
 	return true
 }
 
-// watch polls the files until ctx ends, and loads them at each signal
-// on hup (SIGHUP).
-func (c *certStore) watch(ctx context.Context, hup chan os.Signal) {
-	defer signal.Stop(hup)
+// watch polls the files until ctx ends. A reload (Server.Reload: SIGHUP,
+// the API) loads them whatever they look like.
+func (c *certStore) watch(ctx context.Context) {
 	tick := time.NewTicker(certPollInterval)
 	defer tick.Stop()
 	for {
@@ -150,8 +147,6 @@ func (c *certStore) watch(ctx context.Context, hup chan os.Signal) {
 			return
 		case <-tick.C:
 			c.check(false)
-		case <-hup:
-			c.check(true)
 		}
 	}
 }
@@ -169,11 +164,7 @@ func (s *Server) startTLS(ctx context.Context) error {
 		return fmt.Errorf("%s:%d:%d: %w", r.Filename, r.Start.Line, r.Start.Column, err)
 	}
 	s.certs = c
-	// Registered before startTLS returns: a SIGHUP from then on reloads
-	// (the process no longer dies of it).
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go c.watch(ctx, hup)
+	go c.watch(ctx)
 	return nil
 }
 
