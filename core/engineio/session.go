@@ -13,7 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gorilla/websocket"
 	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 )
 
@@ -262,11 +261,11 @@ func (s *Session) SetHandler(onMessage func(eiowire.Packet), onClose func(reason
 
 // startWebSocket runs on the handshake's goroutine: it writes the open
 // packet itself and then reads the first packet (see wsTransport.read).
-func (s *Session) startWebSocket(ws *websocket.Conn, rd *bufio.Reader, open *Message) {
+func (s *Session) startWebSocket(nc net.Conn, rd *bufio.Reader, open *Message) {
 	t := &s.ws
 	s.mu.Lock()
 	s.transport = transportWebSocket
-	t.attachLocked(s, ws, rd)
+	t.attachLocked(s, nc, rd)
 	s.queue = append([]*Message{open}, s.queue...)
 	t.writing = true
 	var batch []*Message
@@ -411,7 +410,7 @@ func (s *Session) closeNow(reason string) { s.close(reason, false) }
 // close ends the session at once; readFailed says the WebSocket read
 // failed, so no close frame is written.
 func (s *Session) close(reason string, readFailed bool) {
-	code := websocket.CloseNormalClosure
+	code := closeNormal
 	if readFailed {
 		code = 0
 	}
@@ -429,7 +428,7 @@ func (s *Session) closeCode(reason string, code int) {
 	reason = s.reason
 	s.closed = true
 	s.closing = false
-	attached := s.ws.conn != nil
+	attached := s.ws.nc != nil
 	// A writer under way may have left half a frame on the wire; a close
 	// frame after it would be garbage.
 	if s.ws.writing {
@@ -502,19 +501,19 @@ func (s *Session) allowPacket() bool {
 	return true
 }
 
-// handleFrame handles one WebSocket frame; false ends the reading. Not
+// handleFrame handles one WebSocket message (opText or opBinary); false ends the reading. Not
 // inlined: the idle reader's stack stays small (see wsread.go).
 //
 //go:noinline
-func (s *Session) handleFrame(kind int, data []byte) bool {
-	if kind == websocket.BinaryMessage {
+func (s *Session) handleFrame(op byte, data []byte) bool {
+	if op == opBinary {
 		return s.receive(eiowire.Packet{Type: eiowire.Message, Data: data, Binary: true})
 	}
 	if !utf8.Valid(data) {
 		// RFC 6455 8.1: fail the connection with 1007. Relayed, it would
 		// make every client in the room fail its own connection instead.
 		s.srv.InvalidUTF8.Add(1)
-		s.closeCode(ReasonInvalidUTF8, websocket.CloseInvalidFramePayloadData)
+		s.closeCode(ReasonInvalidUTF8, closeInvalidPayload)
 		return false
 	}
 	p, err := eiowire.DecodeText(data)

@@ -4,11 +4,9 @@ import (
 	"net"
 	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
-// WebSocket writes bypass gorilla's writer: every Message carries its whole
+// WebSocket writes go straight to the socket: every Message carries its whole
 // frame, and a session writes queued frames with one writev.
 //
 // Send writes inline, on the caller's goroutine, when no write is under way:
@@ -103,7 +101,7 @@ func (t *wsTransport) writeFrames(batch []*Message, wait bool) error {
 	if t.raw == nil {
 		// No raw socket (not Linux, or not TCP): blocking writes only.
 		bufs := net.Buffers(w.bufs)
-		_, err := bufs.WriteTo(t.conn.NetConn())
+		_, err := bufs.WriteTo(t.nc)
 		return err
 	}
 	// An inline attempt never waits, so it goes through Control: the fd
@@ -166,8 +164,7 @@ func (t *wsTransport) writeLoop() {
 		case wsIdle:
 			return
 		case wsClosing:
-			_ = t.conn.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+			writeClose(t.nc, closeNormal, time.Second)
 			t.s.closeNow(ReasonForcedClose)
 			return
 		}
@@ -175,7 +172,7 @@ func (t *wsTransport) writeLoop() {
 		// than half of writeWait is left.
 		if now := time.Now(); t.deadline.Sub(now) < writeWait/2 {
 			t.deadline = now.Add(writeWait)
-			_ = t.conn.NetConn().SetWriteDeadline(t.deadline)
+			_ = t.nc.SetWriteDeadline(t.deadline)
 		}
 		err = t.writeFrames(batch, true)
 	}
@@ -213,7 +210,7 @@ func (t *wsTransport) next(done []*Message, err error) ([]*Message, wsStep) {
 		// deadline. Cleared while still the writer: the next one may
 		// start as soon as the lock is free.
 		t.deadline = time.Time{}
-		_ = t.conn.NetConn().SetWriteDeadline(t.deadline)
+		_ = t.nc.SetWriteDeadline(t.deadline)
 	}
 	t.writing = false
 	if s.closing {
