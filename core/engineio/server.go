@@ -5,7 +5,6 @@
 package engineio
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/base64"
 	"net"
@@ -379,10 +378,9 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 	s.setCookies(hdr, sess.id)
 
 	var nc net.Conn
-	var rd *bufio.Reader
 	if isWS {
 		var err error
-		nc, rd, err = s.upgrade(w, r, hdr)
+		nc, err = s.upgrade(w, r, hdr)
 		if err != nil {
 			s.log.WithError(err).Debug("websocket handshake failed")
 			s.leave(client)
@@ -409,7 +407,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 	open = append(open, sess.hot.openJSON...)
 
 	if isWS {
-		sess.startWebSocket(nc, rd, NewFramed(open, false)) // returns when the connection ends
+		sess.startWebSocket(nc, NewFramed(open, false)) // returns when the connection ends
 		return
 	}
 	// Polling: the handshake response carries the open packet only.

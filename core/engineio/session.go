@@ -1,7 +1,6 @@
 package engineio
 
 import (
-	"bufio"
 	"cmp"
 	"net"
 	"net/http"
@@ -261,11 +260,11 @@ func (s *Session) SetHandler(onMessage func(eiowire.Packet), onClose func(reason
 
 // startWebSocket runs on the handshake's goroutine: it writes the open
 // packet itself and then reads the first packet (see wsTransport.read).
-func (s *Session) startWebSocket(nc net.Conn, rd *bufio.Reader, open *Message) {
+func (s *Session) startWebSocket(nc net.Conn, open *Message) {
 	t := &s.ws
 	s.mu.Lock()
 	s.transport = transportWebSocket
-	t.attachLocked(s, nc, rd)
+	t.attachLocked(s, nc, readBuf{})
 	s.queue = append([]*Message{open}, s.queue...)
 	t.writing = true
 	var batch []*Message

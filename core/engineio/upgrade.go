@@ -15,7 +15,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		// Already upgraded or upgrading: like Node, accept the WebSocket
 		// and close it at once; the session itself is unaffected.
-		if nc, _, err := s.srv.upgrade(w, r, nil); err == nil {
+		if nc, err := s.srv.upgrade(w, r, nil); err == nil {
 			writeClose(nc, closeNormal, 100*time.Millisecond)
 			_ = nc.Close()
 		}
@@ -24,7 +24,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.probing = true
 	s.mu.Unlock()
 
-	nc, rd, err := s.srv.upgrade(w, r, nil)
+	nc, err := s.srv.upgrade(w, r, nil)
 	if err != nil {
 		s.mu.Lock()
 		s.probing = false
@@ -34,7 +34,10 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	// Nothing else writes to nc until it is attached: pongs and the probe
 	// answer go out from here.
 	_ = nc.SetReadDeadline(time.Now().Add(s.srv.opts.UpgradeTimeout))
+	var rb readBuf // the session's once attached
 	fail := func(code int) {
+		rb.r, rb.w = 0, 0 // what is left unread goes with the connection
+		rb.release()
 		if code != 0 {
 			writeClose(nc, code, 100*time.Millisecond)
 		}
@@ -45,7 +48,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	onPing := func(p []byte) { _ = writeFrame(nc, newPong(p)) }
 	for {
-		op, data, err := readMessage(rd, s.srv.opts.MaxPayload, onPing)
+		op, data, err := readMessage(&rb, nc, s.srv.opts.MaxPayload, onPing)
 		if err != nil {
 			code := 0
 			if we, ok := err.(*wsError); ok {
@@ -84,7 +87,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			s.transport = transportWebSocket
-			s.ws.attachLocked(s, nc, rd)
+			s.ws.attachLocked(s, nc, rb)
 			s.upgrading, s.probing = false, false
 			s.wakeGet()    // release a GET waiting for the upgrade's outcome
 			s.kickLocked() // flush what polling had buffered

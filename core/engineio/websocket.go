@@ -1,7 +1,6 @@
 package engineio
 
 import (
-	"bufio"
 	"net"
 	"syscall"
 	"time"
@@ -19,21 +18,21 @@ const writeWait = 10 * time.Second
 //
 // Who guards what:
 //
-//   - s, nc, raw, rd, writeFn, reg.token, reg.fd: set by attachLocked
+//   - s, nc, raw, writeFn, reg.token, reg.fd: set by attachLocked
 //     under Session.mu, in the hold that makes the session a WebSocket
 //     one; read-only after.
 //   - writing: Session.mu. Whoever sets it holds the writer role: an
 //     inline Send, a Batch until its Flush, or the writer goroutine.
 //   - pending, deadline: owned by the writer role's holder.
 //   - reg.added: the poller's lock.
-//   - reading (conn's read side, rd's contents): the one reader at a
+//   - reading (nc's read side, rb): the one reader at a
 //     time: the handshake's goroutine, then readLoop goroutines, handed
 //     over through the poller (see wsread.go).
 type wsTransport struct {
 	s   *Session
 	nc  net.Conn
 	raw syscall.RawConn // nil: no raw writes, no poller (see wswrite.go)
-	rd  *bufio.Reader   // the WebSocket's read buffer (see wsread.go)
+	rb  readBuf         // the WebSocket's read buffer (wsframe.go)
 	reg pollReg         // the socket in the poller
 
 	writeFn  func()    // t.writeLoop, bound once: `go t.writeLoop()` would allocate per burst
@@ -42,12 +41,12 @@ type wsTransport struct {
 	writing  bool      // a writer (inline, a Batch, or the goroutine) holds the role
 }
 
-// attachLocked makes nc, with its read buffer rd, s's transport. Called
-// under s.mu.
-func (t *wsTransport) attachLocked(s *Session, nc net.Conn, rd *bufio.Reader) {
+// attachLocked makes nc, with what was read of it into rb, s's
+// transport. Called under s.mu.
+func (t *wsTransport) attachLocked(s *Session, nc net.Conn, rb readBuf) {
 	t.s = s
 	t.nc = nc
-	t.rd = rd
+	t.rb = rb
 	t.writeFn = t.writeLoop
 	if rawWrites {
 		if sc, ok := nc.(syscall.Conn); ok {

@@ -1,17 +1,19 @@
 package engineio
 
 import (
-	"bufio"
 	"encoding/binary"
+	"errors"
+	"io"
+	"sync"
 	"unicode/utf8"
 )
 
 // The server side of WebSocket framing on the read path (RFC 6455 §5).
 // The write path needs none: every Message carries its whole frame
 // (message.go). Reading is ours rather than a library's so that a
-// connection keeps nothing for it but its bufio.Reader: no per-connection
-// reader object, no per-message reader, and each message read straight
-// into one buffer of its exact size.
+// connection keeps nothing for it but a readBuf, inside its Session: no
+// per-connection reader object, no per-message reader, and each message
+// read straight into one buffer of its exact size.
 
 // WebSocket opcodes not in message.go.
 const (
@@ -57,6 +59,111 @@ var (
 	errPeerCloseEmpty = &wsError{code: closeNormal, peer: true, msg: "closed by the peer"}
 )
 
+// readBuf is a WebSocket's read buffer: buf[r:w] came from the connection
+// and is not consumed yet. Held by value in the transport; the array only
+// while reading: an idle (parked) connection gives it back to readArrays
+// (wsread.go). Frame headers and control frames are read in it; payloads
+// go to their message, straight from the connection when they are large.
+type readBuf struct {
+	buf  *[readBufferSize]byte
+	r, w uint16
+}
+
+// readArrays holds the read buffers of parked connections.
+var readArrays sync.Pool
+
+// take gives b an array if it has none.
+func (b *readBuf) take() {
+	if b.buf == nil {
+		b.buf, _ = readArrays.Get().(*[readBufferSize]byte)
+		if b.buf == nil {
+			b.buf = new([readBufferSize]byte)
+		}
+	}
+}
+
+// release hands an empty b's array back to readArrays.
+func (b *readBuf) release() {
+	if b.buf != nil && b.r == b.w {
+		readArrays.Put(b.buf)
+		b.buf, b.r, b.w = nil, 0, 0
+	}
+}
+
+func (b *readBuf) buffered() int { return int(b.w - b.r) }
+
+// errNoProgress: the connection's Read returned nothing, and no error,
+// too many times in a row.
+var errNoProgress = errors.New("websocket: no progress reading the connection")
+
+// fill reads from src until n bytes (at most readBufferSize) are buffered.
+func (b *readBuf) fill(src io.Reader, n int) error {
+	if int(b.r)+n > readBufferSize {
+		copy(b.buf[:], b.buf[b.r:b.w])
+		b.r, b.w = 0, b.w-b.r
+	}
+	for empty := 0; b.buffered() < n; {
+		m, err := src.Read(b.buf[b.w:])
+		b.w += uint16(m)
+		if b.buffered() >= n {
+			return nil
+		}
+		if err != nil {
+			if err == io.EOF && b.buffered() > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		if m == 0 {
+			if empty++; empty == 100 {
+				return errNoProgress
+			}
+		}
+	}
+	return nil
+}
+
+// peek returns the next n bytes (n at most readBufferSize), valid until
+// the next call; they may be changed in place.
+func (b *readBuf) peek(src io.Reader, n int) ([]byte, error) {
+	if err := b.fill(src, n); err != nil {
+		return nil, err
+	}
+	return b.buf[b.r : int(b.r)+n], nil
+}
+
+// discard consumes n buffered bytes.
+func (b *readBuf) discard(n int) {
+	b.r += uint16(n)
+	if b.r == b.w {
+		b.r, b.w = 0, 0
+	}
+}
+
+// readFull fills p: what is buffered first, then a rest as large as the
+// buffer straight from src, a smaller one through the buffer (a read
+// that may bring the next frames along).
+func (b *readBuf) readFull(src io.Reader, p []byte) error {
+	n := copy(p, b.buf[b.r:b.w])
+	b.discard(n)
+	p = p[n:]
+	switch {
+	case len(p) == 0:
+		return nil
+	case len(p) >= readBufferSize:
+		_, err := io.ReadFull(src, p)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // part of the payload came
+		}
+		return err
+	}
+	if err := b.fill(src, len(p)); err != nil {
+		return err
+	}
+	b.discard(copy(p, b.buf[b.r:b.w]))
+	return nil
+}
+
 // frameHeader is a parsed frame header.
 type frameHeader struct {
 	fin bool
@@ -67,9 +174,9 @@ type frameHeader struct {
 
 // readHeader reads one client frame's header and checks what can be
 // checked from it alone.
-func readHeader(rd *bufio.Reader) (frameHeader, error) {
+func readHeader(rb *readBuf, src io.Reader) (frameHeader, error) {
 	var h frameHeader
-	b, err := rd.Peek(2)
+	b, err := rb.peek(src, 2)
 	if err != nil {
 		return h, err
 	}
@@ -87,7 +194,7 @@ func readHeader(rd *bufio.Reader) (frameHeader, error) {
 	if b1&0x80 == 0 {
 		return h, errUnmasked
 	}
-	if b, err = rd.Peek(size); err != nil {
+	if b, err = rb.peek(src, size); err != nil {
 		return h, err
 	}
 	h.fin = b0&0x80 != 0
@@ -105,11 +212,12 @@ func readHeader(rd *bufio.Reader) (frameHeader, error) {
 		h.n = int64(n)
 	}
 	h.key = binary.LittleEndian.Uint32(b[size-4:])
-	_, _ = rd.Discard(size) // Peek made them available
+	rb.discard(size)
 	return h, nil
 }
 
-// readMessage reads frames from rd until a message is whole, and returns
+// readMessage reads frames from src, through rb, until a message is
+// whole, and returns
 // its opcode (opText or opBinary) and payload, at most limit bytes, in
 // one buffer of its own. Control frames are handled on the way: a ping's
 // payload goes to onPing (which must not keep it), a pong is skipped; one
@@ -117,13 +225,14 @@ func readHeader(rd *bufio.Reader) (frameHeader, error) {
 // data), so that the caller may park the connection. A close frame or a
 // protocol violation returns a *wsError; the connection's errors return
 // as they are.
-func readMessage(rd *bufio.Reader, limit int64, onPing func([]byte)) (byte, []byte, error) {
+func readMessage(rb *readBuf, src io.Reader, limit int64, onPing func([]byte)) (byte, []byte, error) {
+	rb.take()
 	var (
 		op  byte // the open message's opcode; 0: none open
 		msg []byte
 	)
 	for {
-		h, err := readHeader(rd)
+		h, err := readHeader(rb, src)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -132,8 +241,8 @@ func readMessage(rd *bufio.Reader, limit int64, onPing func([]byte)) (byte, []by
 			if !h.fin || h.n > maxControlPayload {
 				return 0, nil, errBadControl
 			}
-			// At most 125 bytes: read them in rd's buffer, no copy.
-			p, err := rd.Peek(int(h.n))
+			// At most 125 bytes: read them in rb, no copy.
+			p, err := rb.peek(src, int(h.n))
 			if err != nil {
 				return 0, nil, err
 			}
@@ -144,7 +253,7 @@ func readMessage(rd *bufio.Reader, limit int64, onPing func([]byte)) (byte, []by
 			case opPing:
 				onPing(p)
 			}
-			_, _ = rd.Discard(len(p))
+			rb.discard(len(p))
 			if op == 0 {
 				return h.op, nil, nil
 			}
@@ -178,7 +287,7 @@ func readMessage(rd *bufio.Reader, limit int64, onPing func([]byte)) (byte, []by
 			msg = append(msg, make([]byte, h.n)...)
 			p = msg[start:]
 		}
-		if err := readFull(rd, p); err != nil {
+		if err := rb.readFull(src, p); err != nil {
 			return 0, nil, err
 		}
 		maskBytes(h.key, p)
@@ -186,19 +295,6 @@ func readMessage(rd *bufio.Reader, limit int64, onPing func([]byte)) (byte, []by
 			return op, msg, nil
 		}
 	}
-}
-
-// readFull is io.ReadFull on the concrete reader. Payloads larger than
-// rd's buffer go straight into p (bufio.Reader reads them past it).
-func readFull(rd *bufio.Reader, p []byte) error {
-	for len(p) > 0 {
-		n, err := rd.Read(p)
-		p = p[n:]
-		if err != nil && len(p) > 0 {
-			return err
-		}
-	}
-	return nil
 }
 
 // peerClose checks a close frame's payload and returns the error that

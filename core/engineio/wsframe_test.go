@@ -1,7 +1,6 @@
 package engineio
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // testKey is the masking key of the frames the tests build.
@@ -66,9 +66,10 @@ type readResult struct {
 
 func readFrames(in []byte, limit int64) readResult {
 	var res readResult
-	rd := bufio.NewReaderSize(bytes.NewReader(in), readBufferSize)
+	var rb readBuf
+	src := bytes.NewReader(in)
 	for {
-		op, data, err := readMessage(rd, limit, func(p []byte) { res.pings = append(res.pings, string(p)) })
+		op, data, err := readMessage(&rb, src, limit, func(p []byte) { res.pings = append(res.pings, string(p)) })
 		if err != nil {
 			res.err = err
 			return res
@@ -172,11 +173,12 @@ func TestReadMessage(t *testing.T) {
 func TestReadLimitAllocatesNothing(t *testing.T) {
 	frame := rawFrame(true, 0, opBinary, 1<<30, nil, true)
 	src := bytes.NewReader(frame)
-	rd := bufio.NewReaderSize(src, readBufferSize)
+	var rb readBuf
+	rb.take()
 	allocs := testing.AllocsPerRun(100, func() {
 		src.Reset(frame)
-		rd.Reset(src)
-		if _, _, err := readMessage(rd, 1e6, func([]byte) {}); err != errTooBig {
+		rb.r, rb.w = 0, 0
+		if _, _, err := readMessage(&rb, src, 1e6, func([]byte) {}); err != errTooBig {
 			t.Fatalf("err %v", err)
 		}
 	})
@@ -189,11 +191,12 @@ func TestReadLimitAllocatesNothing(t *testing.T) {
 func TestReadMessageAllocatesOnlyTheMessage(t *testing.T) {
 	frame := clientFrame(true, opText, bytes.Repeat([]byte("x"), 1000), true)
 	src := bytes.NewReader(frame)
-	rd := bufio.NewReaderSize(src, readBufferSize)
+	var rb readBuf
+	rb.take()
 	allocs := testing.AllocsPerRun(100, func() {
 		src.Reset(frame)
-		rd.Reset(src)
-		if _, data, err := readMessage(rd, 1e6, func([]byte) {}); err != nil || len(data) != 1000 || cap(data) != 1000 {
+		rb.r, rb.w = 0, 0
+		if _, data, err := readMessage(&rb, src, 1e6, func([]byte) {}); err != nil || len(data) != 1000 || cap(data) != 1000 {
 			t.Fatalf("%d/%d bytes, err %v", len(data), cap(data), err)
 		}
 	})
@@ -227,9 +230,10 @@ func FuzzReadMessage(f *testing.F) {
 	f.Add(clientFrame(true, opText, bytes.Repeat([]byte("y"), 300), true))
 	const limit = 512
 	f.Fuzz(func(t *testing.T, in []byte) {
-		rd := bufio.NewReaderSize(bytes.NewReader(in), readBufferSize)
+		var rb readBuf
+		src := bytes.NewReader(in)
 		for range 64 {
-			op, data, err := readMessage(rd, limit, func(p []byte) {
+			op, data, err := readMessage(&rb, src, limit, func(p []byte) {
 				if len(p) > maxControlPayload {
 					t.Fatalf("ping of %d bytes", len(p))
 				}
@@ -276,12 +280,13 @@ func BenchmarkReadMessage(b *testing.B) {
 	for _, size := range []int{64, 1024, 64 << 10} {
 		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) {
 			frame := clientFrame(true, opText, bytes.Repeat([]byte("a"), size), true)
-			rd := bufio.NewReaderSize(&repeatReader{b: frame}, readBufferSize)
+			var rb readBuf
+			src := &repeatReader{b: frame}
 			ping := func([]byte) {}
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, data, err := readMessage(rd, 1<<20, ping); err != nil || len(data) != size {
+				if _, data, err := readMessage(&rb, src, 1<<20, ping); err != nil || len(data) != size {
 					b.Fatal(err)
 				}
 			}
@@ -294,5 +299,58 @@ func BenchmarkMaskBytes(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
 		maskBytes(0x3d21fa37, buf)
+	}
+}
+
+// Frames back to back, of every length around the buffer's size, read
+// through sources that return a byte at a time, half of what is asked, or
+// the data with io.EOF: the buffer slides and refills without losing or
+// reordering a byte.
+func TestReadMessageSplitReads(t *testing.T) {
+	var in []byte
+	var want []string
+	for n := 0; n < 2*readBufferSize; n += 7 {
+		msg := bytes.Repeat([]byte{byte(n)}, n)
+		if n%3 == 0 && n > 1 { // some fragmented, with a ping between
+			in = append(in, clientFrame(false, opBinary, msg[:n/2], true)...)
+			in = append(in, clientFrame(true, opPing, []byte("p"), true)...)
+			in = append(in, clientFrame(true, opContinuation, msg[n/2:], true)...)
+		} else {
+			in = append(in, clientFrame(true, opBinary, msg, true)...)
+		}
+		want = append(want, string(msg))
+	}
+	sources := map[string]func() io.Reader{
+		"one byte": func() io.Reader { return iotest.OneByteReader(bytes.NewReader(in)) },
+		"half":     func() io.Reader { return iotest.HalfReader(bytes.NewReader(in)) },
+		"data+EOF": func() io.Reader { return iotest.DataErrReader(bytes.NewReader(in)) },
+		"whole":    func() io.Reader { return bytes.NewReader(in) },
+	}
+	for name, src := range sources {
+		t.Run(name, func(t *testing.T) {
+			var rb readBuf
+			r := src()
+			var got []string
+			for {
+				op, data, err := readMessage(&rb, r, 1<<20, func([]byte) {})
+				if err != nil {
+					if err != io.EOF {
+						t.Fatalf("after %d messages: %v", len(got), err)
+					}
+					break
+				}
+				if op == opBinary {
+					got = append(got, string(data))
+				}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d messages, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("message %d differs (%d bytes, want %d)", i, len(got[i]), len(want[i]))
+				}
+			}
+		})
 	}
 }

@@ -1,7 +1,6 @@
 package engineio
 
 import (
-	"bufio"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
@@ -16,37 +15,37 @@ import (
 const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // upgrade runs the server side of the WebSocket opening handshake (RFC 6455
-// §4.2) and returns the connection and its read buffer; hdr goes out on
+// §4.2) and returns the connection; hdr goes out on
 // the 101 (the sticky-session cookies, CORS). No subprotocol and no
 // extension is ever negotiated. On failure the request has its answer.
 // The Origin was checked in ServeHTTP.
-func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, hdr http.Header) (net.Conn, *bufio.Reader, error) {
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, hdr http.Header) (net.Conn, error) {
 	if r.Method != http.MethodGet {
-		return nil, nil, refuseUpgrade(w, http.StatusMethodNotAllowed, "request method is not GET")
+		return nil, refuseUpgrade(w, http.StatusMethodNotAllowed, "request method is not GET")
 	}
 	if !hasToken(r.Header["Connection"], "upgrade") {
-		return nil, nil, refuseUpgrade(w, http.StatusBadRequest, "'upgrade' token not found in 'Connection' header")
+		return nil, refuseUpgrade(w, http.StatusBadRequest, "'upgrade' token not found in 'Connection' header")
 	}
 	if !hasToken(r.Header["Upgrade"], "websocket") {
-		return nil, nil, refuseUpgrade(w, http.StatusBadRequest, "'websocket' token not found in 'Upgrade' header")
+		return nil, refuseUpgrade(w, http.StatusBadRequest, "'websocket' token not found in 'Upgrade' header")
 	}
 	if v := r.Header["Sec-Websocket-Version"]; len(v) != 1 || strings.TrimSpace(v[0]) != "13" {
 		// RFC 6455 §4.4: name the version this server speaks.
 		w.Header().Set("Sec-WebSocket-Version", "13")
-		return nil, nil, refuseUpgrade(w, http.StatusBadRequest, "unsupported version: 'Sec-WebSocket-Version' must be 13")
+		return nil, refuseUpgrade(w, http.StatusBadRequest, "unsupported version: 'Sec-WebSocket-Version' must be 13")
 	}
 	key := r.Header.Get("Sec-Websocket-Key")
 	if !validKey(key) {
-		return nil, nil, refuseUpgrade(w, http.StatusBadRequest, "'Sec-WebSocket-Key' must be 16 bytes in base64")
+		return nil, refuseUpgrade(w, http.StatusBadRequest, "'Sec-WebSocket-Key' must be 16 bytes in base64")
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return nil, nil, refuseUpgrade(w, http.StatusInternalServerError, "the connection cannot be taken over")
+		return nil, refuseUpgrade(w, http.StatusInternalServerError, "the connection cannot be taken over")
 	}
 	if brw.Reader.Buffered() > 0 {
 		// Frames before the 101: not a client that waits for it.
 		conn.Close()
-		return nil, nil, errors.New("websocket: client sent data before the handshake completed")
+		return nil, errors.New("websocket: client sent data before the handshake completed")
 	}
 	resp := make([]byte, 0, 160+headerSize(hdr))
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
@@ -60,11 +59,9 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, hdr http.Header
 	resp = append(resp, "\r\n"...)
 	if _, err := conn.Write(resp); err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("websocket: writing the 101: %w", err)
+		return nil, fmt.Errorf("websocket: writing the 101: %w", err)
 	}
-	rd := new(bufio.Reader) // the session keeps this one; its buffer may come from the pool
-	restoreReadBuffer(rd, conn)
-	return conn, rd, nil
+	return conn, nil
 }
 
 // refuseUpgrade answers a handshake that cannot become a WebSocket with

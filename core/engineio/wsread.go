@@ -1,11 +1,5 @@
 package engineio
 
-import (
-	"bufio"
-	"io"
-	"sync"
-)
-
 // How a WebSocket session reads. On Linux an idle session holds no
 // goroutine: its socket waits in the server's poller (poller_linux.go),
 // which starts a reader when it becomes readable. The reader parks the
@@ -15,46 +9,13 @@ import (
 // shallow enough for the collector to shrink it to 2 KiB.
 
 // readBufferSize is the read buffer of a WebSocket connection while it
-// reads: room for a frame header and a control frame's payload (125
-// bytes), and 288 is an allocation size class. Payloads larger than the
-// buffer are read straight into the message, past it.
+// reads (readBuf): room for a frame header and a control frame's payload
+// (125 bytes), and 288 is an allocation size class. Payloads larger than
+// the buffer are read straight into the message, past it. A parked
+// connection's buffer is empty, so it goes back to a pool: the connection
+// keeps only its readBuf, 16 bytes inside the Session, and the reader that
+// the poller starts takes an array again.
 const readBufferSize = 288
-
-// A parked connection's read buffer is empty, so it goes back to a pool
-// and the connection keeps only its bufio.Reader, zeroed: 288 B less per idle connection. The reader that the poller
-// starts takes a buffer again before it reads. Two pools, so that moving
-// a buffer in and out allocates nothing: readBufs holds readers with a
-// buffer and no source, readShells the zeroed readers that carry them.
-var readBufs, readShells sync.Pool
-
-// stashReadBuffer moves rd's buffer, with nothing buffered, to readBufs
-// and leaves rd zero (Buffered and Size 0).
-func stashReadBuffer(rd *bufio.Reader) {
-	sh, _ := readShells.Get().(*bufio.Reader)
-	if sh == nil {
-		sh = new(bufio.Reader)
-	}
-	*sh = *rd
-	sh.Reset(nil) // no reference to the connection from the pool
-	readBufs.Put(sh)
-	*rd = bufio.Reader{}
-}
-
-// restoreReadBuffer gives a stashed (zero) rd a buffer again, reading from
-// src; a reader with a buffer is left as it is.
-func restoreReadBuffer(rd *bufio.Reader, src io.Reader) {
-	if rd.Size() != 0 {
-		return
-	}
-	sh, _ := readBufs.Get().(*bufio.Reader)
-	if sh == nil {
-		sh = bufio.NewReaderSize(nil, readBufferSize)
-	}
-	*rd = *sh
-	rd.Reset(src)
-	*sh = bufio.Reader{}
-	readShells.Put(sh)
-}
 
 // read reads the connection's first packet on the goroutine it is called
 // on, then parks the socket (or, without a poller, hands the loop to a
@@ -72,9 +33,6 @@ func (t *wsTransport) read() {
 // readable) and ends. Without a poller it is the connection's one idle
 // goroutine.
 func (t *wsTransport) readLoop(wait bool) {
-	if t.rd != nil {
-		restoreReadBuffer(t.rd, t.nc) // parked: see stashReadBuffer
-	}
 	for {
 		if wait {
 			t.waitReadable()
@@ -89,7 +47,7 @@ func (t *wsTransport) readLoop(wait bool) {
 // readOne reads and handles one message or control frame; false ends the
 // reading.
 func (t *wsTransport) readOne() bool {
-	op, data, err := readMessage(t.rd, t.s.srv.opts.MaxPayload, t.onPing)
+	op, data, err := readMessage(&t.rb, t.nc, t.s.srv.opts.MaxPayload, t.onPing)
 	if err != nil {
 		if we, ok := err.(*wsError); ok {
 			// The peer's close frame is echoed with its code (RFC 6455
@@ -115,7 +73,7 @@ func (t *wsTransport) readOne() bool {
 // an error) when the read buffer is empty. Without a raw socket it returns
 // at once and the read that follows waits.
 func (t *wsTransport) waitReadable() {
-	if t.raw == nil || t.rd == nil || t.rd.Buffered() > 0 {
+	if t.raw == nil || t.rb.buffered() > 0 {
 		return
 	}
 	// Errors (a closed socket) surface in the read that follows.
@@ -126,7 +84,7 @@ func (t *wsTransport) waitReadable() {
 // means the caller's goroutine must end (the poller starts a reader when
 // the socket is readable).
 func (t *wsTransport) park() bool {
-	if t.raw == nil || t.rd == nil || t.rd.Buffered() > 0 {
+	if t.raw == nil || t.rb.buffered() > 0 {
 		return false
 	}
 	p := t.s.srv.pollerFor()
@@ -135,12 +93,8 @@ func (t *wsTransport) park() bool {
 	}
 	// Before the socket is in the set: once it is, a reader may start
 	// on another goroutine at any moment.
-	stashReadBuffer(t.rd)
-	if p.park(t) {
-		return true
-	}
-	restoreReadBuffer(t.rd, t.nc)
-	return false
+	t.rb.release()
+	return p.park(t)
 }
 
 // unpark takes the socket out of the poller before it closes.
