@@ -88,16 +88,15 @@ const (
 //   - id, srv, hs, wake: set by newSession; read-only after.
 //   - onMessage, onClose: set by SetHandler in Handler.Open, before the
 //     transport starts; read-only after.
-//   - mu guards the fields from queue to postActive, and ws.writing.
-//   - closeOnce: itself (finish runs once).
+//   - mu guards the fields from queue to clientClosed, and ws.writing.
 //   - tat: whoever is receiving (one packet of a session at a time).
 //   - hb: the heartbeat wheel's lock (heartbeat.go).
 //   - ws: see wsTransport.
 type Session struct {
 	id  string
 	srv *Server
-	hs  *Handshake
-	hot *live // the live options at its handshake: its heartbeat values
+	hs  Handshake // by value: one allocation per session
+	hot *live     // the live options at its handshake: its heartbeat values
 
 	onMessage func(eiowire.Packet)
 	onClose   func(reason string)
@@ -105,7 +104,6 @@ type Session struct {
 	mu        sync.Mutex
 	queue     []*Message // waiting for the transport
 	spare     []*Message // the previous batch's backing array, reused
-	reason    string     // why the session closed
 	transport uint8
 	closed    bool // no more packets are accepted
 	closing   bool // closed by the server: the transport flushes, then ends
@@ -115,8 +113,11 @@ type Session struct {
 	// Polling (polling.go): one GET and one POST at a time.
 	getActive  bool
 	postActive bool
-
-	closeOnce sync.Once
+	// finished: whoever set it runs finish (unregister, onClose), once.
+	finished bool
+	// clientClosed: the session ended first for ReasonTransportClose
+	// (polling answers its GET with noop, not close).
+	clientClosed bool
 
 	// client is the ClientLimiter's key for this session (zero: not
 	// counted); set by the handshake before the session is published,
@@ -218,7 +219,7 @@ func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
 		id:  id,
 		srv: srv,
 		hot: srv.hot.Load(),
-		hs: &Handshake{
+		hs: Handshake{
 			Time:    time.Now(),
 			Address: addr,
 			URL:     uri,
@@ -239,8 +240,9 @@ func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
 // ID is the Engine.IO session id.
 func (s *Session) ID() string { return s.id }
 
-// Handshake returns the request data the session was opened with.
-func (s *Session) Handshake() *Handshake { return s.hs }
+// Handshake returns the request data the session was opened with; it is
+// part of the session and must not be changed.
+func (s *Session) Handshake() *Handshake { return &s.hs }
 
 // Transport names the current transport.
 func (s *Session) Transport() string {
@@ -390,6 +392,7 @@ func (s *Session) Close(reason string) {
 		return
 	}
 	s.closed, s.closing = true, true
+	s.finished = true // not set before: closeCode sets it with closed
 	ws := s.transport == transportWebSocket
 	if !ws {
 		s.queue = append(s.queue, msgClose)
@@ -419,12 +422,13 @@ func (s *Session) close(reason string, readFailed bool) {
 // closeCode is close with the WebSocket close code to send (0: none).
 func (s *Session) closeCode(reason string, code int) {
 	s.mu.Lock()
-	if s.reason == "" {
-		s.reason = reason
+	// The first to close names the reason: closing the socket below
+	// makes the reader fail too, and it must not be the one reported.
+	first := !s.finished
+	if first {
+		s.finished = true
+		s.clientClosed = reason == ReasonTransportClose
 	}
-	// The first reason wins: closing the socket below makes the reader
-	// fail too, and it may reach finish first.
-	reason = s.reason
 	s.closed = true
 	s.closing = false
 	attached := s.ws.nc != nil
@@ -439,17 +443,18 @@ func (s *Session) closeCode(reason string, code int) {
 	if attached {
 		s.ws.close(code)
 	}
-	s.finish(reason)
+	if first {
+		s.finish(reason)
+	}
 }
 
-// finish runs once per session: unregisters it and tells the handler.
+// finish unregisters the session and tells the handler; it runs once, on
+// the goroutine that set finished.
 func (s *Session) finish(reason string) {
-	s.closeOnce.Do(func() {
-		s.srv.heartbeatsFor().cancel(s)
-		s.srv.remove(s)
-		s.srv.leave(s.client)
-		s.onClose(reason)
-	})
+	s.srv.heartbeatsFor().cancel(s)
+	s.srv.remove(s)
+	s.srv.leave(s.client)
+	s.onClose(reason)
 }
 
 // receive handles one packet from the client, whichever transport carried it.

@@ -35,10 +35,10 @@ type wsTransport struct {
 	rb  readBuf         // the WebSocket's read buffer (wsframe.go)
 	reg pollReg         // the socket in the poller
 
-	writeFn  func()    // t.writeLoop, bound once: `go t.writeLoop()` would allocate per burst
-	pending  [][]byte  // what an inline write left unwritten
-	deadline time.Time // current write deadline
-	writing  bool      // a writer (inline, a Batch, or the goroutine) holds the role
+	writeFn  func()   // t.writeLoop, bound once: `go t.writeLoop()` would allocate per burst
+	pending  [][]byte // what an inline write left unwritten
+	deadline int64    // current write deadline, ns since srv.epoch; 0: none
+	writing  bool     // a writer (inline, a Batch, or the goroutine) holds the role
 }
 
 // attachLocked makes nc, with what was read of it into rb, s's

@@ -170,9 +170,9 @@ func (t *wsTransport) writeLoop() {
 		}
 		// Re-arming the deadline costs a timer update; do it only when less
 		// than half of writeWait is left.
-		if now := time.Now(); t.deadline.Sub(now) < writeWait/2 {
-			t.deadline = now.Add(writeWait)
-			_ = t.nc.SetWriteDeadline(t.deadline)
+		if now := time.Now(); time.Duration(t.deadline)-now.Sub(t.s.srv.epoch) < writeWait/2 {
+			t.deadline = int64(now.Sub(t.s.srv.epoch) + writeWait)
+			_ = t.nc.SetWriteDeadline(now.Add(writeWait))
 		}
 		err = t.writeFrames(batch, true)
 	}
@@ -205,12 +205,12 @@ func (t *wsTransport) next(done []*Message, err error) ([]*Message, wsStep) {
 	if len(s.queue) > 0 || len(t.pending) > 0 {
 		return s.takeLocked(), wsWrite
 	}
-	if !t.deadline.IsZero() {
+	if t.deadline != 0 {
 		// Inline writes never wait, and must not find an expired
 		// deadline. Cleared while still the writer: the next one may
 		// start as soon as the lock is free.
-		t.deadline = time.Time{}
-		_ = t.nc.SetWriteDeadline(t.deadline)
+		t.deadline = 0
+		_ = t.nc.SetWriteDeadline(time.Time{})
 	}
 	t.writing = false
 	if s.closing {
