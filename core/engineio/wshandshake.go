@@ -42,7 +42,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, hdr http.Header
 	if err != nil {
 		return nil, refuseUpgrade(w, http.StatusInternalServerError, "the connection cannot be taken over")
 	}
-	if brw.Reader.Buffered() > 0 {
+	if brw != nil && brw.Reader != nil && brw.Reader.Buffered() > 0 {
 		// Frames before the 101: not a client that waits for it.
 		conn.Close()
 		return nil, errors.New("websocket: client sent data before the handshake completed")
