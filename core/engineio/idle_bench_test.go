@@ -25,7 +25,9 @@ func (idleHandler) Open(s *Session) { s.SetHandler(func(eiowire.Packet) {}, func
 // Session and what hangs off it, the server's socket (net.netFD, addresses),
 // the session table's entry. The clients are raw TCP sockets in the same
 // process, so their side (a net.TCPConn and its netFD each, ~250 B) is
-// counted too, the same before and after a change. Run with -benchtime=1x.
+// counted too, the same before and after a change; so are they in
+// allocB/conn, all that the handshakes and first messages allocated, the
+// garbage included. Run with -benchtime=1x.
 func BenchmarkIdleWebSocketHeap(b *testing.B) {
 	const n = 4000
 	log := logrus.New()
@@ -36,17 +38,17 @@ func BenchmarkIdleWebSocketHeap(b *testing.B) {
 	addr := strings.TrimPrefix(ts.URL, "http://")
 	req := "GET /?EIO=4&transport=websocket HTTP/1.1\r\nHost: " + addr +
 		"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-	heap := func() uint64 {
+	heap := func() (live, total uint64) {
 		var ms runtime.MemStats
 		for range 3 {
 			runtime.GC()
 		}
 		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
+		return ms.HeapAlloc, ms.TotalAlloc
 	}
 	for b.Loop() {
 		conns := make([]net.Conn, 0, n)
-		before := heap()
+		before, allocBefore := heap()
 		for range n {
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
@@ -78,8 +80,9 @@ func BenchmarkIdleWebSocketHeap(b *testing.B) {
 			time.Sleep(time.Millisecond)
 		}
 		time.Sleep(200 * time.Millisecond) // the readers park
-		after := heap()
+		after, allocAfter := heap()
 		b.ReportMetric(float64(after-before)/n, "heapB/conn")
+		b.ReportMetric(float64(allocAfter-allocBefore)/n, "allocB/conn")
 		b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
 		for _, c := range conns {
 			c.Close()
