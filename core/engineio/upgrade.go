@@ -36,15 +36,16 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	_ = nc.SetReadDeadline(time.Now().Add(s.srv.opts.UpgradeTimeout))
 	var rb readBuf // the session's once attached
 	fail := func(code int) {
+		// The session may probe again once the client sees this one end.
+		s.mu.Lock()
+		s.probing, s.upgrading = false, false
+		s.mu.Unlock()
 		rb.r, rb.w = 0, 0 // what is left unread goes with the connection
 		rb.release()
 		if code != 0 {
 			writeClose(nc, code, 100*time.Millisecond)
 		}
 		_ = nc.Close()
-		s.mu.Lock()
-		s.probing, s.upgrading = false, false
-		s.mu.Unlock()
 	}
 	onPing := func(p []byte) { _ = writeFrame(nc, newPong(p)) }
 	for {

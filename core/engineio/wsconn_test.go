@@ -292,3 +292,50 @@ func TestWebSocketCookiesOn101(t *testing.T) {
 		t.Fatalf("cookies %q, want %q", cookies, want)
 	}
 }
+
+// The upgrade's probe socket is read by the same reader before it belongs
+// to the session: a ping gets its pong there, a frame that breaks the
+// rules gets 1002, and the polling session lives on; a second probe then
+// upgrades.
+func TestUpgradeProbeFramesAndFailure(t *testing.T) {
+	ts, srv, h := newRawServer(t, Options{})
+	sid, _ := handshake(t, ts.URL)
+	path := "/?EIO=4&transport=websocket&sid=" + sid
+
+	c, br, res := rawRequest(t, ts, path, nil, nil)
+	if res == nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("probe handshake: %+v", res)
+	}
+	_, _ = c.Write(clientFrame(true, opPing, []byte("hi"), true))
+	if op, p := readServerFrame(t, br); op != opPong || string(p) != "hi" {
+		t.Fatalf("want pong hi, got %d %q", op, p)
+	}
+	_, _ = c.Write(clientFrame(true, opText, []byte("2probe"), false)) // unmasked
+	expectClose(t, c, br, closeProtocolError)
+	h.mu.Lock()
+	closed := len(h.closed)
+	h.mu.Unlock()
+	if srv.Count() != 1 || closed != 0 {
+		t.Fatalf("the polling session must live on: %d sessions, %d closed", srv.Count(), closed)
+	}
+
+	c, br, res = rawRequest(t, ts, path, nil, nil)
+	if res == nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("second probe handshake: %+v", res)
+	}
+	_, _ = c.Write(clientFrame(true, opText, []byte("2probe"), true))
+	if op, p := readServerFrame(t, br); op != opText || string(p) != "3probe" {
+		t.Fatalf("probe answer %d %q", op, p)
+	}
+	_, _ = c.Write(cat(clientFrame(true, opText, []byte("5"), true), clientFrame(true, opText, []byte("4after"), true)))
+	for {
+		op, p := readServerFrame(t, br)
+		if op == opText && string(p) == "6" {
+			continue // the noop for a GET, if one was waiting
+		}
+		if op != opText || string(p) != "4after" {
+			t.Fatalf("echo after the upgrade: %d %q", op, p)
+		}
+		break
+	}
+}
