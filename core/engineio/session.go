@@ -88,7 +88,7 @@ const (
 //   - id, srv, hs, wake: set by newSession; read-only after.
 //   - onMessage, onClose: set by SetHandler in Handler.Open, before the
 //     transport starts; read-only after.
-//   - mu guards the fields from queue to clientClosed, and ws.writing.
+//   - mu guards the fields from queue to closeSent, and ws.writing.
 //   - tat: whoever is receiving (one packet of a session at a time).
 //   - hb: the heartbeat wheel's lock (heartbeat.go).
 //   - ws: see wsTransport.
@@ -118,6 +118,8 @@ type Session struct {
 	// clientClosed: the session ended first for ReasonTransportClose
 	// (polling answers its GET with noop, not close).
 	clientClosed bool
+	// closeSent: a WebSocket close frame went out; there is one at most.
+	closeSent bool
 
 	// client is the ClientLimiter's key for this session (zero: not
 	// counted); set by the handshake before the session is published,
@@ -433,9 +435,13 @@ func (s *Session) closeCode(reason string, code int) {
 	s.closing = false
 	attached := s.ws.nc != nil
 	// A writer under way may have left half a frame on the wire; a close
-	// frame after it would be garbage.
-	if s.ws.writing {
+	// frame after it would be garbage. And one close frame is the last
+	// thing on the wire.
+	if s.ws.writing || s.closeSent {
 		code = 0
+	}
+	if code != 0 {
+		s.closeSent = true
 	}
 	s.queue = nil
 	s.wakeGet()
@@ -505,8 +511,9 @@ func (s *Session) allowPacket() bool {
 	return true
 }
 
-// handleFrame handles one WebSocket message (opText or opBinary); false ends the reading. Not
-// inlined: the idle reader's stack stays small (see wsread.go).
+// handleFrame handles one WebSocket message (opText or opBinary); false
+// ends the reading. Not inlined: the idle reader's stack stays small (see
+// wsread.go).
 //
 //go:noinline
 func (s *Session) handleFrame(op byte, data []byte) bool {

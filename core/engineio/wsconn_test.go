@@ -339,3 +339,25 @@ func TestUpgradeProbeFramesAndFailure(t *testing.T) {
 		break
 	}
 }
+
+// A session closed by the server flushes, then sends one close frame, 1000,
+// and nothing after it; so does one whose peer closes at the same moment.
+func TestWebSocketServerCloseSendsOneCloseFrame(t *testing.T) {
+	ts, srv, h := newRawServer(t, Options{})
+	for range 20 {
+		c, br := dialRaw(t, ts)
+		_, _ = c.Write(clientFrame(true, opText, []byte("4x"), true))
+		if op, p := readServerFrame(t, br); op != opText || string(p) != "4x" {
+			t.Fatalf("echo %d %q", op, p)
+		}
+		sessions := srv.Sessions()
+		if len(sessions) != 1 {
+			t.Fatalf("%d sessions", len(sessions))
+		}
+		sessions[0].Close(ReasonForcedClose)
+		expectClose(t, c, br, closeNormal)
+		if reason := waitClose(t, h); reason != ReasonForcedClose {
+			t.Fatalf("reason %q", reason)
+		}
+	}
+}

@@ -164,8 +164,7 @@ func (t *wsTransport) writeLoop() {
 		case wsIdle:
 			return
 		case wsClosing:
-			writeClose(t.nc, closeNormal, time.Second)
-			t.s.closeNow(ReasonForcedClose)
+			t.s.closeNow(ReasonForcedClose) // with a close frame, 1000
 			return
 		}
 		// Re-arming the deadline costs a timer update; do it only when less
