@@ -76,7 +76,7 @@ e2e-deps:
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s)
 FUZZTIME ?= 30s
 fuzz:
-	@for pkg in ./core/protocol/eiowire ./core/protocol/siowire; do \
+	@for pkg in ./core/protocol/eiowire ./core/protocol/siowire ./core/engineio; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done; done
 

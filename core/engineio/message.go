@@ -83,7 +83,7 @@ func frameInPlace(buf []byte, op byte) []byte {
 
 // newPong answers a client's WebSocket ping through the session's own
 // writer, so that no other goroutine writes to the connection.
-func newPong(data string) *Message {
+func newPong(data []byte) *Message {
 	buf := append(make([]byte, Headroom, Headroom+len(data)), data...)
 	return &Message{ws: frameInPlace(buf, opPong)}
 }

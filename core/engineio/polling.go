@@ -163,7 +163,7 @@ func (s *Session) nextGetLocked() (batch []*Message, reply []byte, done bool) {
 		// The client's own close packet releases its GET with a noop;
 		// any other end of the session is announced with close.
 		reply = msgClose.Frame
-		if s.reason == ReasonTransportClose {
+		if s.clientClosed {
 			reply = msgNoop.Frame
 		}
 		s.getActive = false

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/gorilla/websocket"
 	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 )
 
@@ -25,7 +24,7 @@ func BenchmarkReceiveText(b *testing.B) {
 			b.SetBytes(int64(len(frame)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if !s.handleFrame(websocket.TextMessage, frame) {
+				if !s.handleFrame(opText, frame) {
 					b.Fatal("closed")
 				}
 			}

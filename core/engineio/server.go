@@ -5,9 +5,9 @@
 package engineio
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/base64"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/sirupsen/logrus"
 )
 
@@ -92,11 +91,10 @@ type Handler interface {
 
 // Server is an http.Handler serving one Engine.IO endpoint.
 type Server struct {
-	opts     Options
-	handler  Handler
-	log      *logrus.Entry
-	upgrader websocket.Upgrader
-	writers  sync.Pool // *wsWriter
+	opts    Options
+	handler Handler
+	log     *logrus.Entry
+	writers sync.Pool // *wsWriter
 
 	pollOnce   sync.Once
 	poller     *poller[*wsTransport] // parks idle WebSocket readers; nil: not available
@@ -165,14 +163,6 @@ func NewServer(opts Options, h Handler) *Server {
 	s := &Server{opts: opts, handler: h, log: opts.Log, sessions: make(map[string]*Session), epoch: time.Now()}
 	s.SetLimits(Limits{PacketRate: opts.PacketRate, PacketBurst: opts.PacketBurst,
 		BodyTimeout: opts.BodyTimeout, MaxHandshakeBytes: opts.MaxHandshakeBytes})
-	s.upgrader = websocket.Upgrader{
-		// The read buffer comes from the hijack (wsread.go); the write
-		// buffer only serves gorilla's control frames, pooled: an idle
-		// connection holds 288 B here instead of the 8 KiB of the defaults.
-		WriteBufferSize: 4096,
-		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     func(*http.Request) bool { return true }, // checked in ServeHTTP
-	}
 	s.writers.New = newWSWriter
 	s.SetLive(Live{AllowedOrigins: opts.AllowedOrigins, Credentials: opts.Credentials, SessionCookie: opts.SessionCookie,
 		InstanceCookie: opts.InstanceCookie, PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout})
@@ -387,11 +377,10 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 	hdr := w.Header()
 	s.setCookies(hdr, sess.id)
 
-	var ws *websocket.Conn
-	var rd *bufio.Reader
+	var nc net.Conn
 	if isWS {
 		var err error
-		ws, rd, err = s.upgrade(w, r, hdr.Clone())
+		nc, err = s.upgrade(w, r, hdr)
 		if err != nil {
 			s.log.WithError(err).Debug("websocket handshake failed")
 			s.leave(client)
@@ -418,7 +407,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, isWS bool) {
 	open = append(open, sess.hot.openJSON...)
 
 	if isWS {
-		sess.startWebSocket(ws, rd, NewFramed(open, false)) // returns when the connection ends
+		sess.startWebSocket(nc, NewFramed(open, false)) // returns when the connection ends
 		return
 	}
 	// Polling: the handshake response carries the open packet only.

@@ -1,7 +1,6 @@
 package engineio
 
 import (
-	"bufio"
 	"cmp"
 	"net"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gorilla/websocket"
 	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 )
 
@@ -90,16 +88,15 @@ const (
 //   - id, srv, hs, wake: set by newSession; read-only after.
 //   - onMessage, onClose: set by SetHandler in Handler.Open, before the
 //     transport starts; read-only after.
-//   - mu guards the fields from queue to postActive, and ws.writing.
-//   - closeOnce: itself (finish runs once).
+//   - mu guards the fields from queue to closeSent, and ws.writing.
 //   - tat: whoever is receiving (one packet of a session at a time).
 //   - hb: the heartbeat wheel's lock (heartbeat.go).
 //   - ws: see wsTransport.
 type Session struct {
 	id  string
 	srv *Server
-	hs  *Handshake
-	hot *live // the live options at its handshake: its heartbeat values
+	hs  Handshake // by value: one allocation per session
+	hot *live     // the live options at its handshake: its heartbeat values
 
 	onMessage func(eiowire.Packet)
 	onClose   func(reason string)
@@ -107,7 +104,6 @@ type Session struct {
 	mu        sync.Mutex
 	queue     []*Message // waiting for the transport
 	spare     []*Message // the previous batch's backing array, reused
-	reason    string     // why the session closed
 	transport uint8
 	closed    bool // no more packets are accepted
 	closing   bool // closed by the server: the transport flushes, then ends
@@ -117,8 +113,13 @@ type Session struct {
 	// Polling (polling.go): one GET and one POST at a time.
 	getActive  bool
 	postActive bool
-
-	closeOnce sync.Once
+	// finished: whoever set it runs finish (unregister, onClose), once.
+	finished bool
+	// clientClosed: the session ended first for ReasonTransportClose
+	// (polling answers its GET with noop, not close).
+	clientClosed bool
+	// closeSent: a WebSocket close frame went out; there is one at most.
+	closeSent bool
 
 	// client is the ClientLimiter's key for this session (zero: not
 	// counted); set by the handshake before the session is published,
@@ -220,7 +221,7 @@ func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
 		id:  id,
 		srv: srv,
 		hot: srv.hot.Load(),
-		hs: &Handshake{
+		hs: Handshake{
 			Time:    time.Now(),
 			Address: addr,
 			URL:     uri,
@@ -241,8 +242,9 @@ func newSession(srv *Server, id string, r *http.Request, isWS bool) *Session {
 // ID is the Engine.IO session id.
 func (s *Session) ID() string { return s.id }
 
-// Handshake returns the request data the session was opened with.
-func (s *Session) Handshake() *Handshake { return s.hs }
+// Handshake returns the request data the session was opened with; it is
+// part of the session and must not be changed.
+func (s *Session) Handshake() *Handshake { return &s.hs }
 
 // Transport names the current transport.
 func (s *Session) Transport() string {
@@ -262,11 +264,11 @@ func (s *Session) SetHandler(onMessage func(eiowire.Packet), onClose func(reason
 
 // startWebSocket runs on the handshake's goroutine: it writes the open
 // packet itself and then reads the first packet (see wsTransport.read).
-func (s *Session) startWebSocket(ws *websocket.Conn, rd *bufio.Reader, open *Message) {
+func (s *Session) startWebSocket(nc net.Conn, open *Message) {
 	t := &s.ws
 	s.mu.Lock()
 	s.transport = transportWebSocket
-	t.attachLocked(s, ws, rd)
+	t.attachLocked(s, nc, readBuf{})
 	s.queue = append([]*Message{open}, s.queue...)
 	t.writing = true
 	var batch []*Message
@@ -392,6 +394,7 @@ func (s *Session) Close(reason string) {
 		return
 	}
 	s.closed, s.closing = true, true
+	s.finished = true // not set before: closeCode sets it with closed
 	ws := s.transport == transportWebSocket
 	if !ws {
 		s.queue = append(s.queue, msgClose)
@@ -411,7 +414,7 @@ func (s *Session) closeNow(reason string) { s.close(reason, false) }
 // close ends the session at once; readFailed says the WebSocket read
 // failed, so no close frame is written.
 func (s *Session) close(reason string, readFailed bool) {
-	code := websocket.CloseNormalClosure
+	code := closeNormal
 	if readFailed {
 		code = 0
 	}
@@ -421,19 +424,24 @@ func (s *Session) close(reason string, readFailed bool) {
 // closeCode is close with the WebSocket close code to send (0: none).
 func (s *Session) closeCode(reason string, code int) {
 	s.mu.Lock()
-	if s.reason == "" {
-		s.reason = reason
+	// The first to close names the reason: closing the socket below
+	// makes the reader fail too, and it must not be the one reported.
+	first := !s.finished
+	if first {
+		s.finished = true
+		s.clientClosed = reason == ReasonTransportClose
 	}
-	// The first reason wins: closing the socket below makes the reader
-	// fail too, and it may reach finish first.
-	reason = s.reason
 	s.closed = true
 	s.closing = false
-	attached := s.ws.conn != nil
+	attached := s.ws.nc != nil
 	// A writer under way may have left half a frame on the wire; a close
-	// frame after it would be garbage.
-	if s.ws.writing {
+	// frame after it would be garbage. And one close frame is the last
+	// thing on the wire.
+	if s.ws.writing || s.closeSent {
 		code = 0
+	}
+	if code != 0 {
+		s.closeSent = true
 	}
 	s.queue = nil
 	s.wakeGet()
@@ -441,17 +449,18 @@ func (s *Session) closeCode(reason string, code int) {
 	if attached {
 		s.ws.close(code)
 	}
-	s.finish(reason)
+	if first {
+		s.finish(reason)
+	}
 }
 
-// finish runs once per session: unregisters it and tells the handler.
+// finish unregisters the session and tells the handler; it runs once, on
+// the goroutine that set finished.
 func (s *Session) finish(reason string) {
-	s.closeOnce.Do(func() {
-		s.srv.heartbeatsFor().cancel(s)
-		s.srv.remove(s)
-		s.srv.leave(s.client)
-		s.onClose(reason)
-	})
+	s.srv.heartbeatsFor().cancel(s)
+	s.srv.remove(s)
+	s.srv.leave(s.client)
+	s.onClose(reason)
 }
 
 // receive handles one packet from the client, whichever transport carried it.
@@ -502,19 +511,20 @@ func (s *Session) allowPacket() bool {
 	return true
 }
 
-// handleFrame handles one WebSocket frame; false ends the reading. Not
-// inlined: the idle reader's stack stays small (see wsread.go).
+// handleFrame handles one WebSocket message (opText or opBinary); false
+// ends the reading. Not inlined: the idle reader's stack stays small (see
+// wsread.go).
 //
 //go:noinline
-func (s *Session) handleFrame(kind int, data []byte) bool {
-	if kind == websocket.BinaryMessage {
+func (s *Session) handleFrame(op byte, data []byte) bool {
+	if op == opBinary {
 		return s.receive(eiowire.Packet{Type: eiowire.Message, Data: data, Binary: true})
 	}
 	if !utf8.Valid(data) {
 		// RFC 6455 8.1: fail the connection with 1007. Relayed, it would
 		// make every client in the room fail its own connection instead.
 		s.srv.InvalidUTF8.Add(1)
-		s.closeCode(ReasonInvalidUTF8, websocket.CloseInvalidFramePayloadData)
+		s.closeCode(ReasonInvalidUTF8, closeInvalidPayload)
 		return false
 	}
 	p, err := eiowire.DecodeText(data)

@@ -1,10 +1,10 @@
 package engineio
 
 import (
+	"net"
 	"net/http"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/socketfleet/socketfleet/core/protocol/eiowire"
 )
 
@@ -15,46 +15,65 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		// Already upgraded or upgrading: like Node, accept the WebSocket
 		// and close it at once; the session itself is unaffected.
-		if ws, _, err := s.srv.upgrade(w, r, nil); err == nil {
-			_ = ws.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
-			_ = ws.Close()
+		if nc, err := s.srv.upgrade(w, r, nil); err == nil {
+			writeClose(nc, closeNormal, 100*time.Millisecond)
+			_ = nc.Close()
 		}
 		return
 	}
 	s.probing = true
 	s.mu.Unlock()
 
-	ws, rd, err := s.srv.upgrade(w, r, nil)
+	nc, err := s.srv.upgrade(w, r, nil)
 	if err != nil {
 		s.mu.Lock()
 		s.probing = false
 		s.mu.Unlock()
 		return
 	}
-	ws.SetReadLimit(s.srv.opts.MaxPayload)
-	_ = ws.SetReadDeadline(time.Now().Add(s.srv.opts.UpgradeTimeout))
-	fail := func() {
-		_ = ws.Close()
+	// Nothing else writes to nc until it is attached: pongs and the probe
+	// answer go out from here.
+	_ = nc.SetReadDeadline(time.Now().Add(s.srv.opts.UpgradeTimeout))
+	var rb readBuf // the session's once attached
+	fail := func(code int) {
+		// The session may probe again once the client sees this one end.
 		s.mu.Lock()
 		s.probing, s.upgrading = false, false
 		s.mu.Unlock()
+		rb.r, rb.w = 0, 0 // what is left unread goes with the connection
+		rb.release()
+		if code != 0 {
+			writeClose(nc, code, 100*time.Millisecond)
+		}
+		_ = nc.Close()
 	}
+	onPing := func(p []byte) { _ = writeFrame(nc, newPong(p)) }
 	for {
-		kind, data, err := ws.ReadMessage()
-		if err != nil || kind != websocket.TextMessage {
-			fail()
+		op, data, err := readMessage(&rb, nc, s.srv.opts.MaxPayload, onPing)
+		if err != nil {
+			code := 0
+			if we, ok := err.(*wsError); ok {
+				code = we.code
+			}
+			fail(code)
+			return
+		}
+		if op == opPing || op == opPong {
+			continue
+		}
+		if op != opText {
+			fail(0)
 			return
 		}
 		p, err := eiowire.DecodeText(data)
 		if err != nil {
-			fail()
+			fail(0)
 			return
 		}
 		switch {
 		case p.Type == eiowire.Ping && string(p.Data) == "probe":
-			if err := ws.WriteMessage(websocket.TextMessage, msgProbe.Frame); err != nil {
-				fail()
+			if err := writeFrame(nc, msgProbe); err != nil {
+				fail(0)
 				return
 			}
 			s.mu.Lock()
@@ -65,21 +84,30 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 			s.mu.Lock()
 			if !s.upgrading || s.closed {
 				s.mu.Unlock()
-				fail()
+				fail(0)
 				return
 			}
 			s.transport = transportWebSocket
-			s.ws.attachLocked(s, ws, rd)
+			s.ws.attachLocked(s, nc, rb)
 			s.upgrading, s.probing = false, false
 			s.wakeGet()    // release a GET waiting for the upgrade's outcome
 			s.kickLocked() // flush what polling had buffered
 			s.mu.Unlock()
-			_ = ws.SetReadDeadline(time.Time{})
+			_ = nc.SetReadDeadline(time.Time{})
 			go s.ws.read() // a fresh, small stack, not the HTTP handler's
 			return
 		default:
-			fail()
+			fail(0)
 			return
 		}
 	}
+}
+
+// writeFrame writes m's frame to a connection no writer holds yet (the
+// probe), under writeWait.
+func writeFrame(nc net.Conn, m *Message) error {
+	_ = nc.SetWriteDeadline(time.Now().Add(writeWait))
+	_, err := nc.Write(m.ws)
+	_ = nc.SetWriteDeadline(time.Time{})
+	return err
 }

@@ -1,11 +1,9 @@
 package engineio
 
 import (
-	"bufio"
+	"net"
 	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // writeWait bounds one WebSocket write batch; a peer that does not drain its
@@ -20,37 +18,38 @@ const writeWait = 10 * time.Second
 //
 // Who guards what:
 //
-//   - s, conn, raw, rd, writeFn, reg.token, reg.fd: set by attachLocked
+//   - s, nc, raw, writeFn, reg.token, reg.fd: set by attachLocked
 //     under Session.mu, in the hold that makes the session a WebSocket
 //     one; read-only after.
 //   - writing: Session.mu. Whoever sets it holds the writer role: an
 //     inline Send, a Batch until its Flush, or the writer goroutine.
 //   - pending, deadline: owned by the writer role's holder.
 //   - reg.added: the poller's lock.
-//   - reading (conn's read side, rd's contents): the one reader at a
+//   - reading (nc's read side, rb): the one reader at a
 //     time: the handshake's goroutine, then readLoop goroutines, handed
 //     over through the poller (see wsread.go).
 type wsTransport struct {
-	s    *Session
-	conn *websocket.Conn
-	raw  syscall.RawConn // nil: no raw writes, no poller (see wswrite.go)
-	rd   *bufio.Reader   // the WebSocket's read buffer (see wsread.go)
-	reg  pollReg         // the socket in the poller
+	s   *Session
+	nc  net.Conn
+	raw syscall.RawConn // nil: no raw writes, no poller (see wswrite.go)
+	rb  readBuf         // the WebSocket's read buffer (wsframe.go)
+	reg pollReg         // the socket in the poller
 
-	writeFn  func()    // t.writeLoop, bound once: `go t.writeLoop()` would allocate per burst
-	pending  [][]byte  // what an inline write left unwritten
-	deadline time.Time // current write deadline
-	writing  bool      // a writer (inline, a Batch, or the goroutine) holds the role
+	writeFn  func()   // t.writeLoop, bound once: `go t.writeLoop()` would allocate per burst
+	pending  [][]byte // what an inline write left unwritten
+	deadline int64    // current write deadline, ns since srv.epoch; 0: none
+	writing  bool     // a writer (inline, a Batch, or the goroutine) holds the role
 }
 
-// attachLocked makes ws s's transport. Called under s.mu.
-func (t *wsTransport) attachLocked(s *Session, ws *websocket.Conn, rd *bufio.Reader) {
+// attachLocked makes nc, with what was read of it into rb, s's
+// transport. Called under s.mu.
+func (t *wsTransport) attachLocked(s *Session, nc net.Conn, rb readBuf) {
 	t.s = s
-	t.conn = ws
-	t.rd = rd
+	t.nc = nc
+	t.rb = rb
 	t.writeFn = t.writeLoop
 	if rawWrites {
-		if sc, ok := ws.NetConn().(syscall.Conn); ok {
+		if sc, ok := nc.(syscall.Conn); ok {
 			t.raw, _ = sc.SyscallConn()
 		}
 		if t.raw != nil {
@@ -58,14 +57,12 @@ func (t *wsTransport) attachLocked(s *Session, ws *websocket.Conn, rd *bufio.Rea
 			t.reg.token = s.srv.pollTokens.Add(1)
 		}
 	}
-	// gorilla would answer pings itself, writing around our writer and
-	// moving the connection's write deadline.
-	ws.SetPingHandler(t.onPing)
 }
 
-func (t *wsTransport) onPing(data string) error {
+// onPing answers a client's ping through the session's writer, so that no
+// other goroutine writes to the connection.
+func (t *wsTransport) onPing(data []byte) {
 	t.s.Send(newPong(data))
-	return nil
 }
 
 // kickLocked starts the writer goroutine for what is queued, unless a
@@ -82,14 +79,19 @@ func (t *wsTransport) kickLocked() {
 // is marked closed.
 func (t *wsTransport) close(code int) {
 	t.unpark()
-	// A close frame first, as Node does, so the peer sees 1000 rather
-	// than an abnormal 1006; but not when the read failed (the peer is
-	// gone, or closed first and gorilla answered its close frame, or
-	// gorilla sent 1009): that write only costs a syscall, a tenth of
-	// a short-lived connection's CPU.
+	// A close frame first, as Node does, so the peer sees 1000 (or the
+	// echo of its own close, or why it failed) rather than an abnormal
+	// 1006; but not when the read failed (the peer is gone): that write
+	// only costs a syscall, a tenth of a short-lived connection's CPU.
 	if code != 0 {
-		_ = t.conn.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(code, ""), time.Now().Add(100*time.Millisecond))
+		writeClose(t.nc, code, 100*time.Millisecond)
 	}
-	_ = t.conn.Close()
+	_ = t.nc.Close()
+}
+
+// writeClose writes a close frame with code under a write deadline of
+// wait; only where no writer can be under way (see wsTransport).
+func writeClose(nc net.Conn, code int, wait time.Duration) {
+	_ = nc.SetWriteDeadline(time.Now().Add(wait))
+	_, _ = nc.Write(closeFrame(code))
 }

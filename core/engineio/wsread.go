@@ -1,99 +1,21 @@
 package engineio
 
-import (
-	"bufio"
-	"errors"
-	"io"
-	"net"
-	"net/http"
-	"sync"
-
-	"github.com/gorilla/websocket"
-)
-
 // How a WebSocket session reads. On Linux an idle session holds no
 // goroutine: its socket waits in the server's poller (poller_linux.go),
 // which starts a reader when it becomes readable. The reader parks the
-// session again once gorilla's read buffer is empty, so the session
-// supplies that buffer to be able to tell. Without a poller the session
-// keeps one reader goroutine; it waits for readability outside gorilla,
-// on a stack shallow enough for the collector to shrink it to 2 KiB
-// (blocked inside gorilla's reader it would keep the 4 KiB it started
-// with while handshakes run).
+// session again once its read buffer is empty, after a whole message or
+// control frame (wsframe.go). Without a poller the session keeps one
+// reader goroutine; it waits for readability before it reads, on a stack
+// shallow enough for the collector to shrink it to 2 KiB.
 
-// readBufferSize is the read buffer of a WebSocket connection, held for
-// its whole life: gorilla adopts a hijacked buffer only when it is larger
-// than 256 bytes, and 288 is an allocation size class. Payloads larger
-// than the buffer are read straight into the message, past it.
+// readBufferSize is the read buffer of a WebSocket connection while it
+// reads (readBuf): room for a frame header and a control frame's payload
+// (125 bytes), and 288 is an allocation size class. Payloads larger than
+// the buffer are read straight into the message, past it. A parked
+// connection's buffer is empty, so it goes back to a pool: the connection
+// keeps only its readBuf, 16 bytes inside the Session, and the reader that
+// the poller starts takes an array again.
 const readBufferSize = 288
-
-// A parked connection's read buffer is empty, so it goes back to a pool
-// and the connection keeps only the bufio.Reader that gorilla points at,
-// zeroed: 288 B less per idle connection. The reader that the poller
-// starts takes a buffer again before it reads. Two pools, so that moving
-// a buffer in and out allocates nothing: readBufs holds readers with a
-// buffer and no source, readShells the zeroed readers that carry them.
-var readBufs, readShells sync.Pool
-
-// stashReadBuffer moves rd's buffer, with nothing buffered, to readBufs
-// and leaves rd zero (Buffered and Size 0).
-func stashReadBuffer(rd *bufio.Reader) {
-	sh, _ := readShells.Get().(*bufio.Reader)
-	if sh == nil {
-		sh = new(bufio.Reader)
-	}
-	*sh = *rd
-	sh.Reset(nil) // no reference to the connection from the pool
-	readBufs.Put(sh)
-	*rd = bufio.Reader{}
-}
-
-// restoreReadBuffer gives a stashed (zero) rd a buffer again, reading from
-// src; a reader with a buffer is left as it is.
-func restoreReadBuffer(rd *bufio.Reader, src io.Reader) {
-	if rd.Size() != 0 {
-		return
-	}
-	sh, _ := readBufs.Get().(*bufio.Reader)
-	if sh == nil {
-		sh = bufio.NewReaderSize(nil, readBufferSize)
-	}
-	*rd = *sh
-	rd.Reset(src)
-	*sh = bufio.Reader{}
-	readShells.Put(sh)
-}
-
-// upgrade runs the WebSocket handshake and returns the connection and its
-// read buffer.
-func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, hdr http.Header) (*websocket.Conn, *bufio.Reader, error) {
-	h := &hijacker{ResponseWriter: w}
-	ws, err := s.upgrader.Upgrade(h, r, hdr)
-	if err != nil {
-		return nil, nil, err
-	}
-	return ws, h.br, nil
-}
-
-// hijacker gives gorilla a read buffer of the session's making.
-type hijacker struct {
-	http.ResponseWriter
-	br *bufio.Reader
-}
-
-func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	if brw.Reader.Buffered() > 0 {
-		conn.Close()
-		return nil, nil, errors.New("websocket: client sent data before the handshake completed")
-	}
-	h.br = new(bufio.Reader) // gorilla keeps this one; the buffer may come from the pool
-	restoreReadBuffer(h.br, conn)
-	return conn, bufio.NewReadWriter(h.br, brw.Writer), nil
-}
 
 // read reads the connection's first packet on the goroutine it is called
 // on, then parks the socket (or, without a poller, hands the loop to a
@@ -101,7 +23,6 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // rules, grows a goroutine's stack, and the one that sits idle for the
 // connection's life should be small).
 func (t *wsTransport) read() {
-	t.conn.SetReadLimit(t.s.srv.opts.MaxPayload)
 	if t.readOne() && !t.park() {
 		go t.readLoop(true)
 	}
@@ -112,9 +33,6 @@ func (t *wsTransport) read() {
 // readable) and ends. Without a poller it is the connection's one idle
 // goroutine.
 func (t *wsTransport) readLoop(wait bool) {
-	if t.rd != nil {
-		restoreReadBuffer(t.rd, t.conn.NetConn()) // parked: see stashReadBuffer
-	}
 	for {
 		if wait {
 			t.waitReadable()
@@ -126,25 +44,36 @@ func (t *wsTransport) readLoop(wait bool) {
 	}
 }
 
-// readOne reads and handles one frame; false ends the reading.
+// readOne reads and handles one message or control frame; false ends the
+// reading.
 func (t *wsTransport) readOne() bool {
-	kind, data, err := t.conn.ReadMessage()
+	op, data, err := readMessage(&t.rb, t.nc, t.s.srv.opts.MaxPayload, t.onPing)
 	if err != nil {
-		reason := ReasonTransportClose
-		if err == websocket.ErrReadLimit {
-			reason = ReasonTransportError
+		if we, ok := err.(*wsError); ok {
+			// The peer's close frame is echoed with its code (RFC 6455
+			// §5.5.1); a protocol violation or a message over the limit
+			// fails the connection with 1002 or 1009, as Node's ws does.
+			reason := ReasonTransportError
+			if we.peer {
+				reason = ReasonTransportClose
+			}
+			t.s.closeCode(reason, we.code)
+			return false
 		}
-		t.s.close(reason, true)
+		t.s.close(ReasonTransportClose, true) // the connection failed or ended
 		return false
 	}
-	return t.s.handleFrame(kind, data)
+	if op == opPing || op == opPong {
+		return true // answered or skipped in readMessage
+	}
+	return t.s.handleFrame(op, data)
 }
 
 // waitReadable blocks, on a shallow stack, until the socket has data (or
 // an error) when the read buffer is empty. Without a raw socket it returns
 // at once and the read that follows waits.
 func (t *wsTransport) waitReadable() {
-	if t.raw == nil || t.rd == nil || t.rd.Buffered() > 0 {
+	if t.raw == nil || t.rb.buffered() > 0 {
 		return
 	}
 	// Errors (a closed socket) surface in the read that follows.
@@ -155,7 +84,7 @@ func (t *wsTransport) waitReadable() {
 // means the caller's goroutine must end (the poller starts a reader when
 // the socket is readable).
 func (t *wsTransport) park() bool {
-	if t.raw == nil || t.rd == nil || t.rd.Buffered() > 0 {
+	if t.raw == nil || t.rb.buffered() > 0 {
 		return false
 	}
 	p := t.s.srv.pollerFor()
@@ -164,12 +93,8 @@ func (t *wsTransport) park() bool {
 	}
 	// Before the socket is in the set: once it is, a reader may start
 	// on another goroutine at any moment.
-	stashReadBuffer(t.rd)
-	if p.park(t) {
-		return true
-	}
-	restoreReadBuffer(t.rd, t.conn.NetConn())
-	return false
+	t.rb.release()
+	return p.park(t)
 }
 
 // unpark takes the socket out of the poller before it closes.

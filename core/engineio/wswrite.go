@@ -4,11 +4,9 @@ import (
 	"net"
 	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
-// WebSocket writes bypass gorilla's writer: every Message carries its whole
+// WebSocket writes go straight to the socket: every Message carries its whole
 // frame, and a session writes queued frames with one writev.
 //
 // Send writes inline, on the caller's goroutine, when no write is under way:
@@ -103,7 +101,7 @@ func (t *wsTransport) writeFrames(batch []*Message, wait bool) error {
 	if t.raw == nil {
 		// No raw socket (not Linux, or not TCP): blocking writes only.
 		bufs := net.Buffers(w.bufs)
-		_, err := bufs.WriteTo(t.conn.NetConn())
+		_, err := bufs.WriteTo(t.nc)
 		return err
 	}
 	// An inline attempt never waits, so it goes through Control: the fd
@@ -166,16 +164,14 @@ func (t *wsTransport) writeLoop() {
 		case wsIdle:
 			return
 		case wsClosing:
-			_ = t.conn.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-			t.s.closeNow(ReasonForcedClose)
+			t.s.closeNow(ReasonForcedClose) // with a close frame, 1000
 			return
 		}
 		// Re-arming the deadline costs a timer update; do it only when less
 		// than half of writeWait is left.
-		if now := time.Now(); t.deadline.Sub(now) < writeWait/2 {
-			t.deadline = now.Add(writeWait)
-			_ = t.conn.NetConn().SetWriteDeadline(t.deadline)
+		if now := time.Now(); time.Duration(t.deadline)-now.Sub(t.s.srv.epoch) < writeWait/2 {
+			t.deadline = int64(now.Sub(t.s.srv.epoch) + writeWait)
+			_ = t.nc.SetWriteDeadline(now.Add(writeWait))
 		}
 		err = t.writeFrames(batch, true)
 	}
@@ -208,12 +204,12 @@ func (t *wsTransport) next(done []*Message, err error) ([]*Message, wsStep) {
 	if len(s.queue) > 0 || len(t.pending) > 0 {
 		return s.takeLocked(), wsWrite
 	}
-	if !t.deadline.IsZero() {
+	if t.deadline != 0 {
 		// Inline writes never wait, and must not find an expired
 		// deadline. Cleared while still the writer: the next one may
 		// start as soon as the lock is free.
-		t.deadline = time.Time{}
-		_ = t.conn.NetConn().SetWriteDeadline(t.deadline)
+		t.deadline = 0
+		_ = t.nc.SetWriteDeadline(time.Time{})
 	}
 	t.writing = false
 	if s.closing {
