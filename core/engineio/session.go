@@ -95,8 +95,7 @@ const (
 type Session struct {
 	id  string
 	srv *Server
-	hs  Handshake // by value: one allocation per session
-	hot *live     // the live options at its handshake: its heartbeat values
+	hot *live // the live options at its handshake: its heartbeat values
 
 	onMessage func(eiowire.Packet)
 	onClose   func(reason string)
@@ -141,6 +140,9 @@ type Session struct {
 	// ws is the WebSocket transport, zero until attached (websocket.go);
 	// held by value: one allocation per session.
 	ws wsTransport
+
+	// hs is last: a send never reads it, so Prefetch stops before it.
+	hs Handshake // by value: one allocation per session
 }
 
 // keepHeaders encodes what a session keeps of its handshake's headers

@@ -38,7 +38,6 @@ type upgradeListener struct {
 	done    chan struct{}
 	closing sync.Once
 	readers sync.Pool // *bufio.Reader, maxHead
-	writers sync.Pool // *bufio.Writer, gorilla's handshake response
 }
 
 // maxHead bounds a request head read here; a larger one goes to net/http,
@@ -203,11 +202,7 @@ func (u *upgradeListener) classify(c net.Conn) {
 
 // serve runs the handler for one WebSocket handshake request.
 func (u *upgradeListener) serve(c net.Conn, req *http.Request) {
-	bw, _ := u.writers.Get().(*bufio.Writer)
-	if bw == nil {
-		bw = bufio.NewWriterSize(nil, 512)
-	}
-	w := &upgradeWriter{conn: c, bw: bw, header: make(http.Header)}
+	w := &upgradeWriter{conn: c, header: make(http.Header)}
 	defer func() {
 		if p := recover(); p != nil {
 			u.log.WithField("panic", fmt.Sprint(p)).Error("panic in a WebSocket handshake")
@@ -215,8 +210,6 @@ func (u *upgradeListener) serve(c net.Conn, req *http.Request) {
 				c.Close()
 			}
 		}
-		bw.Reset(nil)
-		u.writers.Put(bw)
 	}()
 	u.handler.ServeHTTP(w, req)
 	if !w.hijacked {
@@ -276,7 +269,6 @@ func (c *replayConn) Read(p []byte) (int, error) {
 // the connection over (Hijack), or writes a plain response and closes.
 type upgradeWriter struct {
 	conn     net.Conn
-	bw       *bufio.Writer
 	header   http.Header
 	status   int
 	body     bytes.Buffer
@@ -301,10 +293,9 @@ func (w *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, http.ErrHijacked
 	}
 	w.hijacked = true
-	w.bw.Reset(w.conn)
-	// The reader is never read: the request was read whole, and the
-	// caller reads the connection itself.
-	return w.conn, bufio.NewReadWriter(bufio.NewReaderSize(w.conn, 16), w.bw), nil
+	// No buffers: the request was read whole, and core/engineio reads and
+	// writes the connection itself.
+	return w.conn, nil, nil
 }
 
 // finish writes the response of a handshake that was refused, and closes.

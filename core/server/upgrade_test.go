@@ -64,8 +64,8 @@ func TestUpgradeListener(t *testing.T) {
 				return
 			}
 			c, brw, err := http.NewResponseController(w).Hijack()
-			if err != nil || brw.Reader.Buffered() != 0 {
-				t.Errorf("hijack: %v", err)
+			if err != nil || brw != nil { // no buffers: engineio reads and writes the conn itself
+				t.Errorf("hijack: %v, buffers %v", err, brw)
 				return
 			}
 			_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\n\r\nhello")
