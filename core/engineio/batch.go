@@ -83,7 +83,7 @@ func (b *Batch) Flush() {
 func (b *Batch) Len() int { return len(b.held) }
 
 // Prefetch starts loading, without waiting, the session's cache lines that
-// a Send touches: stage 0 the session itself (up to its Handshake), stage 1 its send queue's
+// a Send touches: stage 0 the session's first two lines, stage 1 its send queue's
 // array and its connection's syscall.RawConn, stage 2 the net.netFD behind
 // that, whose reference count the write takes (each stage follows pointers
 // only into lines an earlier one loaded). A broadcast to a big room calls it for recipients a few
@@ -95,7 +95,10 @@ func (s *Session) Prefetch(stage int) {
 	p := unsafe.Pointer(s)
 	switch stage {
 	case 0:
-		for off := uintptr(0); off < unsafe.Offsetof(s.hs); off += 64 {
+		// The two lines a delivery reads (Session's layout): srv to
+		// ws.writing.
+		end := unsafe.Offsetof(s.ws) + unsafe.Offsetof(s.ws.writing)
+		for off := uintptr(0); off <= end; off += 64 {
 			prefetch(unsafe.Add(p, off))
 		}
 	case 1, 2:

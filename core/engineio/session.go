@@ -93,12 +93,10 @@ const (
 //   - hb: the heartbeat wheel's lock (heartbeat.go).
 //   - ws: see wsTransport.
 type Session struct {
-	id  string
+	// The fields a broadcast's delivery reads (send, writeInline) come
+	// first and fill the first two cache lines, srv to ws.writing; the
+	// rest follow (Prefetch, batch.go).
 	srv *Server
-	hot *live // the live options at its handshake: its heartbeat values
-
-	onMessage func(eiowire.Packet)
-	onClose   func(reason string)
 
 	mu        sync.Mutex
 	queue     []*Message // waiting for the transport
@@ -120,6 +118,16 @@ type Session struct {
 	// closeSent: a WebSocket close frame went out; there is one at most.
 	closeSent bool
 
+	// ws is the WebSocket transport, zero until attached (websocket.go);
+	// held by value: one allocation per session.
+	ws wsTransport
+
+	id  string
+	hot *live // the live options at its handshake: its heartbeat values
+
+	onMessage func(eiowire.Packet)
+	onClose   func(reason string)
+
 	// client is the ClientLimiter's key for this session (zero: not
 	// counted); set by the handshake before the session is published,
 	// read-only after, handed back once by finish.
@@ -137,11 +145,6 @@ type Session struct {
 	// (heartbeat.go), guarded by the wheel's lock.
 	hb hbState
 
-	// ws is the WebSocket transport, zero until attached (websocket.go);
-	// held by value: one allocation per session.
-	ws wsTransport
-
-	// hs is last: a send never reads it, so Prefetch stops before it.
 	hs Handshake // by value: one allocation per session
 }
 
@@ -282,7 +285,7 @@ func (s *Session) startWebSocket(nc net.Conn, open *Message) {
 	s.mu.Unlock()
 	s.startHeartbeat()
 	if batch != nil {
-		t.writeInline(batch)
+		t.writeInline(s, batch)
 	}
 	t.read()
 }
@@ -345,7 +348,7 @@ func (s *Session) send(msgs []*Message, b *Batch) bool {
 		}
 		batch := s.takeLocked()
 		s.mu.Unlock()
-		t.writeInline(batch)
+		t.writeInline(s, batch)
 		return true
 	}
 	s.kickLocked()
@@ -359,7 +362,7 @@ func (s *Session) flushHeld() {
 	s.mu.Lock()
 	batch := s.takeLocked()
 	s.mu.Unlock()
-	s.ws.writeInline(batch)
+	s.ws.writeInline(s, batch)
 }
 
 // kickLocked makes the transport pick up the queue.

@@ -29,16 +29,17 @@ const writeWait = 10 * time.Second
 //     time: the handshake's goroutine, then readLoop goroutines, handed
 //     over through the poller (see wsread.go).
 type wsTransport struct {
-	s   *Session
-	nc  net.Conn
-	raw syscall.RawConn // nil: no raw writes, no poller (see wswrite.go)
-	rb  readBuf         // the WebSocket's read buffer (wsframe.go)
-	reg pollReg         // the socket in the poller
+	// What an inline write reads, first (see Session's layout).
+	raw     syscall.RawConn // nil: no raw writes, no poller (see wswrite.go)
+	pending [][]byte        // what an inline write left unwritten
+	writing bool            // a writer (inline, a Batch, or the goroutine) holds the role
 
-	writeFn  func()   // t.writeLoop, bound once: `go t.writeLoop()` would allocate per burst
-	pending  [][]byte // what an inline write left unwritten
-	deadline int64    // current write deadline, ns since srv.epoch; 0: none
-	writing  bool     // a writer (inline, a Batch, or the goroutine) holds the role
+	s        *Session
+	nc       net.Conn
+	rb       readBuf // the WebSocket's read buffer (wsframe.go)
+	reg      pollReg // the socket in the poller
+	writeFn  func()  // t.writeLoop, bound once: `go t.writeLoop()` would allocate per burst
+	deadline int64   // current write deadline, ns since srv.epoch; 0: none
 }
 
 // attachLocked makes nc, with what was read of it into rb, s's

@@ -79,8 +79,7 @@ func (w *wsWriter) reset() {
 // writeFrames writes the pending remainder of an earlier inline write and
 // the batch's frames. wait=false makes one non-blocking attempt and keeps
 // what did not go out in t.pending. Only the writer role's holder calls it.
-func (t *wsTransport) writeFrames(batch []*Message, wait bool) error {
-	srv := t.s.srv
+func (t *wsTransport) writeFrames(srv *Server, batch []*Message, wait bool) error {
 	w := srv.writers.Get().(*wsWriter)
 	defer func() {
 		w.reset()
@@ -131,9 +130,11 @@ func (t *wsTransport) writeFrames(batch []*Message, wait bool) error {
 // the writer role, writes batch itself, and hands the role to the writer
 // goroutine only for what the socket did not take or what was queued
 // meanwhile.
-func (t *wsTransport) writeInline(batch []*Message) {
-	err := t.writeFrames(batch, false)
-	s := t.s
+//
+// It takes its session rather than reading t.s: a broadcast's delivery
+// then touches only the session's first two cache lines (Session).
+func (t *wsTransport) writeInline(s *Session, batch []*Message) {
+	err := t.writeFrames(s.srv, batch, false)
 	s.mu.Lock()
 	s.recycleLocked(batch)
 	more := err == nil && (len(t.pending) > 0 || len(s.queue) > 0 || s.closing)
@@ -173,7 +174,7 @@ func (t *wsTransport) writeLoop() {
 			t.deadline = int64(now.Sub(t.s.srv.epoch) + writeWait)
 			_ = t.nc.SetWriteDeadline(now.Add(writeWait))
 		}
-		err = t.writeFrames(batch, true)
+		err = t.writeFrames(t.s.srv, batch, true)
 	}
 }
 

@@ -51,7 +51,11 @@ type Socket struct {
 	id     string
 	ns     *Namespace
 	client *client
-	auth   []byte
+	// hold holds live traffic back while a recovered session is replayed
+	// (Server.SetRecovery). Beside client, in the socket's first cache
+	// line: a broadcast's delivery reads these two (Deliver, Prefetch).
+	hold atomic.Pointer[hold]
+	auth []byte
 
 	state any // the handler's per-socket data; touched only from packet handling
 	user  string
@@ -61,13 +65,12 @@ type Socket struct {
 
 	// Connection state recovery (Server.SetRecovery): the private session
 	// id, the newest offset when it connected, whether it got a previous
-	// session back, and the hold on live traffic while it is replayed.
+	// session back (and hold, above).
 	pid       string
 	stamp     string
 	recovered bool
 	admitted  atomic.Bool // in the room index: its session is worth saving
 	noRecover atomic.Bool // disconnected on purpose: its session is not kept
-	hold      atomic.Pointer[hold]
 
 	mu     sync.Mutex
 	acks   map[uint64]*pendingAck
@@ -195,8 +198,7 @@ func (s *Socket) Deliver(msgs []*engineio.Message, b *engineio.Batch) {
 func (s *Socket) Prefetch(stage int) {
 	switch stage {
 	case 0:
-		engineio.Prefetch(unsafe.Pointer(s))
-		engineio.Prefetch(unsafe.Pointer(&s.hold))
+		engineio.Prefetch(unsafe.Pointer(s)) // client and hold
 	case 1:
 		engineio.Prefetch(unsafe.Pointer(s.client))
 	default:
