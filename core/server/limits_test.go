@@ -71,15 +71,7 @@ func serveLimited(t *testing.T, s *Server) string {
 // connectWS opens a Socket.IO socket on "/" and returns it with its id.
 func connectWS(t *testing.T, url string) (*wsClient, string) {
 	t.Helper()
-	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	w := &wsClient{t, c}
-	if open := w.read(); !strings.HasPrefix(open, `0{"sid":"`) {
-		t.Fatalf("open packet %q", open)
-	}
+	w := openWS(t, websocket.DefaultDialer, "ws"+strings.TrimPrefix(url, "http"))
 	w.send("40")
 	reply := w.read()
 	if !strings.HasPrefix(reply, `40{"sid":"`) {

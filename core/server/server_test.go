@@ -93,7 +93,14 @@ type wsClient struct {
 
 func dialWS(t *testing.T, ts *httptest.Server) *wsClient {
 	t.Helper()
-	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.URL, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
+	return openWS(t, websocket.DefaultDialer, "ws"+strings.TrimPrefix(ts.URL, "http"))
+}
+
+// openWS opens an Engine.IO session over WebSocket at base (ws:// or
+// wss://, host and port) with d, and reads its open packet.
+func openWS(t *testing.T, d *websocket.Dialer, base string) *wsClient {
+	t.Helper()
+	c, _, err := d.Dial(base+"/socket.io/?EIO=4&transport=websocket", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,16 +44,8 @@ func tlsInstance(t *testing.T, dir string) (*Server, string) {
 // to "/", and returns it with the serial of the certificate it was shown.
 func dialWSS(t *testing.T, addr string, ca *testkit.CA) (*wsClient, int64) {
 	t.Helper()
-	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, HandshakeTimeout: 3 * time.Second}
-	c, _, err := d.Dial("wss://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	w := &wsClient{t, c}
-	if open := w.read(); !strings.HasPrefix(open, `0{"sid":"`) {
-		t.Fatalf("open packet %q", open)
-	}
+	d := &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, HandshakeTimeout: 3 * time.Second}
+	w := openWS(t, d, "wss://"+addr)
 	w.send("40")
 	if got := w.read(); !strings.HasPrefix(got, `40{"sid":"`) {
 		t.Fatalf("connect reply %q", got)
@@ -61,7 +53,7 @@ func dialWSS(t *testing.T, addr string, ca *testkit.CA) (*wsClient, int64) {
 	if got := w.read(); !strings.HasPrefix(got, `42["auth"`) { // on_connect's emit
 		t.Fatalf("on_connect emit %q", got)
 	}
-	st := c.NetConn().(*tls.Conn).ConnectionState()
+	st := w.c.NetConn().(*tls.Conn).ConnectionState()
 	return w, st.PeerCertificates[0].SerialNumber.Int64()
 }
 
