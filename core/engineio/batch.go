@@ -82,34 +82,18 @@ func (b *Batch) Flush() {
 // Len returns how many sessions wait for Flush.
 func (b *Batch) Len() int { return len(b.held) }
 
-// Prefetch starts loading, without waiting, the session's cache lines that
-// a Send touches: stage 0 the session's first two lines, stage 1 its send queue's
-// array and its connection's syscall.RawConn, stage 2 the net.netFD behind
-// that, whose reference count the write takes (each stage follows pointers
-// only into lines an earlier one loaded). A broadcast to a big room calls it for recipients a few
-// places ahead of the one it writes to: each write is a system call of
-// several µs whose kernel work evicts the recipients' lines, so without it
-// every recipient costs a row of cache misses, one after another
+// Prefetch starts loading, without waiting, the session's two cache lines
+// that a Send to an idle WebSocket reads (Session's layout, srv to ws.fd):
+// with the descriptor in them, the write touches nothing else of the
+// session or its connection. A broadcast to a big room calls it for
+// recipients a few places ahead of the one it writes to: each write is a
+// system call of several µs whose kernel work evicts the recipients' lines,
+// so without it every recipient costs its misses one after another
 // (bench/README.md, "The big-room path").
-func (s *Session) Prefetch(stage int) {
+func (s *Session) Prefetch() {
 	p := unsafe.Pointer(s)
-	switch stage {
-	case 0:
-		// The two lines a delivery reads (Session's layout): srv to
-		// ws.writing.
-		end := unsafe.Offsetof(s.ws) + unsafe.Offsetof(s.ws.writing)
-		for off := uintptr(0); off <= end; off += 64 {
-			prefetch(unsafe.Add(p, off))
-		}
-	case 1, 2:
-		if stage == 1 {
-			prefetchAt(unsafe.Add(p, unsafe.Offsetof(s.queue)), 1)
-		}
-		// The interface's data word: the *net.rawConn, whose first word
-		// is its *net.netFD (a wrong guess costs a useless hint).
-		data := unsafe.Add(p, unsafe.Offsetof(s.ws)+unsafe.Offsetof(s.ws.raw)+unsafe.Sizeof(uintptr(0)))
-		prefetchAt(data, stage)
-	}
+	prefetch(p)
+	prefetch(unsafe.Add(p, unsafe.Offsetof(s.ws)+unsafe.Offsetof(s.ws.fd)))
 }
 
 // Prefetch is prefetch for the structures in front of a session on the

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 	"github.com/sirupsen/logrus"
@@ -167,5 +168,15 @@ func TestSplitPays(t *testing.T) {
 		if got := SplitPays(c.n); got != c.want {
 			t.Errorf("GOMAXPROCS %d, %d recipients: SplitPays %v, want %v", c.procs, c.n, got, c.want)
 		}
+	}
+}
+
+// A delivery to an idle WebSocket reads the session from srv to ws.fd, and
+// Prefetch loads two lines for it: they must stay within them.
+func TestDeliveryFieldsInTwoCacheLines(t *testing.T) {
+	var s Session
+	end := unsafe.Offsetof(s.ws) + unsafe.Offsetof(s.ws.fd) + unsafe.Sizeof(s.ws.fd)
+	if end > 128 {
+		t.Fatalf("srv to ws.fd spans %d bytes, more than the two cache lines Prefetch loads", end)
 	}
 }

@@ -4,8 +4,6 @@ package engineio
 
 import "unsafe"
 
-// prefetch and prefetchAt are no-ops where no prefetch instruction is
+// prefetch is a no-op where no prefetch instruction is
 // wired up (prefetch_amd64.s).
 func prefetch(unsafe.Pointer) {}
-
-func prefetchAt(unsafe.Pointer, int) {}

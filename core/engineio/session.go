@@ -93,8 +93,8 @@ const (
 //   - hb: the heartbeat wheel's lock (heartbeat.go).
 //   - ws: see wsTransport.
 type Session struct {
-	// The fields a broadcast's delivery reads (send, writeInline) come
-	// first and fill the first two cache lines, srv to ws.writing; the
+	// The fields a broadcast's delivery reads (send, directLocked) come
+	// first and fill the first two cache lines, srv to ws.fd; the
 	// rest follow (Prefetch, batch.go).
 	srv *Server
 
@@ -337,6 +337,11 @@ func (s *Session) send(msgs []*Message, b *Batch) bool {
 		s.closeNow(ReasonSlowConsumer)
 		return false
 	}
+	if t.raw != nil && !t.writing && len(s.queue) == 0 && b == nil && len(msgs) <= maxDirect {
+		// The common case, a broadcast's delivery to an idle WebSocket:
+		// one system call, nothing queued (directLocked).
+		return t.directLocked(s, msgs)
+	}
 	s.queue = append(s.queue, msgs...)
 	if t.raw != nil && !t.writing {
 		// The caller becomes the writer: now, or at b's Flush.
@@ -355,6 +360,12 @@ func (s *Session) send(msgs []*Message, b *Batch) bool {
 	s.mu.Unlock()
 	return true
 }
+
+// connClosedLocked reports whether closeCode has closed, or is about to
+// close, the connection: closed without closing (Close's graceful end
+// sets both and still writes what is queued). Inline writes check it
+// under s.mu before writing the descriptor (wswrite.go).
+func (s *Session) connClosedLocked() bool { return s.closed && !s.closing }
 
 // flushHeld writes what queued while a Batch held the session (and with
 // it the writer role).

@@ -18,7 +18,7 @@ const writeWait = 10 * time.Second
 //
 // Who guards what:
 //
-//   - s, nc, raw, writeFn, reg.token, reg.fd: set by attachLocked
+//   - s, nc, raw, fd, writeFn, reg.token, reg.fd: set by attachLocked
 //     under Session.mu, in the hold that makes the session a WebSocket
 //     one; read-only after.
 //   - writing: Session.mu. Whoever sets it holds the writer role: an
@@ -33,6 +33,7 @@ type wsTransport struct {
 	raw     syscall.RawConn // nil: no raw writes, no poller (see wswrite.go)
 	pending [][]byte        // what an inline write left unwritten
 	writing bool            // a writer (inline, a Batch, or the goroutine) holds the role
+	fd      int32           // raw's descriptor, for writes under Session.mu (wswrite.go)
 
 	s        *Session
 	nc       net.Conn
@@ -54,7 +55,8 @@ func (t *wsTransport) attachLocked(s *Session, nc net.Conn, rb readBuf) {
 			t.raw, _ = sc.SyscallConn()
 		}
 		if t.raw != nil {
-			_ = t.raw.Control(func(fd uintptr) { t.reg.fd = int32(fd) })
+			_ = t.raw.Control(func(fd uintptr) { t.fd = int32(fd) })
+			t.reg.fd = t.fd
 			t.reg.token = s.srv.pollTokens.Add(1)
 		}
 	}

@@ -54,6 +54,41 @@ func writev(iov *iovecs, fd uintptr, bufs [][]byte, off int) (int, error) {
 	return int(r), nil
 }
 
+// maxDirect is the most frames writeMsgs takes: a packet and its binary
+// attachments, with the iovecs on the caller's stack (small enough not to
+// grow a reader goroutine's, see iovecs).
+const maxDirect = 4
+
+// writeMsgs writes msgs' frames to fd in one system call without waiting
+// (the socket is non-blocking): write(2) for one frame, writev for up to
+// maxDirect. It returns the bytes written and their total; a short count
+// with a nil error means the send buffer is full (EAGAIN counts as 0).
+// The caller guarantees fd stays open during the call (Session.send).
+func writeMsgs(fd int32, msgs []*Message) (n, total int, err error) {
+	var r uintptr
+	var errno syscall.Errno
+	if len(msgs) == 1 {
+		b := msgs[0].ws
+		total = len(b)
+		r, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	} else {
+		var iov [maxDirect]syscall.Iovec
+		for i, m := range msgs {
+			iov[i].Base = &m.ws[0]
+			iov[i].SetLen(len(m.ws))
+			total += len(m.ws)
+		}
+		r, _, errno = syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(msgs)))
+	}
+	switch errno {
+	case 0:
+		return int(r), total, nil
+	case syscall.EAGAIN, syscall.EINTR:
+		return 0, total, nil
+	}
+	return 0, total, errno
+}
+
 // peekReadable is a syscall.RawConn read callback that consumes nothing:
 // true once the socket has data, an error or EOF to report; false (wait
 // for readability) while it has none.

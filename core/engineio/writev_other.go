@@ -12,4 +12,10 @@ func writev(*iovecs, uintptr, [][]byte, int) (int, error) {
 	panic("engineio: no raw writes on this platform")
 }
 
+const maxDirect = 0
+
+func writeMsgs(int32, []*Message) (int, int, error) {
+	panic("engineio: no raw writes on this platform")
+}
+
 func peekReadable(uintptr) bool { return true }

@@ -15,6 +15,15 @@ import (
 // goroutine that blocks under the write deadline. So a broadcast costs one
 // syscall per recipient and no goroutine, and frames that pile up behind a
 // slow peer leave in one writev each round.
+//
+// Inline writes run under Session.mu and write the descriptor itself
+// (wsTransport.fd), without raw.Control's reference count on the netFD:
+// that is a cache line and two atomic operations per recipient of a
+// broadcast, about a tenth of its user time. It is safe because closeCode
+// closes the connection only after marking the session closed under the
+// same lock (connClosedLocked): a write under the lock that finds it open
+// cannot meet a closed, or reused, descriptor. Only the writer goroutine,
+// which blocks, writes outside the lock, through raw.Write.
 
 // wsWriter is the state of one write; pooled, with its callback bound once,
 // so a write allocates nothing.
@@ -24,15 +33,13 @@ type wsWriter struct {
 	total int
 	wait  bool // block until written (the writer goroutine) or not (inline)
 	err   error
-	fn    func(fd uintptr) bool
-	once  func(fd uintptr) // w.write without waiting: raw.Control's callback
+	fn    func(fd uintptr) bool // w.write, bound once: raw.Write's callback
 	iov   iovecs
 }
 
 func newWSWriter() any {
 	w := &wsWriter{}
 	w.fn = w.write
-	w.once = func(fd uintptr) { w.write(fd) }
 	return w
 }
 
@@ -77,8 +84,9 @@ func (w *wsWriter) reset() {
 }
 
 // writeFrames writes the pending remainder of an earlier inline write and
-// the batch's frames. wait=false makes one non-blocking attempt and keeps
-// what did not go out in t.pending. Only the writer role's holder calls it.
+// the batch's frames. wait=false makes one non-blocking attempt, under
+// Session.mu, and keeps what did not go out in t.pending. Only the writer
+// role's holder calls it.
 func (t *wsTransport) writeFrames(srv *Server, batch []*Message, wait bool) error {
 	w := srv.writers.Get().(*wsWriter)
 	defer func() {
@@ -103,19 +111,13 @@ func (t *wsTransport) writeFrames(srv *Server, batch []*Message, wait bool) erro
 		_, err := bufs.WriteTo(t.nc)
 		return err
 	}
-	// An inline attempt never waits, so it goes through Control: the fd
-	// is held open the same, without RawWrite's poller reset and write
-	// lock (the writer role already makes it the only writer). They touch
-	// the runtime's pollDesc, a cache miss per recipient of a big room:
-	// ~0.3 µs of a delivery at 5,000 recipients (bench/README.md).
-	var err error
 	if wait {
-		err = t.raw.Write(w.fn)
+		if err := t.raw.Write(w.fn); err != nil {
+			return err
+		}
 	} else {
-		err = t.raw.Control(w.once)
-	}
-	if err != nil {
-		return err
+		// Under Session.mu, the connection open: see the top of the file.
+		w.write(uintptr(t.fd))
 	}
 	if w.err != nil {
 		return w.err
@@ -134,8 +136,11 @@ func (t *wsTransport) writeFrames(srv *Server, batch []*Message, wait bool) erro
 // It takes its session rather than reading t.s: a broadcast's delivery
 // then touches only the session's first two cache lines (Session).
 func (t *wsTransport) writeInline(s *Session, batch []*Message) {
-	err := t.writeFrames(s.srv, batch, false)
+	var err error
 	s.mu.Lock()
+	if !s.connClosedLocked() {
+		err = t.writeFrames(s.srv, batch, false)
+	}
 	s.recycleLocked(batch)
 	more := err == nil && (len(t.pending) > 0 || len(s.queue) > 0 || s.closing)
 	if !more {
@@ -148,6 +153,41 @@ func (t *wsTransport) writeInline(s *Session, batch []*Message) {
 	case more:
 		go t.writeFn()
 	}
+}
+
+// directLocked is Send's path to an idle WebSocket with nothing queued:
+// msgs are written at once, under s.mu (held by the caller, released
+// here), with no queue, writer or pool in between: one system call.
+// What the socket does not take goes to the writer goroutine.
+func (t *wsTransport) directLocked(s *Session, msgs []*Message) bool {
+	n, total, err := writeMsgs(t.fd, msgs)
+	if err != nil {
+		s.mu.Unlock()
+		s.closeNow(ReasonTransportError)
+		return false
+	}
+	if n < total {
+		t.pending = unwritten(msgs, n)
+		t.writing = true
+		go t.writeFn()
+	}
+	s.mu.Unlock()
+	return true
+}
+
+// unwritten returns what is left of msgs' frames after their first n
+// bytes.
+func unwritten(msgs []*Message, n int) [][]byte {
+	out := make([][]byte, 0, len(msgs))
+	for _, m := range msgs {
+		if n >= len(m.ws) {
+			n -= len(m.ws)
+			continue
+		}
+		out = append(out, m.ws[n:])
+		n = 0
+	}
+	return out
 }
 
 // writeLoop is the writer goroutine: it runs only while there is something

@@ -371,7 +371,7 @@ type target struct {
 // prefetchStages is how many stages Member.Prefetch has, and so how many
 // recipients ahead of the delivery a broadcast starts prefetching: stage
 // st is prefetched for the recipient prefetchStages-st places ahead.
-const prefetchStages = 5
+const prefetchStages = 3
 
 // sortMin is the fewest recipients a broadcast puts in address order.
 const sortMin = 64

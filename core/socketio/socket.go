@@ -192,9 +192,9 @@ func (s *Socket) Deliver(msgs []*engineio.Message, b *engineio.Batch) {
 	b.Send(s.client.sess, msgs)
 }
 
-// Prefetch implements rooms.Member: the socket's lines, then its client's,
-// then its session's and its connection's (engineio.Session.Prefetch).
-// The pointers followed are set before the socket joins any room.
+// Prefetch implements rooms.Member: the socket's line, then its client's,
+// then its session's (engineio.Session.Prefetch). The pointers followed
+// are set before the socket joins any room.
 func (s *Socket) Prefetch(stage int) {
 	switch stage {
 	case 0:
@@ -202,7 +202,7 @@ func (s *Socket) Prefetch(stage int) {
 	case 1:
 		engineio.Prefetch(unsafe.Pointer(s.client))
 	default:
-		s.client.sess.Prefetch(stage - 2)
+		s.client.sess.Prefetch()
 	}
 }
 
