@@ -73,9 +73,12 @@ func TestWebSocketPingGetsPong(t *testing.T) {
 }
 
 // flood is a Handler whose sessions, on "4go", send count messages of size
-// bytes from each of senders goroutines: "4<sender>:<seq>:xxxx...".
+// bytes from each of senders goroutines: "4<sender>:<seq>:xxxx...". With
+// group > 1 each Send carries group messages (as a packet with its binary
+// attachments does), and count counts Sends.
 type flood struct {
 	senders, count, size int
+	group                int
 	closed               chan string
 }
 
@@ -87,8 +90,13 @@ func (f *flood) Open(s *Session) {
 		for g := 0; g < f.senders; g++ {
 			go func() {
 				pad := strings.Repeat("x", f.size)
+				group := max(f.group, 1)
+				msgs := make([]*Message, group)
 				for i := 0; i < f.count; i++ {
-					if !s.Send(NewText(eiowire.Message, []byte(fmt.Sprintf("%d:%d:%s", g, i, pad)))) {
+					for k := range msgs {
+						msgs[k] = NewText(eiowire.Message, []byte(fmt.Sprintf("%d:%d:%s", g, i*group+k, pad)))
+					}
+					if !s.Send(msgs...) {
 						return
 					}
 				}
@@ -131,6 +139,42 @@ func TestWebSocketBackpressureLosesNothing(t *testing.T) {
 			t.Fatalf("sender %d: got message %d, want %d", g, i, next[g])
 		}
 		next[g]++
+	}
+	select {
+	case reason := <-f.closed:
+		t.Fatalf("session closed: %s", reason)
+	default:
+	}
+}
+
+// The same with Sends of several frames (one writev each when the socket
+// is idle): a write cut short inside a group resumes where it stopped, and
+// each group arrives whole and contiguous.
+func TestWebSocketBackpressureKeepsGroupsWhole(t *testing.T) {
+	f := &flood{senders: 3, count: 100, size: 20 << 10, group: 3}
+	ts := newFloodServer(t, f, Options{SendQueue: 1000})
+	c := dialWS(t, ts)
+	_ = c.WriteMessage(websocket.TextMessage, []byte("4go"))
+	time.Sleep(300 * time.Millisecond) // the senders run into a full socket
+
+	next := make([]int, f.senders)
+	last := -1
+	for got := 0; got < f.senders*f.count*f.group; got++ {
+		m := readText(t, c)
+		parts := strings.SplitN(strings.TrimPrefix(m, "4"), ":", 3)
+		if len(parts) != 3 || len(parts[2]) != f.size || strings.Trim(parts[2], "x") != "" {
+			t.Fatalf("message %d damaged: %.40q... (%d bytes)", got, m, len(m))
+		}
+		g, _ := strconv.Atoi(parts[0])
+		i, _ := strconv.Atoi(parts[1])
+		if g < 0 || g >= f.senders || i != next[g] {
+			t.Fatalf("sender %d: got message %d, want %d", g, i, next[g])
+		}
+		if i%f.group != 0 && g != last {
+			t.Fatalf("sender %d's group split: message %d after one of sender %d", g, i, last)
+		}
+		next[g]++
+		last = g
 	}
 	select {
 	case reason := <-f.closed:
@@ -216,5 +260,27 @@ func TestWebSocketWithoutRawSocket(t *testing.T) {
 			t.Fatalf("sender %d: got message %d, want %d", g, i, next[g])
 		}
 		next[g]++
+	}
+}
+
+// What a write cut short leaves is the rest of the frames' bytes, from
+// wherever it stopped.
+func TestUnwrittenIsTheRest(t *testing.T) {
+	msgs := []*Message{NewText(eiowire.Message, []byte("ab")), NewBinary([]byte{1, 2, 3}), NewText(eiowire.Message, []byte("cdef"))}
+	var whole []byte
+	for _, m := range msgs {
+		whole = append(whole, m.ws...)
+	}
+	for n := 0; n < len(whole); n++ {
+		var got []byte
+		for _, b := range unwritten(msgs, n) {
+			if len(b) == 0 {
+				t.Fatalf("n=%d: an empty buffer in the rest", n)
+			}
+			got = append(got, b...)
+		}
+		if string(got) != string(whole[n:]) {
+			t.Fatalf("n=%d: rest %x, want %x", n, got, whole[n:])
+		}
 	}
 }
