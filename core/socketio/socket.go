@@ -83,7 +83,10 @@ type pendingAck struct {
 	timer *time.Timer
 }
 
-var _ rooms.Member = (*Socket)(nil)
+var (
+	_ rooms.Member = (*Socket)(nil)
+	_ rooms.Direct = (*Socket)(nil)
+)
 
 // ID is the socket id (20 characters, not the Engine.IO sid).
 func (s *Socket) ID() string { return s.id }
@@ -190,6 +193,18 @@ func (s *Socket) Deliver(msgs []*engineio.Message, b *engineio.Batch) {
 		}
 	}
 	b.Send(s.client.sess, msgs)
+}
+
+// DirectSession implements rooms.Direct: without connection state
+// recovery no hold ever stands between a broadcast and the session (a
+// hold is only made for a recovered connection's replay, and recovery is
+// set before serving), so a broadcast may write to the session without
+// reading the socket.
+func (s *Socket) DirectSession() *engineio.Session {
+	if s.client.srv.rec != nil {
+		return nil
+	}
+	return s.client.sess
 }
 
 // Prefetch implements rooms.Member: the socket's line, then its client's,
