@@ -91,9 +91,7 @@ func (b *Batch) Len() int { return len(b.held) }
 // so without it every recipient costs its misses one after another
 // (bench/README.md, "The big-room path").
 func (s *Session) Prefetch() {
-	p := unsafe.Pointer(s)
-	prefetch(p)
-	prefetch(unsafe.Add(p, unsafe.Offsetof(s.ws)+unsafe.Offsetof(s.ws.fd)))
+	prefetch2(unsafe.Pointer(s))
 }
 
 // Prefetch is prefetch for the structures in front of a session on the

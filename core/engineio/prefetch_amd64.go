@@ -7,3 +7,8 @@ import "unsafe"
 //
 //go:noescape
 func prefetch(p unsafe.Pointer)
+
+// prefetch2 is prefetch of the line at p and the next one, in one call.
+//
+//go:noescape
+func prefetch2(p unsafe.Pointer)

@@ -317,16 +317,21 @@ func (a *Memory) Broadcast(msgs []*engineio.Message, opts Options, b *engineio.B
 	// pipeline, one stage a delivery, so that its lines arrive during the
 	// writes before it instead of one miss after another.
 	for i := range to {
+		e := &to[i]
+		if e.s != nil {
+			// Direct: one stage, the session's lines.
+			if j := i + prefetchStages; j < len(to) && to[j].s != nil {
+				to[j].s.Prefetch()
+			}
+			b.Send(e.s, msgs)
+			continue
+		}
 		for st := range prefetchStages {
 			if j := i + prefetchStages - st; j < len(to) {
-				to[j].prefetch(st)
+				to[j].m.Prefetch(st)
 			}
 		}
-		if e := &to[i]; e.s != nil {
-			b.Send(e.s, msgs)
-		} else {
-			e.m.Deliver(msgs, b)
-		}
+		e.m.Deliver(msgs, b)
 	}
 	if own {
 		b.Flush()
@@ -390,17 +395,6 @@ func newTarget(e *entry) target {
 		t.s = d.DirectSession()
 	}
 	return t
-}
-
-// prefetch is Member.Prefetch for the target: a direct one has only its
-// session to load, which it does at the first stage.
-func (t *target) prefetch(st int) {
-	switch {
-	case t.s == nil:
-		t.m.Prefetch(st)
-	case st == 0:
-		t.s.Prefetch()
-	}
 }
 
 // prefetchStages is how many stages Member.Prefetch has, and so how many
