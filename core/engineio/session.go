@@ -337,7 +337,7 @@ func (s *Session) send(msgs []*Message, b *Batch) bool {
 		s.closeNow(ReasonSlowConsumer)
 		return false
 	}
-	if t.raw != nil && !t.writing && len(s.queue) == 0 && b == nil && len(msgs) <= maxDirect {
+	if t.raw != nil && !t.writing && len(s.queue) == 0 && b == nil && len(msgs) > 0 && len(msgs) <= maxDirect {
 		// The common case, a broadcast's delivery to an idle WebSocket:
 		// one system call, nothing queued (directLocked).
 		return t.directLocked(s, msgs)
