@@ -116,50 +116,15 @@ func newFloodServer(t *testing.T, f *flood, opts Options) *httptest.Server {
 	return ts
 }
 
-// A client that stops reading fills the socket: inline writes leave a
-// remainder, the writer goroutine blocks on it, and when the client reads
-// again every message arrives whole, in each sender's order, exactly once.
-func TestWebSocketBackpressureLosesNothing(t *testing.T) {
-	f := &flood{senders: 3, count: 300, size: 32 << 10} // ~29 MB: far more than the socket buffers
-	ts := newFloodServer(t, f, Options{SendQueue: 1000})
-	c := dialWS(t, ts)
-	_ = c.WriteMessage(websocket.TextMessage, []byte("4go"))
-	time.Sleep(500 * time.Millisecond) // the senders run into a full socket
-
-	next := make([]int, f.senders)
-	for got := 0; got < f.senders*f.count; got++ {
-		m := readText(t, c)
-		parts := strings.SplitN(strings.TrimPrefix(m, "4"), ":", 3)
-		if len(parts) != 3 || len(parts[2]) != f.size || strings.Trim(parts[2], "x") != "" {
-			t.Fatalf("message %d damaged: %.40q... (%d bytes)", got, m, len(m))
-		}
-		g, _ := strconv.Atoi(parts[0])
-		i, _ := strconv.Atoi(parts[1])
-		if g < 0 || g >= f.senders || i != next[g] {
-			t.Fatalf("sender %d: got message %d, want %d", g, i, next[g])
-		}
-		next[g]++
-	}
-	select {
-	case reason := <-f.closed:
-		t.Fatalf("session closed: %s", reason)
-	default:
-	}
-}
-
-// The same with Sends of several frames (one writev each when the socket
-// is idle): a write cut short inside a group resumes where it stopped, and
-// each group arrives whole and contiguous.
-func TestWebSocketBackpressureKeepsGroupsWhole(t *testing.T) {
-	f := &flood{senders: 3, count: 100, size: 20 << 10, group: 3}
-	ts := newFloodServer(t, f, Options{SendQueue: 1000})
-	c := dialWS(t, ts)
-	_ = c.WriteMessage(websocket.TextMessage, []byte("4go"))
-	time.Sleep(300 * time.Millisecond) // the senders run into a full socket
-
+// readFlood reads everything f's senders send and checks it as a user
+// would: every message whole, each sender's in order, exactly once, each
+// group (f.group > 1) contiguous; and the session still open.
+func readFlood(t *testing.T, c *websocket.Conn, f *flood) {
+	t.Helper()
+	group := max(f.group, 1)
 	next := make([]int, f.senders)
 	last := -1
-	for got := 0; got < f.senders*f.count*f.group; got++ {
+	for got := 0; got < f.senders*f.count*group; got++ {
 		m := readText(t, c)
 		parts := strings.SplitN(strings.TrimPrefix(m, "4"), ":", 3)
 		if len(parts) != 3 || len(parts[2]) != f.size || strings.Trim(parts[2], "x") != "" {
@@ -170,7 +135,7 @@ func TestWebSocketBackpressureKeepsGroupsWhole(t *testing.T) {
 		if g < 0 || g >= f.senders || i != next[g] {
 			t.Fatalf("sender %d: got message %d, want %d", g, i, next[g])
 		}
-		if i%f.group != 0 && g != last {
+		if i%group != 0 && g != last {
 			t.Fatalf("sender %d's group split: message %d after one of sender %d", g, i, last)
 		}
 		next[g]++
@@ -180,6 +145,27 @@ func TestWebSocketBackpressureKeepsGroupsWhole(t *testing.T) {
 	case reason := <-f.closed:
 		t.Fatalf("session closed: %s", reason)
 	default:
+	}
+}
+
+// A client that stops reading fills the socket: inline writes leave a
+// remainder, the writer goroutine blocks on it, and when the client reads
+// again every message arrives whole, in each sender's order, exactly once.
+// With Sends of several frames (one writev each when the socket is idle),
+// a write cut short inside a group resumes where it stopped, and each
+// group arrives whole and contiguous.
+func TestWebSocketBackpressureLosesNothing(t *testing.T) {
+	for _, f := range []*flood{
+		{senders: 3, count: 300, size: 32 << 10},           // ~29 MB: far more than the socket buffers
+		{senders: 3, count: 100, size: 20 << 10, group: 3}, // ~18 MB
+	} {
+		t.Run(fmt.Sprintf("frames per send %d", max(f.group, 1)), func(t *testing.T) {
+			ts := newFloodServer(t, f, Options{SendQueue: 1000})
+			c := dialWS(t, ts)
+			_ = c.WriteMessage(websocket.TextMessage, []byte("4go"))
+			time.Sleep(500 * time.Millisecond) // the senders run into a full socket
+			readFlood(t, c, f)
+		})
 	}
 }
 
