@@ -128,6 +128,23 @@ type shInstance struct {
 	msgs []sdk.AdapterMessage
 }
 
+// allConfirmed reports whether Redis confirmed every channel the instance
+// subscribes to.
+func (in *shInstance) allConfirmed() bool {
+	in.m.subMu.Lock()
+	chs := make([]string, 0, len(in.m.chans))
+	for ch := range in.m.chans {
+		chs = append(chs, ch)
+	}
+	in.m.subMu.Unlock()
+	for _, ch := range chs {
+		if !in.m.confirmed(ch) {
+			return false
+		}
+	}
+	return len(chs) > 0
+}
+
 // startSharded configures a plugin from the JSON block cfg, runs Subscribe
 // and ServeRequests(namespaces) against a fake core holding sockets, and
 // stops everything when the test ends.

@@ -556,7 +556,9 @@ func TestShardedRedisRestart(t *testing.T) {
 	a := startSharded(t, cfg, []string{"/"})
 	b := startSharded(t, cfg, []string{"/"}, fakeSocket{id: shSID("b1")})
 	b.rooms(t, true, "/", "r")
-	shWaitUntil(t, "subscribed", func() bool { return shardNumSub(t, "socket.io#/#r#", r.Addr()) == 1 })
+	// Both instances' channels (namespace, response, room) confirmed: what
+	// Redis holds then is what must come back.
+	shWaitUntil(t, "subscribed", func() bool { return a.allConfirmed() && b.allConfirmed() })
 	before := shardChannels(t, r.Addr())
 
 	r.Kill()
