@@ -467,8 +467,17 @@ func (s *Server) serveClusterRequest(in sdk.IncomingRequest) {
 }
 
 // receiveCluster delivers broadcasts from other instances to local sockets.
-// The whole batch is queued first and written once per recipient socket.
+// A batch of several is queued first and written once per recipient
+// socket (one writev for all of them); a lone broadcast is written as the
+// walk goes, one send per recipient, like a local one: holding it would
+// only cost a second pass and the queue.
 func (s *Server) receiveCluster(batch []sdk.AdapterMessage) {
+	if len(batch) == 1 {
+		if ns := s.SocketIO.Namespace(batch[0].Namespace); ns != nil {
+			ns.DeliverCluster(nil, &batch[0])
+		}
+		return
+	}
 	out, _ := s.clusterOut.Get().(*engineio.Batch)
 	if out == nil {
 		out = new(engineio.Batch)
