@@ -80,7 +80,7 @@ func TestClusterLinkBatches10k(t *testing.T) {
 	took := time.Since(start)
 	c.check(t, 0, n)
 	_, batches := c.count()
-	st := link.Stats()
+	st := settledStats(link, n)
 	t.Logf("10000 messages: %d Publish batches (plugin side), send loop %s, round trip %s, stats %+v",
 		batches, sendTook.Round(time.Microsecond), took.Round(time.Millisecond), st)
 	if batches >= n/10 {
@@ -89,6 +89,19 @@ func TestClusterLinkBatches10k(t *testing.T) {
 	if st.Sent != n || st.Batches != uint64(batches) || st.Dropped != 0 || st.Received != n || st.Queued != 0 {
 		t.Fatalf("Stats = %+v", st)
 	}
+}
+
+// settledStats returns the link's stats once sent messages are counted as
+// sent and none as queued, or after 2 s. The link counts a batch when its
+// Publish call returns, which can be after the loop plugin handed the
+// batch back to the collector.
+func settledStats(link *pluginhost.Link, sent uint64) pluginhost.LinkStats {
+	st := link.Stats()
+	for deadline := time.Now().Add(2 * time.Second); (st.Sent != sent || st.Queued != 0) && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		st = link.Stats()
+	}
+	return st
 }
 
 func TestClusterLinkQueuesWhileDown(t *testing.T) {
@@ -118,7 +131,8 @@ func TestClusterLinkQueuesWhileDown(t *testing.T) {
 	eventually(t, 5*time.Second, "queued messages delivered after restart", func() bool { d, _ := c.count(); return d == 600 })
 	t.Logf("500 messages queued while down delivered %s after kill -9", time.Since(killed).Round(time.Millisecond))
 	c.check(t, 0, 600)
-	if st := link.Stats(); st.Dropped != 0 || st.Sent != 600 || st.Queued != 0 {
+	st := settledStats(link, 600)
+	if st.Dropped != 0 || st.Sent != 600 || st.Queued != 0 {
 		t.Fatalf("Stats = %+v", st)
 	}
 	if st := p.State(); st.Restarts != 1 {
