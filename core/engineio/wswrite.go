@@ -168,8 +168,7 @@ func (t *wsTransport) directLocked(s *Session, msgs []*Message) bool {
 	}
 	if n < total {
 		t.pending = unwritten(msgs, n)
-		t.writing = true
-		go t.writeFn()
+		t.kickLocked()
 	}
 	s.mu.Unlock()
 	return true
